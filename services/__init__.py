@@ -1,0 +1,1 @@
+"""clipstream: event-driven video ingestion into searchable CLIP embeddings."""

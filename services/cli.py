@@ -1,0 +1,199 @@
+"""`clipstream`: run the local stack, register uploads, search, and run the demo."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.common.vectorstore import SegmentHit
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+stack_app = typer.Typer(no_args_is_help=True, help="The local stack: Kafka, Triton, Milvus Lite and the services.")
+model_app = typer.Typer(no_args_is_help=True, help="CLIP checkpoints.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(model_app, name="model")
+console = Console()
+
+SHARED_VIDEOS = Path("../shared/videos")
+
+
+@stack_app.command("up")
+def stack_up(
+    services: Annotated[bool, typer.Option(help="also start decoder, embedder, indexer, enricher")] = True,
+) -> None:
+    from services.stack import manager
+    from services.stack.settings import StackSettings
+
+    started = time.perf_counter()
+    pids = manager.up(StackSettings(), services=services)
+    console.print(f"stack up in {time.perf_counter() - started:.1f}s: {pids}")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    from services.stack import manager
+    from services.stack.settings import StackSettings
+
+    console.print(f"stopped: {manager.down(StackSettings())}")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    from services.stack import manager
+    from services.stack.settings import StackSettings
+
+    for name, pid in manager.status(StackSettings()).items():
+        console.print(f"{name:10s} {'running pid ' + str(pid) if pid else 'stopped'}")
+
+
+@model_app.command("write-random")
+def model_write_random(
+    out: Path, seed: Annotated[int, typer.Option(help="weights are a pure function of this")] = 0
+) -> None:
+    """Write a small CLIP with seeded random weights in open_clip's checkpoint layout."""
+    from services.common.clip.random_model import write_random_clip
+
+    console.print(f"wrote {write_random_clip(out, seed=seed)}")
+
+
+def _ingest(paths: list[Path], creator: str, tenant: str, wait: bool, timeout_s: float) -> None:
+    from services.common.kafka.publisher import Publisher
+    from services.common.messages import Topics
+    from services.common.settings import CommonSettings
+    from services.gateway.registration import discover, register
+    from services.gateway.watch import UploadWatch
+
+    settings = CommonSettings()
+    files = discover(paths)
+    if not files:
+        raise typer.BadParameter("no video files found")
+    uploads = [register(f, creator=creator, tenant=tenant) for f in files]
+    watch = UploadWatch(settings) if wait else None
+    publisher = Publisher(settings, "gateway")
+    started = time.perf_counter()
+    for upload in uploads:
+        publisher.publish(Topics.UPLOADED, upload)
+    publisher.flush()
+    console.print(f"published {len(uploads)} uploads to {Topics.UPLOADED}")
+    if watch is None:
+        return
+    outcomes = watch.wait([u.event_id for u in uploads], timeout_s)
+    watch.close()
+    elapsed = time.perf_counter() - started
+    segments = sum(i.segment_count for i in outcomes.indexed.values())
+    console.print(
+        f"indexed {len(outcomes.indexed)}/{len(uploads)} videos ({segments} segments) in {elapsed:.1f}s; "
+        f"failed {len(outcomes.failed)}"
+    )
+    by_event = {u.event_id: u for u in uploads}
+    for event_id, letter in outcomes.failed.items():
+        console.print(f"  [red]{by_event[event_id].uri}[/red]: {letter.reason}: {letter.detail[:200]}")
+    missing = len(uploads) - len(outcomes.indexed) - len(outcomes.failed)
+    if missing:
+        console.print(f"[yellow]{missing} uploads had no outcome within {timeout_s:.0f}s[/yellow]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="video files or folders")],
+    creator: str = "",
+    tenant: str = "default",
+    wait: Annotated[bool, typer.Option(help="wait for videos.indexed (or a dead letter) per upload")] = True,
+    timeout: float = 600.0,
+) -> None:
+    """Register videos: publish one `videos.uploaded` event each."""
+    _ingest(paths, creator, tenant, wait, timeout)
+
+
+def _print_hits(title: str, hits: list[SegmentHit]) -> None:
+    table = Table(title=title)
+    for col in ("#", "score", "video", "best segment", "creator", "uri"):
+        table.add_column(col)
+    for rank, hit in enumerate(hits, 1):
+        f = hit.fields
+        table.add_row(
+            str(rank), f"{hit.score:.4f}", str(f.get("title") or hit.video_id),
+            f"{hit.start_s:.1f}-{hit.end_s:.1f}s (keyframe {float(f['keyframe_s']):.1f}s)",
+            str(f.get("creator", "")), str(f.get("uri", ""))[-60:],
+        )
+    console.print(table)
+
+
+@app.command()
+def search(
+    text: Annotated[str | None, typer.Argument(help="text query")] = None,
+    image: Annotated[Path | None, typer.Option(help="image file query")] = None,
+    video: Annotated[Path | None, typer.Option(help="video file (or excerpt) query")] = None,
+    limit: int = 10,
+    tenant: str | None = None,
+    creator: str | None = None,
+) -> None:
+    """Search by text, image or video: best segment per video, with scores and timestamps."""
+    from services.search.engine import Filters, SearchEngine
+    from services.search.settings import SearchSettings
+
+    if sum(x is not None for x in (text, image, video)) != 1:
+        raise typer.BadParameter("give exactly one of TEXT, --image, --video")
+    engine = SearchEngine(SearchSettings())
+    filters = Filters(tenant=tenant, creator=creator)
+    if text is not None:
+        hits, title = engine.by_text(text, limit, filters), f"text: {text!r}"
+    elif image is not None:
+        hits, title = engine.by_image(image.read_bytes(), limit, filters), f"image: {image}"
+    else:
+        assert video is not None
+        hits, title = engine.by_video(video, limit, filters), f"video: {video}"
+    _print_hits(title, hits)
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path | None, typer.Argument(help="videos to ingest; default ../shared/videos")] = None,
+) -> None:
+    """Bring up the stack, ingest a folder of videos, and print search results."""
+    from services.common.clip.random_model import is_random
+    from services.decoder.synthetic import write_demo_clips
+    from services.search.engine import SearchEngine
+    from services.search.settings import SearchSettings
+    from services.stack import manager
+    from services.stack.settings import StackSettings
+
+    settings = StackSettings()
+    if folder is None:
+        if SHARED_VIDEOS.is_dir():
+            folder = SHARED_VIDEOS
+        else:
+            folder = settings.common.home / "demo-videos"
+            write_demo_clips(folder)
+            console.print(f"no ../shared/videos here: generated clips in {folder}")
+    folder = folder.resolve()
+    os.environ.setdefault("CLIPSTREAM_DECODER_ALLOWED_ROOTS", f'["{folder}"]')
+    model = manager.ensure_model(settings)
+    if is_random(Path(model)):
+        console.print(
+            "[bold yellow]NOTE: serving a CLIP with RANDOM weights (no pretrained checkpoint configured). "
+            "Near-duplicate retrieval works; text results are meaningless. "
+            "Set CLIPSTREAM_CLIP_MODEL to a real open_clip or Hugging Face CLIP folder.[/bold yellow]"
+        )
+    started = time.perf_counter()
+    manager.up(settings)
+    console.print(f"stack up in {time.perf_counter() - started:.1f}s")
+    _ingest([folder], creator="demo", tenant="default", wait=True, timeout_s=900)
+    engine = SearchEngine(SearchSettings())
+    for query in ("aerial sunset", "a dog lying on the floor", "cartoon animation"):
+        _print_hits(f"text: {query!r}", engine.by_text(query, limit=5))
+    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix != ".md")
+    if videos:
+        _print_hits(f"video: {videos[0].name}", engine.by_video(videos[0], limit=5))
+    console.print("stack left running; stop it with: clipstream stack down")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""What every service shares: settings, message contracts, Kafka I/O, telemetry, health, CLIP, Milvus."""

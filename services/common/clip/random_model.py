@@ -1,0 +1,44 @@
+"""A small CLIP with seeded random weights, saved exactly as real open_clip checkpoints are.
+
+Tests and the demo load it through the same loader as a downloaded ViT-B/32, so the code path is the
+real one; only the weights are meaningless, and the demo says so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TINY_CONFIG: dict[str, Any] = {
+    "embed_dim": 128,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 128, "head_width": 32, "patch_size": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 2},
+}
+RANDOM_MARKER = "clipstream.json"
+
+
+def write_random_clip(out_dir: Path, seed: int = 0, name: str = "clip-tiny-random") -> Path:
+    """Write an open_clip-format folder (`open_clip_config.json` + `open_clip_model.safetensors`)."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**TINY_CONFIG)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "model_cfg": TINY_CONFIG,
+        "preprocess_cfg": {"mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD)},
+    }
+    (out_dir / "open_clip_config.json").write_text(json.dumps(config, indent=2))
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / "open_clip_model.safetensors"))
+    (out_dir / RANDOM_MARKER).write_text(json.dumps({"name": name, "random_weights": True, "seed": seed}))
+    return out_dir
+
+
+def is_random(model_dir: Path) -> bool:
+    marker = model_dir / RANDOM_MARKER
+    return marker.is_file() and bool(json.loads(marker.read_text()).get("random_weights"))

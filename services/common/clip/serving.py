@@ -1,0 +1,85 @@
+"""Triton Python-backend models for the CLIP towers; `triton_models/*/1/model.py` re-export these.
+
+The model to serve comes from env `CLIPSTREAM_CLIP_MODEL` (set per deployment) or the `clip_model`
+parameter in config.pbtxt, so one repository serves the test model or any real open_clip/HF CLIP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from services.common.clip.loader import LoadedClip, load_clip
+
+
+def _load(args: dict[str, Any]) -> LoadedClip:
+    config = json.loads(args["model_config"])
+    param = config.get("parameters", {}).get("clip_model", {}).get("string_value", "")
+    spec = os.environ.get("CLIPSTREAM_CLIP_MODEL") or param
+    if not spec:
+        raise RuntimeError("no CLIP model configured: set CLIPSTREAM_CLIP_MODEL or the clip_model parameter")
+    return load_clip(spec)
+
+
+def _model_ids(clip: LoadedClip, n: int) -> np.ndarray:
+    ident = f"{clip.ref.name}:{clip.ref.version}:{clip.ref.dim}".encode()
+    return np.array([[ident]] * n, dtype=object)
+
+
+class ImageModel:
+    """uint8 (N, H, W, 3) -> L2-normalised (N, dim). Requests with equal H, W run as one forward pass."""
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        self.clip = _load(args)
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        import triton_python_backend_utils as pb_utils
+
+        arrays = [pb_utils.get_input_tensor_by_name(r, "pixels").as_numpy() for r in requests]
+        by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, a in enumerate(arrays):
+            by_shape[a.shape[1:]].append(i)
+        outputs: list[np.ndarray | None] = [None] * len(requests)
+        for indices in by_shape.values():
+            stacked = np.concatenate([arrays[i] for i in indices])
+            embedded = self.clip.embed_pixels(stacked)
+            start = 0
+            for i in indices:
+                n = arrays[i].shape[0]
+                outputs[i] = embedded[start : start + n]
+                start += n
+        return [
+            pb_utils.InferenceResponse(output_tensors=[
+                pb_utils.Tensor("embedding", out.astype(np.float32)),
+                pb_utils.Tensor("model_id", _model_ids(self.clip, out.shape[0])),
+            ])
+            for out in outputs
+            if out is not None
+        ]
+
+
+class TextModel:
+    """UTF-8 strings (N, 1) -> L2-normalised (N, dim); tokenised inside with the model's own tokenizer."""
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        self.clip = _load(args)
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        import triton_python_backend_utils as pb_utils
+
+        texts = [pb_utils.get_input_tensor_by_name(r, "text").as_numpy().reshape(-1) for r in requests]
+        flat = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t) for a in texts for t in a]
+        embedded = self.clip.embed_texts(flat)
+        responses, start = [], 0
+        for a in texts:
+            out = embedded[start : start + len(a)]
+            start += len(a)
+            responses.append(pb_utils.InferenceResponse(output_tensors=[
+                pb_utils.Tensor("embedding", out.astype(np.float32)),
+                pb_utils.Tensor("model_id", _model_ids(self.clip, len(a))),
+            ]))
+        return responses

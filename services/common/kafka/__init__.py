@@ -1,0 +1,1 @@
+"""Kafka I/O shared by every confluent-kafka based service: configs, topics, publishing, processing loop."""

@@ -1,0 +1,36 @@
+"""Topic creation: the stack and the tests pre-create every topic with the partitions services expect."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from services.common.messages import TOPIC_MODELS
+from services.common.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+_TOPIC_CONFIG = {"max.message.bytes": str(8 * 1024 * 1024)}
+
+
+def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> list[str]:
+    """Create missing topics; returns the names it created."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    wanted = [
+        NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1, config=_TOPIC_CONFIG)
+        for name in TOPIC_MODELS
+        if name not in existing
+    ]
+    if not wanted:
+        return []
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout_s).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+        log.info("created topic", extra={"topic": name})
+    return [t.topic for t in wanted]

@@ -1,0 +1,39 @@
+"""Idempotent, non-transactional publishing for edges that start a flow (ingest CLI, gateway)."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException, Producer
+
+from services.common.kafka.codec import CONTENT_TYPE, encode
+from services.common.kafka.config import producer_config
+from services.common.messages import Message
+from services.common.settings import CommonSettings
+from services.common.telemetry import MESSAGES_OUT, headers_with_trace
+
+
+class Publisher:
+    def __init__(self, settings: CommonSettings, service: str) -> None:
+        self._producer = Producer(producer_config(settings))
+        self._service = service
+        self._errors: list[str] = []
+
+    def publish(self, topic: str, message: Message) -> None:
+        def on_delivery(err: object, _msg: object) -> None:
+            if err is not None:
+                self._errors.append(str(err))
+
+        self._producer.produce(
+            topic,
+            key=message.video_id.encode(),
+            value=encode(message),
+            headers=[CONTENT_TYPE, *headers_with_trace()],
+            on_delivery=on_delivery,
+        )
+        self._producer.poll(0)
+        MESSAGES_OUT.labels(self._service, topic).inc()
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Block until every message is acknowledged; raise if any was not."""
+        remaining = self._producer.flush(timeout_s)
+        if remaining or self._errors:
+            raise KafkaException(f"{remaining} undelivered, errors: {self._errors[:3]}")

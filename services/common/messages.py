@@ -1,0 +1,170 @@
+"""Versioned message contracts, one model per topic; `schemas/` holds their committed JSON Schemas.
+
+Every message is keyed by `video_id` so one video's events stay ordered on one partition, and every
+message carries the `event_id` of the upload that caused it, so a re-upload is tracked as its own run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    """Base of every topic's payload. Unknown fields are ignored so newer producers don't break readers."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: int = 1
+    event_id: str = Field(description="id of the upload event this message descends from")
+    video_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+class VideoInfo(BaseModel):
+    """Business and technical metadata denormalised onto segment/embedding messages for the indexer."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    uri: str
+    creator: str = ""
+    tenant: str = "default"
+    title: str = ""
+    uploaded_at: AwareDatetime
+    width: int = 0
+    height: int = 0
+    duration_s: float = 0.0
+
+
+class VideoUploaded(Message):
+    """An upload was registered: where the bytes are and who owns them."""
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    uri: str = Field(min_length=1, max_length=4096)
+    creator: str = Field(default="", max_length=256)
+    tenant: str = Field(default="default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    title: str = Field(default="", max_length=1024)
+    uploaded_at: AwareDatetime = Field(default_factory=utcnow)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class VideoProbed(Message):
+    """Technical metadata of a decoded video and how many segments it was cut into."""
+
+    schema_version: Literal[1] = 1
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float | None = None
+    duration_s: float
+    bitrate: int | None = None
+    has_audio: bool = False
+    frame_count: int | None = None
+    segment_count: int
+
+
+class Keyframe(BaseModel):
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+
+    t: float = Field(description="presentation time in seconds from the start of the video")
+    jpeg: bytes
+
+
+class VideoSegment(Message):
+    """One segment of a video with its resized JPEG keyframes."""
+
+    schema_version: Literal[1] = 1
+    segment_index: int = Field(ge=0)
+    segment_count: int = Field(ge=1)
+    start_s: float
+    end_s: float
+    keyframes: list[Keyframe] = Field(min_length=1)
+    video: VideoInfo
+
+
+class ModelRef(BaseModel):
+    """Which model made an embedding: a collection only ever holds vectors of one ModelRef."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str
+    dim: int
+
+
+class SegmentEmbedding(Message):
+    schema_version: Literal[1] = 1
+    segment_index: int = Field(ge=0)
+    segment_count: int = Field(ge=1)
+    start_s: float
+    end_s: float
+    keyframe_times: list[float]
+    vector: list[float]
+    model: ModelRef
+    video: VideoInfo
+
+
+class SegmentIndexed(Message):
+    """Ack from the indexer: this segment's row is durable in Milvus."""
+
+    schema_version: Literal[1] = 1
+    segment_index: int = Field(ge=0)
+    segment_count: int = Field(ge=1)
+    collection: str
+    model_version: str
+
+
+class VideoIndexed(Message):
+    """All segments of an upload are searchable. Downstream consumers subscribe to this."""
+
+    schema_version: Literal[1] = 1
+    segment_count: int
+    collection: str
+    model_version: str
+    indexed_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class DeadLetter(BaseModel):
+    """A message a stage could not process, with enough context to inspect and replay it."""
+
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+
+    schema_version: Literal[1] = 1
+    service: str
+    reason: str = Field(description="short machine-readable class, e.g. 'corrupt_video', 'malformed_message'")
+    detail: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key: str | None = None
+    payload: bytes = Field(description="the original message value, truncated to 64 KiB")
+    failed_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class Topics:
+    UPLOADED = "videos.uploaded"
+    PROBED = "videos.probed"
+    SEGMENTS = "videos.segments"
+    EMBEDDINGS = "videos.embeddings"
+    SEGMENTS_INDEXED = "videos.segments.indexed"
+    INDEXED = "videos.indexed"
+    DEAD_LETTER = "videos.deadletter"
+
+
+TOPIC_MODELS: dict[str, type[BaseModel]] = {
+    Topics.UPLOADED: VideoUploaded,
+    Topics.PROBED: VideoProbed,
+    Topics.SEGMENTS: VideoSegment,
+    Topics.EMBEDDINGS: SegmentEmbedding,
+    Topics.SEGMENTS_INDEXED: SegmentIndexed,
+    Topics.INDEXED: VideoIndexed,
+    Topics.DEAD_LETTER: DeadLetter,
+}

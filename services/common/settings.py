@@ -1,0 +1,38 @@
+"""Settings shared by every service; each service nests these under its own env prefix.
+
+Env vars: `CLIPSTREAM_*` for the shared block, `CLIPSTREAM_<SERVICE>_*` for a service's own knobs.
+Secrets (Milvus token, API keys) come only from here, never from code or CLI arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLIPSTREAM_", extra="ignore")
+
+    home: Path = Field(default=Path(".clipstream"), description="state of the local stack: data, logs, pids")
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_session_timeout_ms: int = 10000
+    topic_partitions: int = 6
+    triton_grpc_url: str = "127.0.0.1:18001"
+    triton_http_url: str = "127.0.0.1:18000"
+    milvus_uri: str = "http://127.0.0.1:19530"
+    milvus_token: SecretStr | None = None
+    clip_model: str = Field(
+        default="",
+        description="CLIP to serve: an open_clip/HF folder, 'NAME@PRETRAINED', or empty for the demo model",
+    )
+    log_level: str = "INFO"
+    otel_exporter: str = Field(default="none", description="none | console")
+
+    @property
+    def default_model_dir(self) -> Path:
+        return (self.home / "models" / "clip-tiny-random").resolve()
+
+    def resolved_clip_model(self) -> str:
+        return self.clip_model or str(self.default_model_dir)

@@ -1,0 +1,1 @@
+"""Decoder: `videos.uploaded` -> PyAV probe + keyframes -> `videos.probed`, `videos.segments`."""

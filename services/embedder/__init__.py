@@ -1,0 +1,1 @@
+"""Embedder: `videos.segments` -> CLIP image embeddings via Triton -> `videos.embeddings`."""

@@ -1,0 +1,64 @@
+"""The embedder stage: keyframes of many segments in one Triton round, one vector per segment out.
+
+A segment's vector is the normalised mean of its keyframes' embeddings. Malformed JPEGs dead-letter their
+segment alone; Triton being down raises TransientError, so the batch is retried and nothing is committed.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Rejected, Result, TransactionalProcessor
+from services.common.messages import SegmentEmbedding, Topics, VideoSegment
+from services.common.triton import ClipClient
+from services.embedder.settings import EmbedderSettings
+
+
+def jpeg_to_pixels(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+class Embedder:
+    def __init__(self, client: ClipClient) -> None:
+        self.client = client
+
+    def handle(self, batch: list[Received[VideoSegment]]) -> list[Result]:
+        results: list[Result] = []
+        images: list[np.ndarray] = []
+        owners: list[tuple[Received[VideoSegment], slice]] = []
+        for received in batch:
+            try:
+                pixels = [jpeg_to_pixels(k.jpeg) for k in received.value.keyframes]
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                results.append(Rejected(received.raw, "bad_keyframe", f"keyframe is not a decodable image: {exc}"))
+                continue
+            owners.append((received, slice(len(images), len(images) + len(pixels))))
+            images.extend(pixels)
+        if not images:
+            return results
+        embeddings, model = self.client.embed_images(images)
+        for received, rows in owners:
+            seg = received.value
+            mean = embeddings[rows].mean(axis=0)
+            vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
+            message = SegmentEmbedding(
+                event_id=seg.event_id, video_id=seg.video_id, segment_index=seg.segment_index,
+                segment_count=seg.segment_count, start_s=seg.start_s, end_s=seg.end_s,
+                keyframe_times=[k.t for k in seg.keyframes], vector=vector.astype(float).tolist(),
+                model=model, video=seg.video,
+            )
+            results.append(Outgoing(Topics.EMBEDDINGS, message, seg.video_id, received))
+        return results
+
+
+def build(settings: EmbedderSettings) -> TransactionalProcessor[VideoSegment]:
+    embedder = Embedder(ClipClient(settings.common.triton_grpc_url, timeout_s=settings.triton_timeout_s))
+    config = ProcessorConfig(
+        service="embedder", group_id=settings.group_id, input_topic=Topics.SEGMENTS,
+        max_batch=settings.max_batch_messages, max_wait_s=settings.max_wait_s,
+    )
+    return TransactionalProcessor(settings.common, config, VideoSegment, embedder.handle)

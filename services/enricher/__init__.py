@@ -1,0 +1,1 @@
+"""Enricher: faust-streaming app with tables; tracks per-upload completion and emits `videos.indexed`."""

@@ -1,0 +1,1 @@
+"""Gateway: registers uploads (URI + business metadata) as `videos.uploaded` events."""

@@ -1,0 +1,1 @@
+"""Indexer: `videos.embeddings` -> idempotent Milvus upserts -> `videos.segments.indexed` acks."""

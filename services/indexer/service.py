@@ -1,0 +1,60 @@
+"""The indexer stage: upsert rows, then ack each segment in the same transaction as the offsets.
+
+Rows are written before the transaction commits, so a crash in between replays the batch: the upsert
+rewrites identical rows (primary key from video, segment, model version) and the enricher dedups acks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from pymilvus import MilvusException
+
+from services.common.kafka.processor import (
+    Outgoing,
+    ProcessorConfig,
+    Received,
+    Result,
+    TransactionalProcessor,
+    TransientError,
+)
+from services.common.messages import SegmentEmbedding, SegmentIndexed, Topics
+from services.common.vectorstore import SegmentStore, segment_row
+from services.indexer.settings import IndexerSettings
+
+
+class Indexer:
+    def __init__(self, store: SegmentStore) -> None:
+        self.store = store
+
+    def handle(self, batch: list[Received[SegmentEmbedding]]) -> list[Result]:
+        by_model: dict[Any, list[Received[SegmentEmbedding]]] = defaultdict(list)
+        for received in batch:
+            by_model[received.value.model].append(received)
+        results: list[Result] = []
+        for model, group in by_model.items():
+            try:
+                collection = self.store.ensure_collection(model)
+                # the last write of a key in one batch wins, exactly as in Milvus
+                rows = {row["pk"]: row for row in (segment_row(r.value) for r in group)}
+                self.store.upsert(collection, list(rows.values()))
+            except MilvusException as exc:
+                raise TransientError(f"Milvus: {exc}") from exc
+            for r in group:
+                e = r.value
+                ack = SegmentIndexed(
+                    event_id=e.event_id, video_id=e.video_id, segment_index=e.segment_index,
+                    segment_count=e.segment_count, collection=collection, model_version=model.version,
+                )
+                results.append(Outgoing(Topics.SEGMENTS_INDEXED, ack, e.video_id, r))
+        return results
+
+
+def build(settings: IndexerSettings) -> TransactionalProcessor[SegmentEmbedding]:
+    indexer = Indexer(SegmentStore(settings.common))
+    config = ProcessorConfig(
+        service="indexer", group_id=settings.group_id, input_topic=Topics.EMBEDDINGS,
+        max_batch=settings.max_batch_messages, max_wait_s=settings.max_wait_s,
+    )
+    return TransactionalProcessor(settings.common, config, SegmentEmbedding, indexer.handle)

@@ -1,0 +1,93 @@
+"""`clipstream stack up|down|status`: infrastructure first, then one process per service."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+from services.common.clip.random_model import write_random_clip
+from services.stack.kafka import start_kafka
+from services.stack.milvus import start_milvus_lite
+from services.stack.process import Proc, StackError, wait_until
+from services.stack.settings import StackSettings
+from services.stack.triton import start_triton
+
+# service -> (module, health port env var, default port)
+SERVICES: dict[str, tuple[str, str, int]] = {
+    "decoder": ("services.decoder", "CLIPSTREAM_DECODER_HEALTH_PORT", 9101),
+    "embedder": ("services.embedder", "CLIPSTREAM_EMBEDDER_HEALTH_PORT", 9102),
+    "indexer": ("services.indexer", "CLIPSTREAM_INDEXER_HEALTH_PORT", 9103),
+    "enricher": ("services.enricher", "CLIPSTREAM_ENRICHER_WEB_PORT", 9104),
+}
+INFRA = ("kafka", "milvus", "triton")
+
+
+def ensure_model(settings: StackSettings) -> str:
+    """The configured CLIP, or the seeded random demo model (written once) when none is configured."""
+    if settings.common.clip_model:
+        return settings.common.clip_model
+    target = settings.common.default_model_dir
+    if not (target / "open_clip_config.json").is_file():
+        write_random_clip(target, seed=0)
+    return str(target)
+
+
+def _env(settings: StackSettings, clip_model: str) -> dict[str, str]:
+    return {
+        "CLIPSTREAM_HOME": str(settings.common.home.resolve()),
+        "CLIPSTREAM_CLIP_MODEL": clip_model,
+        "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def up(settings: StackSettings, services: bool = True) -> dict[str, int]:
+    clip_model = ensure_model(settings)
+    procs = [start_kafka(settings)]
+    if settings.milvus_lite:
+        procs.append(start_milvus_lite(settings))
+    procs.append(start_triton(settings, clip_model))
+    if services:
+        env = _env(settings, clip_model)
+        started = []
+        for name, (module, port_var, default_port) in SERVICES.items():
+            proc = Proc(name, settings.run_dir)
+            argv = [sys.executable, "-m", module]
+            if name == "enricher":
+                argv += ["worker", "--loglevel", "warning", "--web-host", "127.0.0.1",
+                         "--web-port", os.environ.get(port_var, str(default_port))]
+            proc.start(argv, env=env)
+            started.append((proc, int(os.environ.get(port_var, default_port))))
+        for proc, port in started:
+            wait_until(lambda port=port: _ready(port), proc, f"{proc.name} readiness on :{port}", 180)  # type: ignore[misc]
+        procs.extend(p for p, _ in started)
+    return {p.name: p.pid() or 0 for p in procs}
+
+
+def down(settings: StackSettings) -> list[str]:
+    stopped = []
+    for name in [*reversed(list(SERVICES)), *reversed(INFRA)]:
+        if Proc(name, settings.run_dir).stop():
+            stopped.append(name)
+    return stopped
+
+
+def status(settings: StackSettings) -> dict[str, int | None]:
+    return {name: Proc(name, settings.run_dir).pid() for name in [*INFRA, *SERVICES]}
+
+
+def describe(settings: StackSettings) -> str:
+    return json.dumps(status(settings), indent=2)
+
+
+__all__ = ["StackError", "describe", "down", "ensure_model", "status", "up"]

@@ -1,0 +1,89 @@
+"""Triton from the `nvidia-pytriton` wheel's bundled tritonserver, run directly on `triton_models/`.
+
+The wheel is unpacked into a cache instead of installed: it pins NumPy and tritonclient versions that
+the project should not inherit. Only the Python backend ships in it, so models run torch in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from services.stack.process import Proc, StackError, wait_until
+from services.stack.settings import StackSettings, port_of
+
+_PY = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def triton_home(settings: StackSettings) -> Path:
+    home = settings.cache_dir / f"tritonserver-{settings.pytriton_version}"
+    if (home / ".complete").is_file():
+        return home
+    with tempfile.TemporaryDirectory() as tmp:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp,
+             f"nvidia-pytriton=={settings.pytriton_version}"],
+            capture_output=True, text=True,
+        )
+        wheels = list(Path(tmp).glob("nvidia_pytriton-*.whl"))
+        if result.returncode != 0 or not wheels:
+            raise StackError(f"could not download nvidia-pytriton:\n{result.stderr[-3000:]}")
+        shutil.rmtree(home, ignore_errors=True)
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            for member in wheel.namelist():
+                if member.startswith(("pytriton/tritonserver/", "nvidia_pytriton.libs/")):
+                    wheel.extract(member, home)
+    server = home / "pytriton" / "tritonserver"
+    backend = home / "backends" / "python"
+    backend.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(server / "backends" / "python" / "libtriton_python.so", backend)
+    shutil.copy2(server / "backends" / "python" / "triton_python_backend_utils.py", backend)
+    shutil.copy2(server / "python_backend_stubs" / _PY / "triton_python_backend_stub", backend)
+    for exe in (server / "bin" / "tritonserver", backend / "triton_python_backend_stub"):
+        exe.chmod(0o755)
+    (home / ".complete").touch()
+    return home
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{url}/v2/health/ready", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def start_triton(settings: StackSettings, clip_model: str) -> Proc:
+    proc = Proc("triton", settings.run_dir)
+    http = settings.common.triton_http_url
+    if not proc.running():
+        home = triton_home(settings)
+        libdir = sysconfig.get_config_var("LIBDIR") or ""
+        env = {
+            "LD_LIBRARY_PATH": os.pathsep.join(
+                p for p in (str(home / "nvidia_pytriton.libs"), libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p
+            ),
+            # the stub embeds the interpreter found first on PATH: it must be ours, with torch and services
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+            "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
+            "CLIPSTREAM_CLIP_MODEL": clip_model,
+        }
+        host = settings.host
+        proc.start([
+            str(home / "pytriton" / "tritonserver" / "bin" / "tritonserver"),
+            f"--model-repository={settings.model_repository.resolve()}",
+            f"--backend-directory={home / 'backends'}",
+            f"--http-address={host}", f"--http-port={port_of(http)}",
+            f"--grpc-address={host}", f"--grpc-port={port_of(settings.common.triton_grpc_url)}",
+            f"--metrics-address={host}", f"--metrics-port={settings.triton_metrics_port}",
+            "--allow-gpu-metrics=false", "--exit-on-error=true", "--log-verbose=0",
+        ], env=env)
+    wait_until(lambda: _ready(http), proc, f"Triton at {http}", 180)
+    return proc
