@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus import DataType, MilvusClient
 
 from services.common.messages import ModelRef, SegmentEmbedding
 from services.common.settings import CommonSettings
@@ -88,9 +88,7 @@ class SegmentStore:
         if not self.client.has_collection(name):
             self._create(name, model.dim)
         self.client.load_collection(name)
-        try:
-            self.client.describe_alias(SEGMENTS_ALIAS)
-        except MilvusException:
+        if SEGMENTS_ALIAS not in self.client.list_aliases().get("aliases", []):
             self.client.create_alias(collection_name=name, alias=SEGMENTS_ALIAS)
         self._known.add(name)
         return name
@@ -115,10 +113,9 @@ class SegmentStore:
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         index = self.client.prepare_index_params()
         index.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
-        for scalar in ("video_id", "creator", "tenant"):
+        # INVERTED is the scalar index both Milvus Lite and servers build, for strings and numbers alike
+        for scalar in ("video_id", "creator", "tenant", "uploaded_at", "duration_s", "height"):
             index.add_index(scalar, index_type="INVERTED")
-        for numeric in ("uploaded_at", "duration_s", "height"):
-            index.add_index(numeric, index_type="STL_SORT")
         self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
         log.info("created collection", extra={"collection": name, "dim": dim})
 
@@ -131,45 +128,62 @@ class SegmentStore:
         return int(res[0]["count(*)"])
 
     def served_collection(self) -> str | None:
-        try:
-            return str(self.client.describe_alias(SEGMENTS_ALIAS)["collection_name"])
-        except MilvusException:
+        if SEGMENTS_ALIAS not in self.client.list_aliases().get("aliases", []):
             return None
+        return str(self.client.describe_alias(SEGMENTS_ALIAS)["collection_name"])
 
     def best_segments(
         self,
-        vector: Sequence[float],
+        vectors: Sequence[Sequence[float]],
         limit: int,
         offset: int = 0,
         expr: str = "",
         params: Mapping[str, Any] | None = None,
         collection: str = SEGMENTS_ALIAS,
     ) -> list[SegmentHit]:
-        """Best segment of each of the top videos.
+        """Best segment of each of the top videos for one or more query vectors.
 
         Grouping happens here, over an over-fetched segment list that widens until enough distinct videos
         are found: Milvus Lite's group-by drops groups when one video has many near-identical segments,
-        and Milvus 2.3 ignores group-by altogether.
+        and Milvus 2.3 ignores group-by altogether. With several query vectors (a video query's densely
+        sampled frames), a video scores its best (query frame, segment) pair: an excerpt matches the video
+        that contains any of its moments, which is what finding an excerpt's source asks.
         """
         want = offset + limit
         fetch = min(max(want * 8, 64), MAX_TOPK)
         while True:
-            kwargs: dict[str, Any] = {"filter": expr}
-            if params:
-                kwargs["filter_params"] = dict(params)
-            results = self.client.search(
-                collection, data=[list(vector)], limit=fetch, output_fields=OUTPUT_FIELDS,
-                search_params={"metric_type": "COSINE", "params": {"ef": max(fetch, 64)}}, **kwargs,
-            )[0]
-            best: dict[str, SegmentHit] = {}
-            for hit in results:
-                entity = hit["entity"]
-                vid = entity["video_id"]
-                if vid not in best:
-                    best[vid] = SegmentHit(vid, float(hit["distance"]), entity)
-            if len(best) >= want or len(results) < fetch or fetch >= MAX_TOPK:
-                return sorted(best.values(), key=lambda h: -h.score)[offset:want]
+            per_query, returned = self._search(vectors, fetch, expr, params, collection)
+            videos = set().union(*(q.keys() for q in per_query))
+            exhausted = all(n < fetch for n in returned) or fetch >= MAX_TOPK
+            if len(videos) >= want or exhausted:
+                break
             fetch = min(fetch * 4, MAX_TOPK)
+        best: dict[str, SegmentHit] = {}
+        for query in per_query:
+            for vid, hit in query.items():
+                if vid not in best or hit.score > best[vid].score:
+                    best[vid] = hit
+        return sorted(best.values(), key=lambda h: -h.score)[offset:want]
+
+    def _search(
+        self, vectors: Sequence[Sequence[float]], fetch: int, expr: str, params: Mapping[str, Any] | None,
+        collection: str,
+    ) -> tuple[list[dict[str, SegmentHit]], list[int]]:
+        kwargs: dict[str, Any] = {"filter": expr}
+        if params:
+            kwargs["filter_params"] = dict(params)
+        results = self.client.search(
+            collection, data=[list(v) for v in vectors], limit=fetch, output_fields=OUTPUT_FIELDS,
+            search_params={"metric_type": "COSINE", "params": {"ef": max(fetch, 64)}}, **kwargs,
+        )
+        per_query: list[dict[str, SegmentHit]] = []
+        for hits in results:
+            best: dict[str, SegmentHit] = {}
+            for hit in hits:  # sorted by score: the first hit of a video is its best segment
+                entity = hit["entity"]
+                best.setdefault(entity["video_id"], SegmentHit(entity["video_id"], float(hit["distance"]), entity))
+            per_query.append(best)
+        return per_query, [len(hits) for hits in results]
 
 
 def epoch(dt: datetime) -> int:

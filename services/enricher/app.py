@@ -27,7 +27,6 @@ app = faust.App(
     store="memory://",
     processing_guarantee="exactly_once",
     topic_partitions=settings.common.topic_partitions,
-    topic_allow_declare=False,
     web_host=settings.web_host,
     web_port=settings.web_port,
     web_in_thread=False,
@@ -38,7 +37,7 @@ app = faust.App(
 acks_topic = app.topic(Topics.SEGMENTS_INDEXED, key_serializer="raw", value_serializer="raw")
 indexed_topic = app.topic(Topics.INDEXED, key_serializer="raw", value_serializer="raw")
 dead_letter_topic = app.topic(Topics.DEAD_LETTER, key_serializer="raw", value_serializer="raw")
-completion = app.Table("completion", default=None, key_serializer="raw", value_serializer="json")
+completion = app.Table("completion", default=None, partitions=settings.common.topic_partitions)
 
 
 def _headers(event: Any) -> list[tuple[str, bytes]]:
@@ -63,7 +62,7 @@ async def track_completion(stream: faust.StreamT[bytes]) -> None:
             await dead_letter_topic.send(key=event.key, value=letter.model_dump_json().encode())
             continue
         key = ack.video_id.encode()
-        raw = completion[key]
+        raw = completion.get(key)
         state = Completion.model_validate(raw) if raw else None
         new_state, done = apply_ack(state, ack)
         completion[key] = new_state.model_dump(mode="json")

@@ -49,7 +49,7 @@ class SearchEngine:
         if not text.strip():
             raise QueryError("empty text query")
         emb, model = self.clip.embed_texts([text])
-        return self._search(emb[0], model, limit, filters)
+        return self._search(emb[:1], model, limit, filters)
 
     def by_image(self, data: bytes, limit: int = 10, filters: Filters | None = None) -> list[SegmentHit]:
         try:
@@ -58,20 +58,21 @@ class SearchEngine:
         except (UnidentifiedImageError, OSError) as exc:
             raise QueryError(f"not a readable image: {exc}") from exc
         emb, model = self.clip.embed_images([pixels])
-        return self._search(emb[0], model, limit, filters)
+        return self._search(emb[:1], model, limit, filters)
 
     def by_video(self, path: Path, limit: int = 10, filters: Filters | None = None) -> list[SegmentHit]:
-        policy = SamplingPolicy(segment_seconds=self.settings.query_keyframe_seconds, max_segments=64)
+        policy = SamplingPolicy(
+            segment_seconds=self.settings.query_frame_seconds, max_segments=self.settings.query_max_frames
+        )
         try:
             decoded = decode_video(path, policy)
         except DecodeError as exc:
             raise QueryError(exc.detail) from exc
         images = [jpeg_to_pixels(k.jpeg) for s in decoded.segments for k in s.keyframes]
         emb, model = self.clip.embed_images(images)
-        mean = emb.mean(axis=0)
-        return self._search(mean / max(float(np.linalg.norm(mean)), 1e-12), model, limit, filters)
+        return self._search(emb, model, limit, filters)
 
-    def _search(self, vector: np.ndarray, model: ModelRef, limit: int, filters: Filters | None) -> list[SegmentHit]:
+    def _search(self, vectors: np.ndarray, model: ModelRef, limit: int, filters: Filters | None) -> list[SegmentHit]:
         limit = max(1, min(limit, self.settings.max_limit))
         served = self.store.served_collection()
         if served is None:
@@ -79,4 +80,4 @@ class SearchEngine:
         if served != segments_collection(model):
             raise RuntimeError(f"query model {model.name}:{model.version} does not match served collection {served}")
         expr, params = (filters or Filters()).compile()
-        return self.store.best_segments(vector.tolist(), limit, expr=expr, params=params)
+        return self.store.best_segments(vectors.tolist(), limit, expr=expr, params=params)

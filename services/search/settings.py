@@ -12,5 +12,6 @@ class SearchSettings(BaseSettings):
     common: CommonSettings = Field(default_factory=CommonSettings)
     host: str = "127.0.0.1"
     port: int = 8080
-    query_keyframe_seconds: float = Field(default=1.0, gt=0, description="keyframe spacing for video queries")
+    query_frame_seconds: float = Field(default=0.25, gt=0, description="frame spacing for video queries")
+    query_max_frames: int = Field(default=64, ge=1, description="a video query uses at most this many frames")
     max_limit: int = 100

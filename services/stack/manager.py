@@ -64,7 +64,7 @@ def up(settings: StackSettings, services: bool = True) -> dict[str, int]:
             proc = Proc(name, settings.run_dir)
             argv = [sys.executable, "-m", module]
             if name == "enricher":
-                argv += ["worker", "--loglevel", "warning", "--web-host", "127.0.0.1",
+                argv += ["worker", "--loglevel", "warn", "--web-host", "127.0.0.1",
                          "--web-port", os.environ.get(port_var, str(default_port))]
             proc.start(argv, env=env)
             started.append((proc, int(os.environ.get(port_var, default_port))))
