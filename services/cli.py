@@ -63,33 +63,24 @@ def model_write_random(
 
 
 def _ingest(paths: list[Path], creator: str, tenant: str, wait: bool, timeout_s: float) -> None:
-    from services.common.kafka.publisher import Publisher
-    from services.common.messages import Topics
     from services.common.settings import CommonSettings
     from services.gateway.registration import discover, register
-    from services.gateway.watch import UploadWatch
+    from services.gateway.watch import publish_and_wait
 
-    settings = CommonSettings()
     files = discover(paths)
     if not files:
         raise typer.BadParameter("no video files found")
     uploads = [register(f, creator=creator, tenant=tenant) for f in files]
-    watch = UploadWatch(settings) if wait else None
-    publisher = Publisher(settings, "gateway")
     started = time.perf_counter()
-    for upload in uploads:
-        publisher.publish(Topics.UPLOADED, upload)
-    publisher.flush()
-    console.print(f"published {len(uploads)} uploads to {Topics.UPLOADED}")
-    if watch is None:
+    outcomes = publish_and_wait(CommonSettings(), uploads, timeout_s if wait else None)
+    console.print(f"published {len(uploads)} uploads")
+    if not wait:
         return
-    outcomes = watch.wait([u.event_id for u in uploads], timeout_s)
-    watch.close()
     elapsed = time.perf_counter() - started
     segments = sum(i.segment_count for i in outcomes.indexed.values())
     console.print(
-        f"indexed {len(outcomes.indexed)}/{len(uploads)} videos ({segments} segments) in {elapsed:.1f}s; "
-        f"failed {len(outcomes.failed)}"
+        f"indexed {len(outcomes.indexed)}/{len(uploads)} videos ({segments} segments) in {elapsed:.1f}s "
+        f"from publish to the last videos.indexed; failed {len(outcomes.failed)}"
     )
     by_event = {u.event_id: u for u in uploads}
     for event_id, letter in outcomes.failed.items():
@@ -98,6 +89,15 @@ def _ingest(paths: list[Path], creator: str, tenant: str, wait: bool, timeout_s:
     if missing:
         console.print(f"[yellow]{missing} uploads had no outcome within {timeout_s:.0f}s[/yellow]")
         raise typer.Exit(1)
+
+
+@app.command()
+def schemas(folder: Path = Path("schemas")) -> None:
+    """Write the JSON Schema of every topic's message model (commit the result)."""
+    from services.common.contracts import write_schemas
+
+    for path in write_schemas(folder):
+        console.print(f"wrote {path}")
 
 
 @app.command()
@@ -136,7 +136,8 @@ def search(
     creator: str | None = None,
 ) -> None:
     """Search by text, image or video: best segment per video, with scores and timestamps."""
-    from services.search.engine import Filters, SearchEngine
+    from services.common.filters import Filters
+    from services.search.engine import SearchEngine
     from services.search.settings import SearchSettings
 
     if sum(x is not None for x in (text, image, video)) != 1:

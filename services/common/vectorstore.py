@@ -138,7 +138,6 @@ class SegmentStore:
         limit: int,
         offset: int = 0,
         expr: str = "",
-        params: Mapping[str, Any] | None = None,
         collection: str = SEGMENTS_ALIAS,
     ) -> list[SegmentHit]:
         """Best segment of each of the top videos for one or more query vectors.
@@ -152,7 +151,7 @@ class SegmentStore:
         want = offset + limit
         fetch = min(max(want * 8, 64), MAX_TOPK)
         while True:
-            per_query, returned = self._search(vectors, fetch, expr, params, collection)
+            per_query, returned = self._search(vectors, fetch, expr, collection)
             videos = set().union(*(q.keys() for q in per_query))
             exhausted = all(n < fetch for n in returned) or fetch >= MAX_TOPK
             if len(videos) >= want or exhausted:
@@ -166,15 +165,11 @@ class SegmentStore:
         return sorted(best.values(), key=lambda h: -h.score)[offset:want]
 
     def _search(
-        self, vectors: Sequence[Sequence[float]], fetch: int, expr: str, params: Mapping[str, Any] | None,
-        collection: str,
+        self, vectors: Sequence[Sequence[float]], fetch: int, expr: str, collection: str
     ) -> tuple[list[dict[str, SegmentHit]], list[int]]:
-        kwargs: dict[str, Any] = {"filter": expr}
-        if params:
-            kwargs["filter_params"] = dict(params)
         results = self.client.search(
-            collection, data=[list(v) for v in vectors], limit=fetch, output_fields=OUTPUT_FIELDS,
-            search_params={"metric_type": "COSINE", "params": {"ef": max(fetch, 64)}}, **kwargs,
+            collection, data=[list(v) for v in vectors], limit=fetch, filter=expr, output_fields=OUTPUT_FIELDS,
+            search_params={"metric_type": "COSINE", "params": {"ef": max(fetch, 64)}},
         )
         per_query: list[dict[str, SegmentHit]] = []
         for hits in results:

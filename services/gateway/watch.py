@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from services.common.kafka.config import consumer_config
-from services.common.messages import DeadLetter, Topics, VideoIndexed
+from services.common.kafka.publisher import Publisher
+from services.common.messages import DeadLetter, Topics, VideoIndexed, VideoUploaded
 from services.common.settings import CommonSettings
 
 
@@ -67,3 +68,18 @@ def _event_id(payload: bytes) -> str | None:
     except ValueError:
         return None
     return value.get("event_id") if isinstance(value, dict) else None
+
+
+def publish_and_wait(settings: CommonSettings, uploads: list[VideoUploaded], timeout_s: float | None) -> Outcomes:
+    """Publish uploads; with a timeout, wait for each one's outcome (None: publish and return at once)."""
+    watch = UploadWatch(settings) if timeout_s is not None else None
+    publisher = Publisher(settings, "gateway")
+    for upload in uploads:
+        publisher.publish(Topics.UPLOADED, upload)
+    publisher.flush()
+    if watch is None:
+        return Outcomes()
+    try:
+        return watch.wait([u.event_id for u in uploads], timeout_s or 0)
+    finally:
+        watch.close()

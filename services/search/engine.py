@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from services.common.filters import Filters
 from services.common.messages import ModelRef
 from services.common.triton import ClipClient
 from services.common.vectorstore import SegmentHit, SegmentStore, segments_collection
@@ -20,23 +20,6 @@ from services.search.settings import SearchSettings
 
 class QueryError(ValueError):
     """The query itself is unusable (bad image, undecodable video): a 4xx, not a server fault."""
-
-
-@dataclass(frozen=True)
-class Filters:
-    tenant: str | None = None
-    creator: str | None = None
-
-    def compile(self) -> tuple[str, dict[str, str]]:
-        """Milvus expression with placeholders; values travel as parameters, never pasted into the text."""
-        clauses, params = [], {}
-        if self.tenant is not None:
-            clauses.append("tenant == {tenant}")
-            params["tenant"] = self.tenant
-        if self.creator is not None:
-            clauses.append("creator == {creator}")
-            params["creator"] = self.creator
-        return " and ".join(clauses), params
 
 
 class SearchEngine:
@@ -79,5 +62,4 @@ class SearchEngine:
             return []
         if served != segments_collection(model):
             raise RuntimeError(f"query model {model.name}:{model.version} does not match served collection {served}")
-        expr, params = (filters or Filters()).compile()
-        return self.store.best_segments(vectors.tolist(), limit, expr=expr, params=params)
+        return self.store.best_segments(vectors.tolist(), limit, expr=(filters or Filters()).compile())

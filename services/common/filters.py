@@ -1,0 +1,63 @@
+"""Typed metadata filters compiled to Milvus boolean expressions by one builder.
+
+User values never become expression syntax: field names come from this module, numbers are validated
+numbers, and strings are encoded as escaped double-quoted literals (JSON escaping, which Milvus'
+grammar reads back verbatim), so a value like `x" or 1==1 or "` stays one string. Milvus Lite does not
+accept parameter templates, or those would carry the values instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def string_literal(value: str) -> str:
+    return json.dumps(value, ensure_ascii=True)
+
+
+def number_literal(value: float | int) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value!r}")
+    return repr(int(value)) if isinstance(value, int) else repr(float(value))
+
+
+class Filters(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str | None = Field(default=None, max_length=64)
+    creator: str | None = Field(default=None, max_length=256)
+    video_ids: list[str] | None = Field(default=None, max_length=1000)
+    uploaded_after: AwareDatetime | None = None
+    uploaded_before: AwareDatetime | None = None
+    min_height: int | None = Field(default=None, ge=0, le=100_000)
+    max_height: int | None = Field(default=None, ge=0, le=100_000)
+    min_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    def compile(self) -> str:
+        clauses: list[str] = []
+        if self.tenant is not None:
+            clauses.append(f"tenant == {string_literal(self.tenant)}")
+        if self.creator is not None:
+            clauses.append(f"creator == {string_literal(self.creator)}")
+        if self.video_ids is not None:
+            clauses.append(f"video_id in [{', '.join(string_literal(v) for v in self.video_ids)}]")
+        for field, op, value in (
+            ("uploaded_at", ">=", _epoch(self.uploaded_after)),
+            ("uploaded_at", "<", _epoch(self.uploaded_before)),
+            ("height", ">=", self.min_height),
+            ("height", "<=", self.max_height),
+            ("duration_s", ">=", self.min_duration_s),
+            ("duration_s", "<=", self.max_duration_s),
+        ):
+            if value is not None:
+                clauses.append(f"{field} {op} {number_literal(value)}")
+        return " and ".join(clauses)
+
+
+def _epoch(dt: datetime | None) -> int | None:
+    return None if dt is None else int(dt.timestamp())

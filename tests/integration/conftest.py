@@ -1,0 +1,70 @@
+"""Starts the real stack (Kafka, Triton, Milvus Lite, the four services) once per test session.
+
+It runs on its own loopback ports and state folder, so a developer's running stack is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.clips import SHARED_VIDEOS
+
+TEST_ENV = {
+    "CLIPSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:29092",
+    "CLIPSTREAM_STACK_KAFKA_CONTROLLER_PORT": "29093",
+    "CLIPSTREAM_TRITON_HTTP_URL": "127.0.0.1:28000",
+    "CLIPSTREAM_TRITON_GRPC_URL": "127.0.0.1:28001",
+    "CLIPSTREAM_STACK_TRITON_METRICS_PORT": "28002",
+    "CLIPSTREAM_MILVUS_URI": "http://127.0.0.1:29530",
+    "CLIPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "CLIPSTREAM_DECODER_HEALTH_PORT": "9201",
+    "CLIPSTREAM_EMBEDDER_HEALTH_PORT": "9202",
+    "CLIPSTREAM_INDEXER_HEALTH_PORT": "9203",
+    "CLIPSTREAM_ENRICHER_WEB_PORT": "9204",
+    "CLIPSTREAM_CLIP_MODEL": "",
+}
+
+
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder the decoder may read besides the shared clips: tests write their bad inputs here."""
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, media_root: Path) -> Iterator[object]:
+    from services.stack import manager
+    from services.stack.settings import StackSettings
+
+    home = tmp_path_factory.mktemp("clipstream-home")
+    roots = [str(media_root)] + ([str(SHARED_VIDEOS)] if SHARED_VIDEOS.is_dir() else [])
+    env = {**TEST_ENV, "CLIPSTREAM_HOME": str(home), "CLIPSTREAM_DECODER_ALLOWED_ROOTS": json.dumps(roots)}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        settings = StackSettings()
+        try:
+            manager.up(settings)
+            yield settings
+        finally:
+            manager.down(settings)
+            for log in sorted((home / "run").glob("*.log")):
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                print(f"--- {log.name} (tail)", *tail, sep="\n")
+
+
+@pytest.fixture(scope="session")
+def common(stack: object) -> object:
+    return stack.common  # type: ignore[attr-defined]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+

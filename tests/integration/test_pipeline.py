@@ -1,0 +1,134 @@
+"""An uploaded video becomes searchable through real Kafka, Triton and Milvus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from services.common.messages import Topics, VideoUploaded
+from services.common.settings import CommonSettings
+from services.common.vectorstore import SegmentStore
+from services.decoder.keyframes import SamplingPolicy, decode_video
+from services.gateway.registration import register
+from services.gateway.watch import Outcomes, UploadWatch, publish_and_wait
+from services.common.filters import Filters
+from services.search.engine import SearchEngine
+from services.search.settings import SearchSettings
+from tests.clips import shared_clips, write_excerpt
+
+CLIPS = shared_clips()
+pytestmark = pytest.mark.skipif(len(CLIPS) < 5, reason="../shared/videos with at least 5 clips is not present")
+
+TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def uploads() -> list[VideoUploaded]:
+    return [register(c, creator=f"creator{i % 3}") for i, c in enumerate(CLIPS)]
+
+
+@pytest.fixture(scope="module")
+def first_run(common: CommonSettings, uploads: list[VideoUploaded]) -> Outcomes:
+    return publish_and_wait(common, uploads, TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def engine(stack: object, first_run: Outcomes) -> SearchEngine:
+    return SearchEngine(SearchSettings())
+
+
+def test_every_clip_is_indexed(first_run: Outcomes, uploads: list[VideoUploaded]) -> None:
+    assert first_run.failed == {}
+    assert set(first_run.indexed) == {u.event_id for u in uploads}
+    assert all(i.segment_count >= 1 for i in first_run.indexed.values())
+
+
+def test_exactly_one_row_per_segment(common: CommonSettings, first_run: Outcomes) -> None:
+    store = SegmentStore(common)
+    expected = sum(i.segment_count for i in first_run.indexed.values())
+    assert store.count() == expected
+    for indexed in first_run.indexed.values():
+        rows = store.client.query(
+            "clipstream_segments", filter=Filters(video_ids=[indexed.video_id]).compile(),
+            output_fields=["segment_index"],
+        )
+        assert sorted(r["segment_index"] for r in rows) == list(range(indexed.segment_count))
+
+
+@pytest.mark.parametrize("clip", CLIPS, ids=[c.name for c in CLIPS])
+def test_keyframe_image_retrieves_its_clip(engine: SearchEngine, clip: Path) -> None:
+    segments = decode_video(clip, SamplingPolicy()).segments
+    keyframe = segments[len(segments) // 2].keyframes[0]
+    hits = engine.by_image(keyframe.jpeg, limit=3)
+    assert hits[0].video_id == register(clip).video_id
+    assert hits[0].start_s <= keyframe.t <= hits[0].end_s
+
+
+@pytest.mark.parametrize("clip", CLIPS, ids=[c.name for c in CLIPS])
+def test_two_second_excerpt_retrieves_its_clip(engine: SearchEngine, clip: Path, tmp_path: Path) -> None:
+    segments = decode_video(clip, SamplingPolicy()).segments
+    middle = segments[len(segments) // 2].keyframes[0].t
+    excerpt = write_excerpt(clip, tmp_path / "excerpt.mp4", max(0.0, middle - 1.0), 2.0)
+    hits = engine.by_video(excerpt, limit=3)
+    assert hits[0].video_id == register(clip).video_id
+
+
+def test_text_query_and_filters(engine: SearchEngine, uploads: list[VideoUploaded]) -> None:
+    everything = engine.by_text("a dog lying on the floor", limit=50)
+    assert {h.video_id for h in everything} == {u.video_id for u in uploads}
+    scores = [h.score for h in everything]
+    assert scores == sorted(scores, reverse=True)
+    only = engine.by_text("a dog", limit=50, filters=Filters(creator="creator1"))
+    assert {h.video_id for h in only} == {u.video_id for u in uploads if u.creator == "creator1"}
+    for payload in ('creator1" or video_id != "', "creator1' or 1==1 or '", 'x\\" || true || "', "\u0022 or 1==1"):
+        assert engine.by_text("a dog", limit=50, filters=Filters(creator=payload)) == []
+    quoted = engine.by_text("a dog", limit=50, filters=Filters(creator='creator"1'))
+    assert quoted == []
+
+
+def test_reingest_leaves_row_count_unchanged(
+    common: CommonSettings, first_run: Outcomes, uploads: list[VideoUploaded]
+) -> None:
+    store = SegmentStore(common)
+    before = store.count()
+    again = [register(Path(u.uri.removeprefix("file://")), creator=u.creator) for u in uploads]
+    second = publish_and_wait(common, again, TIMEOUT_S)
+    assert set(second.indexed) == {u.event_id for u in again}
+    assert store.count() == before
+
+
+def test_bad_inputs_end_as_dead_letters_and_the_pipeline_goes_on(
+    common: CommonSettings, media_root: Path, first_run: Outcomes
+) -> None:
+    corrupt = media_root / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 500)
+    empty = media_root / "empty.mp4"
+    empty.write_bytes(b"")
+    bad = [
+        register(corrupt),
+        register(empty),
+        VideoUploaded(video_id="outside", uri="file:///etc/passwd"),
+        VideoUploaded(video_id="remote", uri="gopher://example.com/x.mp4"),
+    ]
+    good = register(CLIPS[0])
+    watch = UploadWatch(common)
+    raw = Producer({"bootstrap.servers": common.kafka_bootstrap})
+    raw.produce(Topics.UPLOADED, key=b"junk", value=json.dumps({"event_id": "junk-1", "uri": 5}).encode())
+    raw.flush(10)
+    publish_and_wait(common, [*bad, good], None)
+    outcomes = watch.wait([*(u.event_id for u in bad), good.event_id, "junk-1"], TIMEOUT_S)
+    watch.close()
+    reasons = {eid: letter.reason for eid, letter in outcomes.failed.items()}
+    assert reasons == {
+        bad[0].event_id: "corrupt_video",
+        bad[1].event_id: "empty_file",
+        bad[2].event_id: "source_not_allowed",
+        bad[3].event_id: "source_not_allowed",
+        "junk-1": "malformed_message",
+    }
+    junk = outcomes.failed["junk-1"]
+    assert (junk.service, junk.source_topic, junk.key) == ("decoder", Topics.UPLOADED, "junk")
+    assert good.event_id in outcomes.indexed

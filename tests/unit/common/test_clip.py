@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from services.common.clip.loader import load_clip
+from services.common.clip.preprocess import preprocess_pixels
+from services.common.clip.random_model import is_random, write_random_clip
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_random_clip(tmp_path_factory.mktemp("clip") / "m", seed=7)
+
+
+def test_random_model_loads_through_the_real_loader(model_dir: Path) -> None:
+    clip = load_clip(str(model_dir))
+    assert is_random(model_dir)
+    assert clip.ref.dim == 128
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 100, 150, 3), dtype=np.uint8)
+    emb = clip.embed_pixels(pixels)
+    assert emb.shape == (3, 128)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    text = clip.embed_texts(["a dog", "aerial sunset"])
+    assert text.shape == (2, 128)
+    assert not np.allclose(text[0], text[1])
+
+
+def test_same_seed_same_weights_same_version(tmp_path: Path, model_dir: Path) -> None:
+    again = write_random_clip(tmp_path / "again", seed=7)
+    other = write_random_clip(tmp_path / "other", seed=8)
+    assert load_clip(str(again)).ref.version == load_clip(str(model_dir)).ref.version
+    assert load_clip(str(other)).ref.version != load_clip(str(model_dir)).ref.version
+
+
+def test_unknown_spec_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no CLIP checkpoint"):
+        load_clip(str(tmp_path / "missing"))
+
+
+def test_preprocess_resizes_shortest_side_and_centre_crops() -> None:
+    pixels = torch.zeros((1, 100, 300, 3), dtype=torch.uint8)
+    pixels[:, :, 100:200] = 255  # the centre third is white
+    out = preprocess_pixels(pixels, 50, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    assert out.shape == (1, 3, 50, 50)
+    assert out.min().item() > 0.9  # the crop kept only the white centre (edges blur slightly)
+    assert out.mean().item() > 0.98
+
+
+def test_preprocess_rejects_wrong_layout() -> None:
+    with pytest.raises(ValueError):
+        preprocess_pixels(torch.zeros((3, 10, 10), dtype=torch.uint8), 8, (0, 0, 0), (1, 1, 1))

@@ -1,0 +1,64 @@
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from services.common.contracts import compatibility_problems, current_schemas
+from services.common.messages import TOPIC_MODELS, VideoSegment
+
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+
+
+@pytest.mark.parametrize("name", sorted(current_schemas()))
+def test_committed_schema_matches_model(name: str) -> None:
+    committed = json.loads((SCHEMAS / name).read_text())
+    assert committed == current_schemas()[name], f"{name} drifted: run `clipstream schemas` and review the diff"
+
+
+@pytest.mark.parametrize("name", sorted(current_schemas()))
+def test_model_is_compatible_with_committed_schema(name: str) -> None:
+    committed = json.loads((SCHEMAS / name).read_text())
+    assert compatibility_problems(committed, current_schemas()[name]) == []
+
+
+def test_every_topic_has_a_committed_schema() -> None:
+    assert {p.name for p in SCHEMAS.glob("*.json")} == set(current_schemas())
+    assert len(TOPIC_MODELS) == len(current_schemas())
+
+
+def _segment_schema() -> dict:
+    return VideoSegment.model_json_schema()
+
+
+def test_new_required_field_is_incompatible() -> None:
+    old = _segment_schema()
+    new = copy.deepcopy(old)
+    new["properties"]["shot_score"] = {"type": "number"}
+    new["required"].append("shot_score")
+    assert compatibility_problems(old, new) == ["shot_score: newly required (old messages lack it)"]
+
+
+def test_new_optional_field_is_compatible() -> None:
+    old = _segment_schema()
+    new = copy.deepcopy(old)
+    new["properties"]["shot_score"] = {"type": "number", "default": 0}
+    assert compatibility_problems(old, new) == []
+
+
+def test_type_change_and_removal_are_incompatible() -> None:
+    old = _segment_schema()
+    new = copy.deepcopy(old)
+    new["properties"]["start_s"] = {"type": "string"}
+    del new["properties"]["end_s"]
+    new["required"].remove("end_s")
+    problems = compatibility_problems(old, new)
+    assert "start_s: type changed" in problems
+    assert "end_s: required field removed (old readers need it)" in problems
+
+
+def test_nested_model_change_is_seen() -> None:
+    old = _segment_schema()
+    new = copy.deepcopy(old)
+    new["$defs"]["VideoInfo"]["properties"]["width"] = {"type": "string"}
+    assert compatibility_problems(old, new) == ["video.width: type changed"]

@@ -1,0 +1,54 @@
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from services.common.filters import Filters, number_literal, string_literal
+
+
+def test_empty_filter_is_empty_expression() -> None:
+    assert Filters().compile() == ""
+
+
+def test_all_filters_compile_to_one_conjunction() -> None:
+    f = Filters(
+        tenant="acme", creator="ann", video_ids=["v1", "v2"],
+        uploaded_after=datetime(2026, 1, 1, tzinfo=UTC), uploaded_before=datetime(2026, 2, 1, tzinfo=UTC),
+        min_height=720, max_height=2160, min_duration_s=1.5, max_duration_s=60,
+    )
+    assert f.compile() == (
+        'tenant == "acme" and creator == "ann" and video_id in ["v1", "v2"] and uploaded_at >= 1767225600 '
+        "and uploaded_at < 1769904000 and height >= 720 and height <= 2160 and duration_s >= 1.5 "
+        "and duration_s <= 60.0"
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ['x" or 1==1 or "', "x' or '1'=='1", 'a\\" or true or \\"', "\n\" or tenant != \"", "é\"\u2028"],
+)
+def test_string_values_cannot_leave_their_literal(payload: str) -> None:
+    literal = string_literal(payload)
+    assert literal.startswith('"') and literal.endswith('"')
+    inner = literal[1:-1]
+    # every quote inside is escaped, and every backslash starts an escape: the literal never closes early
+    i = 0
+    while i < len(inner):
+        if inner[i] == "\\":
+            i += 2
+            continue
+        assert inner[i] != '"'
+        i += 1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), True, "1", None])
+def test_numbers_must_be_finite_numbers(bad: object) -> None:
+    with pytest.raises(ValueError):
+        number_literal(bad)  # type: ignore[arg-type]
+
+
+def test_unknown_filter_fields_and_naive_datetimes_are_rejected() -> None:
+    with pytest.raises(ValidationError):
+        Filters.model_validate({"creator": "a", "expr": "1==1"})
+    with pytest.raises(ValidationError):
+        Filters(uploaded_after=datetime(2026, 1, 1))  # type: ignore[arg-type]

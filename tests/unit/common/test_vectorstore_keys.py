@@ -1,0 +1,27 @@
+from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo, utcnow
+from services.common.vectorstore import segment_pk, segment_row, segments_collection
+
+
+def _embedding(segment_index: int, version: str = "abc") -> SegmentEmbedding:
+    return SegmentEmbedding(
+        event_id="e", video_id="v1", segment_index=segment_index, segment_count=3, start_s=0, end_s=4,
+        keyframe_times=[1.0, 2.0, 3.0], vector=[0.0, 1.0], model=ModelRef(name="m", version=version, dim=2),
+        video=VideoInfo(uri="file:///a.mp4", uploaded_at=utcnow(), creator="c"),
+    )
+
+
+def test_primary_key_is_a_function_of_video_segment_and_model() -> None:
+    assert segment_row(_embedding(1))["pk"] == segment_row(_embedding(1))["pk"]
+    assert segment_row(_embedding(1))["pk"] != segment_row(_embedding(2))["pk"]
+    assert segment_row(_embedding(1, "v2"))["pk"] != segment_row(_embedding(1, "abc"))["pk"]
+    assert segment_pk("v1", 1, "abc") == segment_row(_embedding(1))["pk"]
+
+
+def test_row_uses_the_middle_keyframe() -> None:
+    assert segment_row(_embedding(0))["keyframe_s"] == 2.0
+
+
+def test_collection_names_are_milvus_safe_and_model_specific() -> None:
+    a = segments_collection(ModelRef(name="vit-b/32", version="1.2", dim=512))
+    assert a.replace("_", "").isalnum()
+    assert a != segments_collection(ModelRef(name="vit-b/32", version="1.3", dim=512))

@@ -1,0 +1,27 @@
+from pathlib import Path
+
+from services.gateway.registration import canonical_uri, discover, register, video_id_for
+
+
+def test_same_source_same_video_new_event(tmp_path: Path) -> None:
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"x")
+    first, second = register(clip), register(tmp_path / "." / "a.mp4")
+    assert first.video_id == second.video_id
+    assert first.event_id != second.event_id
+    assert first.uri == clip.resolve().as_uri()
+
+
+def test_video_ids_differ_by_source() -> None:
+    assert video_id_for("file:///a.mp4") != video_id_for("file:///b.mp4")
+
+
+def test_discover_walks_folders_for_video_suffixes(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name in ("b.mp4", "a.MKV", "notes.md", "sub/c.webm"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in discover([tmp_path])] == ["a.MKV", "b.mp4", "c.webm"]
+
+
+def test_remote_uris_are_kept_verbatim() -> None:
+    assert canonical_uri("s3://bucket/key.mp4") == "s3://bucket/key.mp4"
