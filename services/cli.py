@@ -119,9 +119,12 @@ def _print_hits(title: str, hits: list[SegmentHit]) -> None:
     for rank, hit in enumerate(hits, 1):
         f = hit.fields
         table.add_row(
-            str(rank), f"{hit.score:.4f}", str(f.get("title") or hit.video_id),
+            str(rank),
+            f"{hit.score:.4f}",
+            str(f.get("title") or hit.video_id),
             f"{hit.start_s:.1f}-{hit.end_s:.1f}s (keyframe {float(f['keyframe_s']):.1f}s)",
-            str(f.get("creator", "")), str(f.get("uri", ""))[-60:],
+            str(f.get("creator", "")),
+            str(f.get("uri", ""))[-60:],
         )
     console.print(table)
 

@@ -24,7 +24,7 @@ class HealthServer:
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
             path = environ.get("PATH_INFO", "")
             if path == "/metrics":
-                return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+                return metrics_app(environ, start_response)
             if path == "/healthz":
                 start_response("200 OK", [("Content-Type", "text/plain")])
                 return [b"ok"]

@@ -69,6 +69,11 @@ class VideoProbed(Message):
     has_audio: bool = False
     frame_count: int | None = None
     segment_count: int
+    profile: str | None = None
+    pixel_format: str | None = None
+    rotation: int = Field(default=0, description="degrees clockwise applied for display; width/height are after it")
+    sample_aspect_ratio: str | None = None
+    interlaced: bool = False
 
 
 class Keyframe(BaseModel):

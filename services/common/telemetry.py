@@ -24,7 +24,9 @@ MESSAGES_OUT = Counter("clipstream_messages_produced_total", "Messages produced"
 DEAD_LETTERS = Counter("clipstream_dead_letters_total", "Messages sent to the dead-letter topic", ["service", "reason"])
 RETRIES = Counter("clipstream_transient_retries_total", "Batches retried after a transient failure", ["service"])
 BATCH_SECONDS = Histogram(
-    "clipstream_batch_seconds", "Time to process one consumed batch", ["service"],
+    "clipstream_batch_seconds",
+    "Time to process one consumed batch",
+    ["service"],
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 BATCH_SIZE = Histogram(
@@ -60,6 +62,9 @@ def headers_with_trace(context: Context | None = None) -> list[tuple[str, bytes]
     return [(k, v.encode()) for k, v in carrier.items()]
 
 
-def context_from_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> Context:
-    carrier = {k: (v.decode(errors="replace") if v is not None else "") for k, v in (headers or [])}
+def context_from_headers(
+    headers: Iterable[tuple[str, str | bytes | None]] | dict[str, str | bytes | None] | None,
+) -> Context:
+    pairs = headers.items() if isinstance(headers, dict) else (headers or [])
+    carrier = {k: (v.decode(errors="replace") if isinstance(v, bytes) else v or "") for k, v in pairs}
     return propagate.extract(carrier)

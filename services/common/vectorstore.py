@@ -24,8 +24,19 @@ log = logging.getLogger(__name__)
 SEGMENTS_ALIAS = "clipstream_segments"
 MAX_TOPK = 16384
 OUTPUT_FIELDS = [
-    "video_id", "segment_index", "start_s", "end_s", "keyframe_s", "creator", "tenant", "title", "uri",
-    "uploaded_at", "width", "height", "duration_s",
+    "video_id",
+    "segment_index",
+    "start_s",
+    "end_s",
+    "keyframe_s",
+    "creator",
+    "tenant",
+    "title",
+    "uri",
+    "uploaded_at",
+    "width",
+    "height",
+    "duration_s",
 ]
 
 
@@ -123,8 +134,8 @@ class SegmentStore:
         if rows:
             self.client.upsert(collection, list(rows))
 
-    def count(self, collection: str = SEGMENTS_ALIAS) -> int:
-        res = self.client.query(collection, filter="", output_fields=["count(*)"])
+    def count(self, expr: str = "", collection: str = SEGMENTS_ALIAS) -> int:
+        res = self.client.query(collection, filter=expr, output_fields=["count(*)"])
         return int(res[0]["count(*)"])
 
     def served_collection(self) -> str | None:
@@ -168,7 +179,11 @@ class SegmentStore:
         self, vectors: Sequence[Sequence[float]], fetch: int, expr: str, collection: str
     ) -> tuple[list[dict[str, SegmentHit]], list[int]]:
         results = self.client.search(
-            collection, data=[list(v) for v in vectors], limit=fetch, filter=expr, output_fields=OUTPUT_FIELDS,
+            collection,
+            data=[list(v) for v in vectors],
+            limit=fetch,
+            filter=expr,
+            output_fields=OUTPUT_FIELDS,
             search_params={"metric_type": "COSINE", "params": {"ef": max(fetch, 64)}},
         )
         per_query: list[dict[str, SegmentHit]] = []

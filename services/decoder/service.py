@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Rejected, Result, TransactionalProcessor
+from services.common.kafka.processor import (
+    Outgoing,
+    ProcessorConfig,
+    Received,
+    Rejected,
+    Result,
+    TransactionalProcessor,
+)
 from services.common.messages import Keyframe, Topics, VideoInfo, VideoProbed, VideoSegment, VideoUploaded
+from services.decoder.decode import DecodedVideo, decode_video
 from services.decoder.errors import DecodeError
-from services.decoder.keyframes import DecodedVideo, SamplingPolicy, decode_video
 from services.decoder.settings import DecoderSettings
-from services.decoder.sources import resolve_file
+from services.decoder.sources import open_source
 
 
 class Decoder:
     def __init__(self, settings: DecoderSettings) -> None:
         self.settings = settings
-        self.policy = SamplingPolicy(
-            segment_seconds=settings.segment_seconds,
-            short_side=settings.keyframe_short_side,
-            jpeg_quality=settings.jpeg_quality,
-            max_segments=settings.max_segments,
-            max_duration_s=settings.max_duration_s,
-            max_pixels=settings.max_pixels,
-        )
+        self.options = settings.decode_options()
+        self.sources = settings.source_policy()
 
     def handle(self, batch: list[Received[VideoUploaded]]) -> list[Result]:
         results: list[Result] = []
@@ -34,33 +35,53 @@ class Decoder:
         return results
 
     def decode(self, upload: VideoUploaded) -> DecodedVideo:
-        path = resolve_file(upload.uri, self.settings.allowed_roots)
-        size = path.stat().st_size
-        if size == 0:
-            raise DecodeError("empty_file", f"{path} is empty")
-        if size > self.settings.max_bytes:
-            raise DecodeError("too_large", f"{size} bytes exceeds {self.settings.max_bytes}")
-        return decode_video(path, self.policy)
+        with open_source(upload.uri, self.sources) as source:
+            return decode_video(source, self.options)
 
     @staticmethod
     def outputs(received: Received[VideoUploaded], decoded: DecodedVideo) -> list[Result]:
         up, probe = received.value, decoded.probe
         count = len(decoded.segments)
         info = VideoInfo(
-            uri=up.uri, creator=up.creator, tenant=up.tenant, title=up.title, uploaded_at=up.uploaded_at,
-            width=probe.width, height=probe.height, duration_s=probe.duration_s,
+            uri=up.uri,
+            creator=up.creator,
+            tenant=up.tenant,
+            title=up.title,
+            uploaded_at=up.uploaded_at,
+            width=probe.width,
+            height=probe.height,
+            duration_s=probe.duration_s,
         )
         probed = VideoProbed(
-            event_id=up.event_id, video_id=up.video_id, container=probe.container, codec=probe.codec,
-            width=probe.width, height=probe.height, fps=probe.fps, duration_s=probe.duration_s,
-            bitrate=probe.bitrate, has_audio=probe.has_audio, frame_count=probe.frame_count, segment_count=count,
+            event_id=up.event_id,
+            video_id=up.video_id,
+            container=probe.container,
+            codec=probe.codec,
+            width=probe.width,
+            height=probe.height,
+            fps=probe.fps,
+            duration_s=probe.duration_s,
+            bitrate=probe.bitrate,
+            has_audio=probe.has_audio,
+            frame_count=probe.frame_count,
+            segment_count=count,
+            profile=probe.profile,
+            pixel_format=probe.pixel_format,
+            rotation=probe.rotation,
+            sample_aspect_ratio=probe.sample_aspect_ratio,
+            interlaced=probe.interlaced,
         )
         out: list[Result] = [Outgoing(Topics.PROBED, probed, up.video_id, received)]
         for seg in decoded.segments:
             message = VideoSegment(
-                event_id=up.event_id, video_id=up.video_id, segment_index=seg.index, segment_count=count,
-                start_s=seg.start_s, end_s=seg.end_s,
-                keyframes=[Keyframe(t=k.t, jpeg=k.jpeg) for k in seg.keyframes], video=info,
+                event_id=up.event_id,
+                video_id=up.video_id,
+                segment_index=seg.index,
+                segment_count=count,
+                start_s=seg.start_s,
+                end_s=seg.end_s,
+                keyframes=[Keyframe(t=k.t, jpeg=k.jpeg) for k in seg.keyframes],
+                video=info,
             )
             out.append(Outgoing(Topics.SEGMENTS, message, up.video_id, received))
         return out

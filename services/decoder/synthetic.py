@@ -1,30 +1,55 @@
-"""Generate small real video files (PyAV, mpeg4) for demos and tests when no sample clips are at hand."""
+"""Generate real video files with known shot boundaries, for the demo, tests and the shot benchmark.
+
+Each scene is a smooth random texture with a few solid shapes, panned a few pixels per frame (motion
+that must not read as a cut). A hard cut switches to a new scene; a fade goes through black over
+`fade_s` and comes back on a new scene, its boundary being the first frame after the black.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 
 def write_clip(
-    path: Path, seconds: float = 4.0, fps: int = 12, size: tuple[int, int] = (160, 120), seed: int = 0,
-    cuts: tuple[float, ...] = (),
+    path: Path,
+    seconds: float = 4.0,
+    fps: int = 12,
+    size: tuple[int, int] = (160, 120),
+    seed: int = 0,
+    cuts: Sequence[float] = (),
+    fades: Sequence[float] = (),
+    fade_s: float = 1.0,
+    codec: str = "mpeg4",
+    pix_fmt: str = "yuv420p",
+    pan_px: int = 2,
 ) -> Path:
-    """A clip of moving coloured shapes; each cut switches to a scene drawn from a new seed."""
     rng = np.random.default_rng(seed)
     w, h = size
     path.parent.mkdir(parents=True, exist_ok=True)
+    cut_frames = {round(c * fps) for c in cuts}
+    fade_frames = [(round((f - fade_s / 2) * fps), round((f + fade_s / 2) * fps)) for f in fades]
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream = container.add_stream(codec, rate=fps)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
         scene = _scene(rng, w, h)
-        boundaries = [round(c * fps) for c in cuts]
         for i in range(round(seconds * fps)):
-            if i in boundaries:
+            if i in cut_frames:
                 scene = _scene(rng, w, h)
-            frame = np.roll(scene, shift=i * 2, axis=1)
+            gain = 1.0
+            for start, end in fade_frames:
+                if start <= i < end:
+                    middle = (start + end) / 2
+                    gain = abs(i - middle) / ((end - start) / 2)
+                    gain = 0.0 if gain < 0.25 else gain  # a few fully black frames in the middle
+                    if i == round(middle):
+                        scene = _scene(rng, w, h)
+            frame = (np.roll(scene, shift=i * pan_px, axis=1) * gain).astype(np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
@@ -32,15 +57,22 @@ def write_clip(
     return path
 
 
-def _scene(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    base = rng.integers(0, 256, size=3)
-    img = np.empty((h, w, 3), dtype=np.uint8)
-    img[:] = base
+def _scene(rng: np.random.Generator, w: int, h: int) -> npt.NDArray[np.uint8]:
+    coarse = rng.integers(30, 226, size=(max(2, h // 16), max(2, w // 16), 3)).astype(np.float32)
+    rows = np.linspace(0, coarse.shape[0] - 1, h)
+    cols = np.linspace(0, coarse.shape[1] - 1, w)
+    img = coarse[np.round(rows).astype(int)][:, np.round(cols).astype(int)]
+    img = (img + np.roll(img, 3, axis=0) + np.roll(img, 3, axis=1) + np.roll(img, -3, axis=1)) / 4
     for _ in range(4):
-        x0, y0 = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
-        img[y0 : y0 + int(rng.integers(10, h // 2)), x0 : x0 + int(rng.integers(10, w // 2))] = rng.integers(0, 256, 3)
-    return img
+        x0, y0 = int(rng.integers(0, max(1, w - 20))), int(rng.integers(0, max(1, h - 20)))
+        img[y0 : y0 + int(rng.integers(10, max(11, h // 2))), x0 : x0 + int(rng.integers(10, max(11, w // 2)))] = (
+            rng.integers(0, 256, 3)
+        )
+    return img.astype(np.uint8)
 
 
 def write_demo_clips(folder: Path, count: int = 6) -> list[Path]:
-    return [write_clip(folder / f"synthetic-{i:02d}.mp4", seconds=5.0, seed=i) for i in range(count)]
+    return [
+        write_clip(folder / f"synthetic-{i:02d}.mp4", seconds=8.0, seed=i, cuts=(3.0,), fades=(6.0,))
+        for i in range(count)
+    ]

@@ -11,7 +11,14 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Rejected, Result, TransactionalProcessor
+from services.common.kafka.processor import (
+    Outgoing,
+    ProcessorConfig,
+    Received,
+    Rejected,
+    Result,
+    TransactionalProcessor,
+)
 from services.common.messages import SegmentEmbedding, Topics, VideoSegment
 from services.common.triton import ClipClient
 from services.embedder.settings import EmbedderSettings
@@ -46,10 +53,16 @@ class Embedder:
             mean = embeddings[rows].mean(axis=0)
             vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
             message = SegmentEmbedding(
-                event_id=seg.event_id, video_id=seg.video_id, segment_index=seg.segment_index,
-                segment_count=seg.segment_count, start_s=seg.start_s, end_s=seg.end_s,
-                keyframe_times=[k.t for k in seg.keyframes], vector=vector.astype(float).tolist(),
-                model=model, video=seg.video,
+                event_id=seg.event_id,
+                video_id=seg.video_id,
+                segment_index=seg.segment_index,
+                segment_count=seg.segment_count,
+                start_s=seg.start_s,
+                end_s=seg.end_s,
+                keyframe_times=[k.t for k in seg.keyframes],
+                vector=vector.astype(float).tolist(),
+                model=model,
+                video=seg.video,
             )
             results.append(Outgoing(Topics.EMBEDDINGS, message, seg.video_id, received))
         return results
@@ -58,7 +71,10 @@ class Embedder:
 def build(settings: EmbedderSettings) -> TransactionalProcessor[VideoSegment]:
     embedder = Embedder(ClipClient(settings.common.triton_grpc_url, timeout_s=settings.triton_timeout_s))
     config = ProcessorConfig(
-        service="embedder", group_id=settings.group_id, input_topic=Topics.SEGMENTS,
-        max_batch=settings.max_batch_messages, max_wait_s=settings.max_wait_s,
+        service="embedder",
+        group_id=settings.group_id,
+        input_topic=Topics.SEGMENTS,
+        max_batch=settings.max_batch_messages,
+        max_wait_s=settings.max_wait_s,
     )
     return TransactionalProcessor(settings.common, config, VideoSegment, embedder.handle)

@@ -53,9 +53,13 @@ async def track_completion(stream: faust.StreamT[bytes]) -> None:
             ack = SegmentIndexed.model_validate_json(event.value)
         except ValidationError as exc:
             letter = DeadLetter(
-                service="enricher", reason="malformed_message", detail=str(exc)[:2000],
-                source_topic=event.message.topic, source_partition=event.message.partition,
-                source_offset=event.message.offset, key=(event.key or b"").decode(errors="replace"),
+                service="enricher",
+                reason="malformed_message",
+                detail=str(exc)[:2000],
+                source_topic=event.message.topic,
+                source_partition=event.message.partition,
+                source_offset=event.message.offset,
+                key=(event.key or b"").decode(errors="replace"),
                 payload=(event.value or b"")[: 64 * 1024],
             )
             telemetry.DEAD_LETTERS.labels("enricher", letter.reason).inc()
@@ -72,17 +76,17 @@ async def track_completion(stream: faust.StreamT[bytes]) -> None:
             log.info("video indexed", extra={"video_id": ack.video_id, "segments": done.segment_count})
 
 
-@app.page("/healthz")
+@app.page("/healthz")  # type: ignore[arg-type]
 async def healthz(_web: Any, _request: Any) -> Response:
     return Response(text="ok")
 
 
-@app.page("/readyz")
+@app.page("/readyz")  # type: ignore[arg-type]
 async def readyz(_web: Any, _request: Any) -> Response:
     ready = app.rebalancing is False and app.consumer is not None
     return Response(text="ready" if ready else "not ready", status=200 if ready else 503)
 
 
-@app.page("/metrics")
+@app.page("/metrics")  # type: ignore[arg-type]
 async def metrics(_web: Any, _request: Any) -> Response:
     return Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -31,7 +31,10 @@ def apply_ack(state: Completion | None, ack: SegmentIndexed) -> tuple[Completion
     if not done:
         return new_state, None
     event = VideoIndexed(
-        event_id=ack.event_id, video_id=ack.video_id, segment_count=state.expected,
-        collection=ack.collection, model_version=ack.model_version,
+        event_id=ack.event_id,
+        video_id=ack.video_id,
+        segment_count=state.expected,
+        collection=ack.collection,
+        model_version=ack.model_version,
     )
     return new_state, event

@@ -44,8 +44,12 @@ class Indexer:
             for r in group:
                 e = r.value
                 ack = SegmentIndexed(
-                    event_id=e.event_id, video_id=e.video_id, segment_index=e.segment_index,
-                    segment_count=e.segment_count, collection=collection, model_version=model.version,
+                    event_id=e.event_id,
+                    video_id=e.video_id,
+                    segment_index=e.segment_index,
+                    segment_count=e.segment_count,
+                    collection=collection,
+                    model_version=model.version,
                 )
                 results.append(Outgoing(Topics.SEGMENTS_INDEXED, ack, e.video_id, r))
         return results
@@ -54,7 +58,10 @@ class Indexer:
 def build(settings: IndexerSettings) -> TransactionalProcessor[SegmentEmbedding]:
     indexer = Indexer(SegmentStore(settings.common))
     config = ProcessorConfig(
-        service="indexer", group_id=settings.group_id, input_topic=Topics.EMBEDDINGS,
-        max_batch=settings.max_batch_messages, max_wait_s=settings.max_wait_s,
+        service="indexer",
+        group_id=settings.group_id,
+        input_topic=Topics.EMBEDDINGS,
+        max_batch=settings.max_batch_messages,
+        max_wait_s=settings.max_wait_s,
     )
     return TransactionalProcessor(settings.common, config, SegmentEmbedding, indexer.handle)

@@ -12,8 +12,9 @@ from services.common.filters import Filters
 from services.common.messages import ModelRef
 from services.common.triton import ClipClient
 from services.common.vectorstore import SegmentHit, SegmentStore, segments_collection
+from services.decoder.decode import DecodeOptions, decode_video
 from services.decoder.errors import DecodeError
-from services.decoder.keyframes import SamplingPolicy, decode_video
+from services.decoder.segments import SegmentPolicy
 from services.embedder.service import jpeg_to_pixels
 from services.search.settings import SearchSettings
 
@@ -44,11 +45,11 @@ class SearchEngine:
         return self._search(emb[:1], model, limit, filters)
 
     def by_video(self, path: Path, limit: int = 10, filters: Filters | None = None) -> list[SegmentHit]:
-        policy = SamplingPolicy(
-            segment_seconds=self.settings.query_frame_seconds, max_segments=self.settings.query_max_frames
+        policy = SegmentPolicy(
+            mode="fixed", fixed_segment_s=self.settings.query_frame_seconds, max_segments=self.settings.query_max_frames
         )
         try:
-            decoded = decode_video(path, policy)
+            decoded = decode_video(path, DecodeOptions(segments=policy))
         except DecodeError as exc:
             raise QueryError(exc.detail) from exc
         images = [jpeg_to_pixels(k.jpeg) for s in decoded.segments for k in s.keyframes]

@@ -37,9 +37,18 @@ def kafka_libs(settings: StackSettings) -> Path:
     libs.mkdir(parents=True, exist_ok=True)
     with resources.as_file(pom) as pom_path:
         result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(pom_path), "dependency:copy-dependencies",
-             f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
-            capture_output=True, text=True,
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(pom_path),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={libs}",
+                "-DincludeScope=runtime",
+            ],
+            capture_output=True,
+            text=True,
         )
     if result.returncode != 0:
         raise StackError(f"mvn failed to resolve the Kafka jars:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
@@ -60,27 +69,31 @@ def start_kafka(settings: StackSettings) -> Proc:
         conf_dir.mkdir(parents=True, exist_ok=True)
         props = conf_dir / "server.properties"
         ctrl = settings.kafka_controller_port
-        props.write_text("\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@{host}:{ctrl}",
-            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{ctrl}",
-            f"advertised.listeners=PLAINTEXT://{host}:{port}",
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            f"log.dirs={data}",
-            "num.partitions=6",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=6",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "transaction.state.log.num.partitions=6",
-            "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=true",
-            "message.max.bytes=8388608",
-            "log.retention.hours=168",
-            "",
-        ]))
+        props.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@{host}:{ctrl}",
+                    f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{ctrl}",
+                    f"advertised.listeners=PLAINTEXT://{host}:{port}",
+                    "controller.listener.names=CONTROLLER",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"log.dirs={data}",
+                    "num.partitions=6",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=6",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "transaction.state.log.num.partitions=6",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=true",
+                    "message.max.bytes=8388608",
+                    "log.retention.hours=168",
+                    "",
+                ]
+            )
+        )
         log4j = conf_dir / "log4j2.properties"
         log4j.write_text(_LOG4J)
         classpath = f"{libs}/*"
@@ -89,7 +102,8 @@ def start_kafka(settings: StackSettings) -> Proc:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
                 [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
-                capture_output=True, text=True,
+                capture_output=True,
+                text=True,
             )
             if fmt.returncode != 0:
                 raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")

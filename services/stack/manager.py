@@ -12,6 +12,7 @@ from services.common.clip.random_model import write_random_clip
 from services.stack.kafka import start_kafka
 from services.stack.milvus import start_milvus_lite
 from services.stack.process import Proc, StackError, wait_until
+from services.stack.seaweedfs import start_seaweedfs
 from services.stack.settings import StackSettings
 from services.stack.triton import start_triton
 
@@ -22,7 +23,7 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "indexer": ("services.indexer", "CLIPSTREAM_INDEXER_HEALTH_PORT", 9103),
     "enricher": ("services.enricher", "CLIPSTREAM_ENRICHER_WEB_PORT", 9104),
 }
-INFRA = ("kafka", "milvus", "triton")
+INFRA = ("kafka", "milvus", "seaweedfs", "triton")
 
 
 def ensure_model(settings: StackSettings) -> str:
@@ -56,6 +57,8 @@ def up(settings: StackSettings, services: bool = True) -> dict[str, int]:
     procs = [start_kafka(settings)]
     if settings.milvus_lite:
         procs.append(start_milvus_lite(settings))
+    if settings.seaweedfs:
+        procs.append(start_seaweedfs(settings))
     procs.append(start_triton(settings, clip_model))
     if services:
         env = _env(settings, clip_model)
@@ -64,8 +67,15 @@ def up(settings: StackSettings, services: bool = True) -> dict[str, int]:
             proc = Proc(name, settings.run_dir)
             argv = [sys.executable, "-m", module]
             if name == "enricher":
-                argv += ["worker", "--loglevel", "warn", "--web-host", "127.0.0.1",
-                         "--web-port", os.environ.get(port_var, str(default_port))]
+                argv += [
+                    "worker",
+                    "--loglevel",
+                    "warn",
+                    "--web-host",
+                    "127.0.0.1",
+                    "--web-port",
+                    os.environ.get(port_var, str(default_port)),
+                ]
             proc.start(argv, env=env)
             started.append((proc, int(os.environ.get(port_var, default_port))))
         for proc, port in started:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.settings import CommonSettings
@@ -22,6 +22,12 @@ class StackSettings(BaseSettings):
     triton_metrics_port: int = 18002
     model_repository: Path = Path("triton_models")
     milvus_lite: bool = Field(default=True, description="start a Milvus Lite server at common.milvus_uri")
+    seaweedfs: bool = Field(default=False, description="start SeaweedFS as a local S3 endpoint")
+    seaweedfs_base_port: int = 18330
+    s3_port: int = 18333
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_buckets: list[str] = Field(default_factory=lambda: ["uploads"])
 
     @property
     def run_dir(self) -> Path:

@@ -28,9 +28,19 @@ def triton_home(settings: StackSettings) -> Path:
         return home
     with tempfile.TemporaryDirectory() as tmp:
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp,
-             f"nvidia-pytriton=={settings.pytriton_version}"],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                tmp,
+                f"nvidia-pytriton=={settings.pytriton_version}",
+            ],
+            capture_output=True,
+            text=True,
         )
         wheels = list(Path(tmp).glob("nvidia_pytriton-*.whl"))
         if result.returncode != 0 or not wheels:
@@ -76,14 +86,22 @@ def start_triton(settings: StackSettings, clip_model: str) -> Proc:
             "CLIPSTREAM_CLIP_MODEL": clip_model,
         }
         host = settings.host
-        proc.start([
-            str(home / "pytriton" / "tritonserver" / "bin" / "tritonserver"),
-            f"--model-repository={settings.model_repository.resolve()}",
-            f"--backend-directory={home / 'backends'}",
-            f"--http-address={host}", f"--http-port={port_of(http)}",
-            f"--grpc-address={host}", f"--grpc-port={port_of(settings.common.triton_grpc_url)}",
-            f"--metrics-address={host}", f"--metrics-port={settings.triton_metrics_port}",
-            "--allow-gpu-metrics=false", "--exit-on-error=true", "--log-verbose=0",
-        ], env=env)
+        proc.start(
+            [
+                str(home / "pytriton" / "tritonserver" / "bin" / "tritonserver"),
+                f"--model-repository={settings.model_repository.resolve()}",
+                f"--backend-directory={home / 'backends'}",
+                f"--http-address={host}",
+                f"--http-port={port_of(http)}",
+                f"--grpc-address={host}",
+                f"--grpc-port={port_of(settings.common.triton_grpc_url)}",
+                f"--metrics-address={host}",
+                f"--metrics-port={settings.triton_metrics_port}",
+                "--allow-gpu-metrics=false",
+                "--exit-on-error=true",
+                "--log-verbose=0",
+            ],
+            env=env,
+        )
     wait_until(lambda: _ready(http), proc, f"Triton at {http}", 180)
     return proc

@@ -26,7 +26,24 @@ TEST_ENV = {
     "CLIPSTREAM_INDEXER_HEALTH_PORT": "9203",
     "CLIPSTREAM_ENRICHER_WEB_PORT": "9204",
     "CLIPSTREAM_CLIP_MODEL": "",
+    # a real S3 (SeaweedFS) for s3:// sources; its filer doubles as the allowed http:// origin
+    "CLIPSTREAM_STACK_SEAWEEDFS": "true",
+    "CLIPSTREAM_STACK_SEAWEEDFS_BASE_PORT": "28330",
+    "CLIPSTREAM_STACK_S3_PORT": "28333",
+    "CLIPSTREAM_STACK_S3_ACCESS_KEY": "test-access-key",
+    "CLIPSTREAM_STACK_S3_SECRET_KEY": "test-secret-key",
+    "CLIPSTREAM_STACK_S3_BUCKETS": '["uploads"]',
+    "CLIPSTREAM_DECODER_S3_ENDPOINT_URL": "http://127.0.0.1:28333",
+    "CLIPSTREAM_DECODER_S3_PREFIXES": '["s3://uploads/allowed/"]',
+    "CLIPSTREAM_DECODER_S3_ACCESS_KEY": "test-access-key",
+    "CLIPSTREAM_DECODER_S3_SECRET_KEY": "test-secret-key",
+    "CLIPSTREAM_DECODER_HTTP_PREFIXES": '["http://127.0.0.1:28332/public/"]',
+    # limits low enough that the tests can cross each one with a small file
+    "CLIPSTREAM_DECODER_MAX_BYTES": str(64 * 1024**2),
+    "CLIPSTREAM_DECODER_MAX_DURATION_S": "120",
+    "CLIPSTREAM_DECODER_MAX_PIXELS": str(1920 * 1088),
 }
+FILER_URL = "http://127.0.0.1:28332"
 
 
 @pytest.fixture(scope="session")
@@ -66,5 +83,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-
-

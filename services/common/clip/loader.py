@@ -72,8 +72,10 @@ def _model_name(path: Path) -> str:
 
 def _digest(path: Path) -> str:
     """Version = hash of the weights, so a changed checkpoint can never share a collection with the old one."""
-    files = [path] if path.is_file() else sorted(
-        p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".pt", ".pth"}
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".pt", ".pth"})
     )
     h = hashlib.sha256()
     for f in files:
@@ -93,33 +95,43 @@ def _load_open_clip(model_name: str, pretrained: str | None, name: str, version:
     size = visual.image_size[0] if isinstance(visual.image_size, tuple) else int(visual.image_size)
     mean = tuple(getattr(visual, "image_mean", None) or OPENAI_MEAN)
     std = tuple(getattr(visual, "image_std", None) or OPENAI_STD)
-    dim = int(model.text_projection.shape[1]) if hasattr(model, "text_projection") else int(
-        model.encode_text(tokenizer(["a"])).shape[-1]
+    dim = (
+        int(model.text_projection.shape[1])
+        if hasattr(model, "text_projection")
+        else int(model.encode_text(tokenizer(["a"])).shape[-1])
     )
     return LoadedClip(
         ref=ModelRef(name=_slug(name), version=version, dim=dim),
-        image_size=size, mean=mean, std=std,
+        image_size=size,
+        mean=mean,
+        std=std,
         encode_image=model.encode_image,
         encode_text=lambda texts: model.encode_text(tokenizer(texts)),
     )
 
 
 def _load_hf(path: Path) -> LoadedClip:
-    from transformers import CLIPModel, CLIPTokenizerFast
+    from transformers import CLIPModel, CLIPTokenizerFast  # type: ignore[attr-defined]
 
     model = CLIPModel.from_pretrained(path).eval()
     tokenizer = CLIPTokenizerFast.from_pretrained(path)
     cfg = model.config
 
     def encode_text(texts: Sequence[str]) -> torch.Tensor:
-        tokens = tokenizer(list(texts), padding=True, truncation=True, max_length=cfg.text_config.max_position_embeddings,
-                           return_tensors="pt")
+        tokens = tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=cfg.text_config.max_position_embeddings,
+            return_tensors="pt",
+        )
         return _features(model.get_text_features(**tokens))
 
     return LoadedClip(
         ref=ModelRef(name=_slug(_model_name(path)), version=_digest(path), dim=int(cfg.projection_dim)),
         image_size=int(cfg.vision_config.image_size),
-        mean=OPENAI_MEAN, std=OPENAI_STD,
+        mean=OPENAI_MEAN,
+        std=OPENAI_STD,
         encode_image=lambda x: _features(model.get_image_features(pixel_values=x)),
         encode_text=encode_text,
     )

@@ -9,9 +9,7 @@ import torch
 import torch.nn.functional as F
 
 
-def preprocess_pixels(
-    pixels: torch.Tensor, size: int, mean: tuple[float, ...], std: tuple[float, ...]
-) -> torch.Tensor:
+def preprocess_pixels(pixels: torch.Tensor, size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> normalised float (N, 3, size, size): shortest side to `size`, centre crop."""
     if pixels.ndim != 4 or pixels.shape[-1] != 3:
         raise ValueError(f"expected (N, H, W, 3) pixels, got {tuple(pixels.shape)}")

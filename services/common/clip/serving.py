@@ -53,10 +53,12 @@ class ImageModel:
                 outputs[i] = embedded[start : start + n]
                 start += n
         return [
-            pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor("embedding", out.astype(np.float32)),
-                pb_utils.Tensor("model_id", _model_ids(self.clip, out.shape[0])),
-            ])
+            pb_utils.InferenceResponse(
+                output_tensors=[
+                    pb_utils.Tensor("embedding", out.astype(np.float32)),
+                    pb_utils.Tensor("model_id", _model_ids(self.clip, out.shape[0])),
+                ]
+            )
             for out in outputs
             if out is not None
         ]
@@ -78,8 +80,12 @@ class TextModel:
         for a in texts:
             out = embedded[start : start + len(a)]
             start += len(a)
-            responses.append(pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor("embedding", out.astype(np.float32)),
-                pb_utils.Tensor("model_id", _model_ids(self.clip, len(a))),
-            ]))
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("embedding", out.astype(np.float32)),
+                        pb_utils.Tensor("model_id", _model_ids(self.clip, len(a))),
+                    ]
+                )
+            )
         return responses

@@ -88,9 +88,7 @@ class ProcessorConfig:
 
 
 class TransactionalProcessor(Generic[M]):
-    def __init__(
-        self, settings: CommonSettings, config: ProcessorConfig, model: type[M], handle: Handler[M]
-    ) -> None:
+    def __init__(self, settings: CommonSettings, config: ProcessorConfig, model: type[M], handle: Handler[M]) -> None:
         self.config = config
         self._model = model
         self._handle = handle
@@ -175,9 +173,7 @@ class TransactionalProcessor(Generic[M]):
                 headers=[CONTENT_TYPE, *headers_with_trace(ctx)],
             )
             MESSAGES_OUT.labels(self.config.service, out.topic).inc()
-        self._producer.send_offsets_to_transaction(
-            _next_offsets(msgs), self._consumer.consumer_group_metadata(), 30
-        )
+        self._producer.send_offsets_to_transaction(_next_offsets(msgs), self._consumer.consumer_group_metadata(), 30)
         self._producer.commit_transaction(30)
 
     def _dead_letter(self, rejected: Rejected) -> Outgoing:
@@ -186,8 +182,13 @@ class TransactionalProcessor(Generic[M]):
         DEAD_LETTERS.labels(self.config.service, rejected.reason).inc()
         log.warning(
             "dead letter",
-            extra={"reason": rejected.reason, "detail": rejected.detail[:500], "topic": raw.topic(),
-                   "partition": raw.partition(), "offset": raw.offset()},
+            extra={
+                "reason": rejected.reason,
+                "detail": rejected.detail[:500],
+                "topic": raw.topic(),
+                "partition": raw.partition(),
+                "offset": raw.offset(),
+            },
         )
         letter = DeadLetter(
             service=self.config.service,

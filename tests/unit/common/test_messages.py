@@ -6,7 +6,12 @@ from services.common.messages import Keyframe, VideoInfo, VideoSegment, VideoUpl
 
 def test_segment_roundtrips_jpeg_bytes_through_json() -> None:
     seg = VideoSegment(
-        event_id="e1", video_id="v1", segment_index=0, segment_count=1, start_s=0, end_s=4,
+        event_id="e1",
+        video_id="v1",
+        segment_index=0,
+        segment_count=1,
+        start_s=0,
+        end_s=4,
         keyframes=[Keyframe(t=2.0, jpeg=b"\xff\xd8\x00binary\xff")],
         video=VideoInfo(uri="file:///x.mp4", uploaded_at=utcnow()),
     )

@@ -4,8 +4,15 @@ from services.common.vectorstore import segment_pk, segment_row, segments_collec
 
 def _embedding(segment_index: int, version: str = "abc") -> SegmentEmbedding:
     return SegmentEmbedding(
-        event_id="e", video_id="v1", segment_index=segment_index, segment_count=3, start_s=0, end_s=4,
-        keyframe_times=[1.0, 2.0, 3.0], vector=[0.0, 1.0], model=ModelRef(name="m", version=version, dim=2),
+        event_id="e",
+        video_id="v1",
+        segment_index=segment_index,
+        segment_count=3,
+        start_s=0,
+        end_s=4,
+        keyframe_times=[1.0, 2.0, 3.0],
+        vector=[0.0, 1.0],
+        model=ModelRef(name="m", version=version, dim=2),
         video=VideoInfo(uri="file:///a.mp4", uploaded_at=utcnow(), creator="c"),
     )
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from services.decoder.errors import DecodeError
-from services.decoder.sources import resolve_file
+from services.decoder.sources import SourcePolicy, check_http, check_s3, open_source, resolve_file
 
 
 @pytest.fixture
@@ -46,3 +46,60 @@ def test_missing_file_is_not_found(root: Path) -> None:
     with pytest.raises(DecodeError) as err:
         resolve_file((root / "nope.mp4").as_uri(), [root])
     assert err.value.reason == "source_not_found"
+
+
+HTTP_PREFIXES = ["https://cdn.example.com/videos/", "http://127.0.0.1:8888/public"]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://cdn.example.com/videos/a.mp4",
+        "https://CDN.example.com:443/videos/sub/a%20b.mp4",
+        "http://127.0.0.1:8888/public/x.webm",
+    ],
+)
+def test_http_under_an_allowed_prefix(uri: str) -> None:
+    assert check_http(uri, HTTP_PREFIXES) == uri
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://cdn.example.com.evil.net/videos/a.mp4",  # host suffix trick
+        "https://user:pw@cdn.example.com/videos/a.mp4",  # credentials
+        "https://evil.net@cdn.example.com/videos/a.mp4",
+        "https://cdn.example.com/videos/../admin/a.mp4",  # traversal
+        "https://cdn.example.com/videos/%2e%2e/admin/a.mp4",
+        "https://cdn.example.com:8443/videos/a.mp4",  # other port
+        "http://cdn.example.com/videos/a.mp4",  # downgrade
+        "http://127.0.0.1:8888/publicity/x.webm",  # prefix must end on a path segment
+        "http://169.254.169.254/latest/meta-data/",
+        "file:///etc/passwd",
+    ],
+)
+def test_http_outside_the_prefixes_is_refused(uri: str) -> None:
+    with pytest.raises(DecodeError) as err:
+        check_http(uri, HTTP_PREFIXES)
+    assert err.value.reason == "source_not_allowed"
+
+
+def test_s3_prefixes() -> None:
+    assert check_s3("s3://uploads/tenant-a/v.mp4", ["s3://uploads/tenant-a/"]) == ("uploads", "tenant-a/v.mp4")
+    for uri in (
+        "s3://uploads/tenant-b/v.mp4",
+        "s3://other/tenant-a/v.mp4",
+        "s3://uploads/tenant-a/../b/v.mp4",
+        "s3://k:s@uploads/tenant-a/v.mp4",
+        "s3:///tenant-a/v.mp4",
+    ):
+        with pytest.raises(DecodeError) as err:
+            check_s3(uri, ["s3://uploads/tenant-a/"])
+        assert err.value.reason == "source_not_allowed", uri
+
+
+@pytest.mark.parametrize("uri", ["s3://uploads/x.mp4", "https://cdn.example.com/videos/a.mp4"])
+def test_remote_schemes_are_closed_unless_configured(uri: str) -> None:
+    with pytest.raises(DecodeError) as err, open_source(uri, SourcePolicy()):
+        pass
+    assert err.value.reason == "source_not_allowed"

@@ -1,0 +1,110 @@
+"""Decoder throughput and memory: our decoder against a plain full PyAV decode of the same files.
+
+Run: `.venv/bin/python -m bench.decode`. Prints video-seconds per wall-second and source frames per
+second for each method, and ratios to the plain decode; then peak memory for a 1-minute and a
+10-minute 720p clip (each in a fresh process), whose ratio shows whether memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+
+from bench.common import clips, peak_rss_mib
+from services.decoder.decode import DecodeOptions, decode_video
+from services.decoder.segments import SegmentPolicy
+from services.decoder.synthetic import write_clip
+
+
+def plain_decode(path: Path) -> int:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return sum(1 for _ in container.decode(stream))
+
+
+def plain_decode_rgb(path: Path) -> int:
+    """What a naive sampler does: decode every frame and convert it to RGB."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return sum(1 for f in container.decode(stream) if f.to_ndarray(format="rgb24") is not None)
+
+
+METHODS: dict[str, Callable[[Path], object]] = {
+    "pyav plain decode (baseline)": plain_decode,
+    "pyav decode + rgb": plain_decode_rgb,
+    "ours: shots, middle keyframe": lambda p: decode_video(p, DecodeOptions()),
+    "ours: fixed 4 s, keyframes only": lambda p: decode_video(
+        p, DecodeOptions(segments=SegmentPolicy(mode="fixed"), keyframes_only=True)
+    ),
+}
+
+
+def throughput(files: list[Path], repeats: int) -> None:
+    facts = {p: (decode_video(p, DecodeOptions()).probe.duration_s, plain_decode(p)) for p in files}
+    seconds = sum(d for d, _ in facts.values())
+    frames = sum(n for _, n in facts.values())
+    print(f"{len(files)} clips, {seconds:.1f} video-seconds, {frames} frames; best of {repeats} runs\n")
+    print(f"{'method':34s} {'wall s':>8s} {'video-s/s':>10s} {'frames/s':>10s} {'ratio':>7s}")
+    base = None
+    for name, method in METHODS.items():
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for path in files:
+                method(path)
+            best = min(best, time.perf_counter() - start)
+        base = base or best
+        print(f"{name:34s} {best:8.2f} {seconds / best:10.1f} {frames / best:10.0f} {base / best:6.2f}x")
+
+
+def memory_child(path: str) -> None:
+    decoded = decode_video(Path(path), DecodeOptions())
+    print(json.dumps({"peak_rss_mib": peak_rss_mib(), "segments": len(decoded.segments)}))
+
+
+def memory(scratch: Path) -> None:
+    print("\npeak memory of one decode (fresh process), 1280x720 at 10 fps, a cut every 20 s")
+    results = {}
+    for minutes in (1, 10):
+        cuts = tuple(float(c) for c in range(20, minutes * 60, 20))
+        path = write_clip(scratch / f"{minutes}min.mp4", seconds=minutes * 60, fps=10, size=(1280, 720), cuts=cuts)
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.decode", "--memory-child", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results[minutes] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(
+            f"  {minutes:2d} min: peak RSS {results[minutes]['peak_rss_mib']:.0f} MiB, {results[minutes]['segments']} segments"
+        )
+    print(f"  10 min / 1 min peak RSS ratio: {results[10]['peak_rss_mib'] / results[1]['peak_rss_mib']:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        throughput(clips(Path(tmp)), args.repeats)
+        if not args.skip_memory:
+            memory(Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Decode a video once, front to back: probe, shot boundaries, segments and their JPEG keyframes.
+
+Frames stream through; only a segment's few candidate pictures are held, so memory stays flat for
+long videos. Times are presentation times from the first frame, so variable frame rate is exact.
+With fixed segments and `keyframes_only`, the decoder skips every non-intra frame (no motion
+compensation at all), which is what makes sampling cheap on long-GOP sources.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+import av.error
+from PIL import Image
+
+from services.decoder.errors import DecodeError
+from services.decoder.pictures import clockwise_rotation, display_size, jpeg, picture, thumb
+from services.decoder.probe import Probe, declared_duration, frame_rate, sample_aspect_ratio
+from services.decoder.segments import ClosedSegment, Segmenter, SegmentPolicy
+from services.decoder.shots import ShotConfig, ShotDetector
+
+_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe", "tiff_pipe")
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_duration_s: float = 4 * 3600.0
+    max_pixels: int = 8192 * 8192
+    time_budget_s: float = 900.0
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    segments: SegmentPolicy = field(default_factory=SegmentPolicy)
+    shots: ShotConfig = field(default_factory=ShotConfig)
+    limits: DecodeLimits = field(default_factory=DecodeLimits)
+    short_side: int = 256
+    jpeg_quality: int = 90
+    keyframes_only: bool = False
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    t: float
+    jpeg: bytes
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    start_s: float
+    end_s: float
+    keyframes: list[Keyframe]
+
+
+@dataclass
+class DecodedVideo:
+    probe: Probe
+    segments: list[Segment]
+    frames_decoded: int = 0
+
+
+def decode_video(source: Path | BinaryIO, options: DecodeOptions) -> DecodedVideo:
+    target = str(source) if isinstance(source, Path) else source
+    try:
+        container = av.open(target, metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        message = str(exc)
+        if "moov atom not found" in message:
+            raise DecodeError("truncated_video", f"the MP4 index (moov) is missing: {message}") from exc
+        raise DecodeError("not_a_video", f"not a media file FFmpeg can read: {message}") from exc
+    assert isinstance(container, av.container.InputContainer)
+    with container:
+        try:
+            return _decode(container, options)
+        except DecodeError:
+            raise
+        except av.error.FFmpegError as exc:
+            raise DecodeError("corrupt_video", str(exc)) from exc
+
+
+def _frames(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, keyframes_only: bool
+) -> Iterator[av.VideoFrame]:
+    if not keyframes_only:
+        yield from container.decode(stream)
+        return
+    for packet in container.demux(stream):
+        if packet.is_keyframe or packet.size == 0:  # the empty packet at the end flushes the decoder
+            for frame in packet.decode():
+                assert isinstance(frame, av.VideoFrame)
+                yield frame
+
+
+def _decode(container: av.container.InputContainer, options: DecodeOptions) -> DecodedVideo:
+    if container.format.name in _IMAGE_FORMATS:
+        raise DecodeError("not_a_video", f"a still image ({container.format.name}), not a video")
+    if not container.streams.video:
+        kind = "audio only" if container.streams.audio else "no streams"
+        raise DecodeError("no_video_stream", f"the file has no video stream ({kind})")
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    codec = ctx.name if ctx is not None else None
+    if not codec or codec not in av.codecs_available:
+        raise DecodeError("unsupported_codec", f"no decoder for the video stream's codec ({codec or 'unknown'})")
+    limits = options.limits
+    if ctx.width * ctx.height > limits.max_pixels:
+        raise DecodeError("too_many_pixels", f"{ctx.width}x{ctx.height} exceeds {limits.max_pixels} pixels")
+    declared = declared_duration(container, stream)
+    if declared is not None and declared > limits.max_duration_s:
+        raise DecodeError("too_long", f"{declared:.0f}s exceeds {limits.max_duration_s:.0f}s")
+    policy = options.segments
+    keyframes_only = options.keyframes_only and policy.mode == "fixed"
+    stream.thread_type = "AUTO"
+    if keyframes_only:
+        ctx.skip_frame = "NONKEY"
+    sar = sample_aspect_ratio(stream)
+    detector = ShotDetector(options.shots) if policy.mode == "shots" else None
+    segmenter: Segmenter[Image.Image] = Segmenter(policy)
+    segments: list[Segment] = []
+    deadline = time.monotonic() + limits.time_budget_s
+    origin: float | None = None
+    rotation = 0
+    interlaced = False
+    last_t = 0.0
+    frames = 0
+
+    def emit(closed: list[ClosedSegment[Image.Image]]) -> None:
+        for seg in closed:
+            keyframes = [Keyframe(round(t, 3), jpeg(img, options.jpeg_quality)) for t, img in seg.keyframes]
+            segments.append(Segment(seg.index, round(seg.start_s, 3), round(seg.end_s, 3), keyframes))
+
+    try:
+        for frame in _frames(container, stream, keyframes_only):
+            if frame.time is None:
+                continue
+            if origin is None:
+                origin = float(frame.time)
+                rotation = clockwise_rotation(frame)
+                interlaced = bool(frame.interlaced_frame)
+            t = max(last_t, float(frame.time) - origin)
+            last_t = t
+            frames += 1
+            if t > limits.max_duration_s:
+                raise DecodeError("too_long", f"decoded past {limits.max_duration_s:.0f}s")
+            if frames % 16 == 0 and time.monotonic() > deadline:
+                raise DecodeError(
+                    "decode_timeout", f"not decoded within {limits.time_budget_s:.0f}s (reached {t:.1f}s)"
+                )
+            cut = detector.push(t, thumb(frame)) if detector is not None else False
+            emit(segmenter.boundaries(t, cut))
+            if segmenter.full:
+                break
+            if segmenter.wants(t):
+                segmenter.add(t, picture(frame, sar, options.short_side))
+    except av.error.FFmpegError as exc:
+        if frames == 0:
+            raise DecodeError("corrupt_video", f"no frame could be decoded: {exc}") from exc
+        raise DecodeError("corrupt_video", f"decoding failed at {last_t:.1f}s: {exc}") from exc
+    if frames == 0:
+        raise DecodeError("corrupt_video", "the video stream holds no decodable frame")
+
+    fps = frame_rate(stream)
+    decoded_end = last_t + (1.0 / fps if fps else 0.0)
+    if declared is not None and not keyframes_only and not segmenter.full and decoded_end < 0.9 * declared - 0.5:
+        raise DecodeError("truncated_video", f"frames stop at {decoded_end:.1f}s of a declared {declared:.1f}s")
+    end = max(decoded_end, declared or 0.0) if keyframes_only else decoded_end
+    emit(segmenter.finish(end))
+    width, height = display_size(ctx.width, ctx.height, sar, rotation)
+    probe = Probe(
+        container=container.format.name,
+        codec=codec,
+        profile=ctx.profile or None,
+        pixel_format=ctx.format.name if ctx.format is not None else None,
+        width=width,
+        height=height,
+        rotation=rotation,
+        sample_aspect_ratio=str(sar) if sar is not None else None,
+        fps=round(fps, 3) if fps else None,
+        duration_s=round(end, 3),
+        bitrate=container.bit_rate or None,
+        has_audio=bool(container.streams.audio),
+        frame_count=stream.frames or (frames if not keyframes_only else None),
+        interlaced=interlaced,
+    )
+    return DecodedVideo(probe, segments, frames)

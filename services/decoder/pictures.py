@@ -1,0 +1,75 @@
+"""Turn decoded frames into what the pipeline sees: upright, square-pixel, progressive pictures.
+
+Display geometry comes from the stream (sample aspect ratio) and each frame's display matrix
+(rotation), so a portrait phone video or an anamorphic DVD rip is embedded the way a viewer sees it.
+"""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import av
+import numpy as np
+from PIL import Image
+
+from services.decoder.shots import Thumb
+
+THUMB_SIZE = (64, 36)
+_TRANSPOSE = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_90}
+
+
+def clockwise_rotation(frame: av.VideoFrame) -> int:
+    """Degrees to turn the coded picture clockwise for display (ffmpeg's autorotate convention)."""
+    return round(-frame.rotation / 90) * 90 % 360
+
+
+def display_size(width: int, height: int, sar: Fraction | None, rotation: int) -> tuple[int, int]:
+    if sar and sar > 0 and sar != 1:
+        width = max(1, round(width * sar))
+    return (height, width) if rotation in (90, 270) else (width, height)
+
+
+_PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p"}
+
+
+def thumb(frame: av.VideoFrame) -> Thumb:
+    """A tiny YUV picture for shot detection: enough to see a cut, and nearly free to make.
+
+    For 8-bit planar YUV (almost every upload) it is a strided view of the decoded planes, so no
+    pixel is converted; other formats go through a nearest-neighbour swscale.
+    """
+    w, h = THUMB_SIZE
+    if frame.format.name in _PLANAR_8BIT:
+        planes = []
+        for plane in frame.planes:
+            rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
+            ys = np.linspace(0, plane.height - 1, h).astype(np.intp)
+            xs = np.linspace(0, plane.width - 1, w).astype(np.intp)
+            planes.append(rows[np.ix_(ys, xs)])
+        return np.stack(planes)
+    small = frame.reformat(width=w, height=h, format="yuv444p", interpolation="POINT")
+    return np.asarray(small.to_ndarray(), dtype=np.uint8)
+
+
+def picture(frame: av.VideoFrame, sar: Fraction | None, short_side: int) -> Image.Image:
+    """The frame as displayed, scaled down so its short side is at most `short_side`."""
+    rotation = clockwise_rotation(frame)
+    width, height = display_size(frame.width, frame.height, sar, 0)
+    scale = min(1.0, short_side / min(width, height))
+    target_w, target_h = max(2, round(width * scale)), max(2, round(height * scale))
+    if frame.interlaced_frame:
+        # keep one field: combing would otherwise show up as texture in the embedding
+        rows = frame.reformat(width=target_w, height=frame.height, format="rgb24").to_ndarray()[::2]
+        image = Image.fromarray(np.ascontiguousarray(rows)).resize((target_w, target_h), Image.Resampling.BILINEAR)
+    else:
+        image = frame.reformat(width=target_w, height=target_h, format="rgb24").to_image()
+    if rotation in _TRANSPOSE:
+        image = image.transpose(_TRANSPOSE[rotation])
+    return image
+
+
+def jpeg(image: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()

@@ -1,0 +1,155 @@
+"""The decoder on real files: segments, timestamps, display geometry, and every class of bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from services.decoder.decode import DecodeLimits, DecodeOptions, decode_video
+from services.decoder.errors import DecodeError
+from services.decoder.segments import SegmentPolicy
+from services.decoder.synthetic import write_clip
+from tests import media
+
+
+def _still(path: Path) -> Path:
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(path)
+    return path
+
+
+def _image(jpeg: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+
+
+def test_segments_follow_shots_with_middle_keyframes(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "c.mp4", seconds=9.0, fps=10, size=(160, 120), cuts=(3.0, 6.0))
+    decoded = decode_video(clip, DecodeOptions())
+    assert [(s.start_s, s.end_s) for s in decoded.segments] == [(0.0, 3.0), (3.0, 6.0), (6.0, pytest.approx(9.0))]
+    assert [s.keyframes[0].t for s in decoded.segments] == pytest.approx([1.5, 4.5, 7.5], abs=0.26)
+    assert decoded.probe.frame_count == 90
+    assert decoded.probe.duration_s == pytest.approx(9.0, abs=0.01)
+
+
+def test_long_shots_are_split_and_every_k_seconds_policy_is_capped(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "c.mp4", seconds=12.0, fps=10)
+    policy = SegmentPolicy(max_segment_s=5.0, keyframes="every", keyframe_every_s=1.0, max_keyframes_per_segment=3)
+    segments = decode_video(clip, DecodeOptions(segments=policy)).segments
+    assert [s.start_s for s in segments] == [0.0, 5.0, 10.0]
+    assert [len(s.keyframes) for s in segments] == [3, 3, 2]
+    assert [k.t for k in segments[0].keyframes] == pytest.approx([0.5, 1.5, 2.5], abs=0.16)  # candidates every 0.25 s
+
+
+def test_keyframes_only_decodes_intra_frames(tmp_path: Path) -> None:
+    texture = media.quadrant_frame(64, 48)
+    clip = media.write_frames(
+        tmp_path / "gop.mp4",
+        [np.roll(texture, i, axis=1) for i in range(30)],
+        rate=10,
+        codec="libx264",
+        configure=lambda s: setattr(s, "options", {"g": "10", "keyint_min": "10", "sc_threshold": "0", "bf": "2"}),
+    )
+    options = DecodeOptions(segments=SegmentPolicy(mode="fixed", fixed_segment_s=1.0), keyframes_only=True)
+    decoded = decode_video(clip, options)
+    assert decoded.frames_decoded == 3
+    assert [k.t for s in decoded.segments for k in s.keyframes] == pytest.approx([0.0, 1.0, 2.0])
+    assert decoded.segments[-1].end_s == pytest.approx(3.0)
+
+
+def test_variable_frame_rate_times_are_presentation_times(tmp_path: Path) -> None:
+    pts = [0, 100, 200, 1500, 1600, 4000, 4100]  # ms, with long gaps
+    frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(len(pts))]
+    clip = media.write_frames(tmp_path / "vfr.mkv", frames, pts=pts)
+    options = DecodeOptions(segments=SegmentPolicy(mode="fixed", fixed_segment_s=1.0))
+    decoded = decode_video(clip, options)
+    assert [k.t for s in decoded.segments for k in s.keyframes] == pytest.approx([0.0, 1.5, 4.0], abs=0.002)
+
+
+def test_rotation_metadata_is_applied(tmp_path: Path) -> None:
+    clip = media.write_frames(
+        tmp_path / "rot.mp4",
+        [media.quadrant_frame(160, 96)] * 5,
+        codec="libx264",
+        configure=lambda s: s.set_display_rotation(90),
+    )
+    decoded = decode_video(clip, DecodeOptions())
+    assert (decoded.probe.width, decoded.probe.height, decoded.probe.rotation) == (96, 160, 270)
+    img = _image(decoded.segments[0].keyframes[0].jpeg)
+    assert img.shape[:2] == (160, 96)
+    # turned a quarter counter-clockwise for display: the red top-left quadrant is now bottom-left
+    assert img[-10, 10, 0] > 150 and img[10, 10, 0] < 80
+
+
+def test_non_square_pixels_are_shown_at_display_aspect(tmp_path: Path) -> None:
+    def anamorphic(stream: object) -> None:
+        stream.codec_context.sample_aspect_ratio = __import__("fractions").Fraction(2, 1)  # type: ignore[attr-defined]
+
+    clip = media.write_frames(tmp_path / "sar.mkv", [media.quadrant_frame(100, 100)] * 3, configure=anamorphic)
+    decoded = decode_video(clip, DecodeOptions(short_side=100))
+    assert (decoded.probe.width, decoded.probe.height) == (200, 100)
+    assert _image(decoded.segments[0].keyframes[0].jpeg).shape[:2] == (100, 200)
+
+
+def test_odd_sizes_and_ten_bit_sources(tmp_path: Path) -> None:
+    frames = [media.quadrant_frame(161, 97)] * 3
+    clip = media.write_frames(
+        tmp_path / "10bit.mkv", [f[:96, :160] for f in frames], codec="libx264", pix_fmt="yuv420p10le"
+    )
+    decoded = decode_video(clip, DecodeOptions())
+    assert decoded.probe.pixel_format == "yuv420p10le"
+    img = _image(decoded.segments[0].keyframes[0].jpeg)
+    assert img[10, 10, 0] > 150 and img[-10, -10, 2] > 150
+    odd = write_clip(tmp_path / "odd.mkv", seconds=1.0, size=(161, 97), codec="ffv1", pix_fmt="yuv444p")
+    assert decode_video(odd, DecodeOptions(short_side=97)).probe.width == 161
+
+
+def test_interlaced_frames_are_deinterlaced(tmp_path: Path) -> None:
+    def interlace(stream: object) -> None:
+        flags = __import__("av").codec.context.Flags
+        stream.codec_context.flags |= flags.interlaced_dct | flags.interlaced_me  # type: ignore[attr-defined]
+
+    combed = media.quadrant_frame(128, 96)
+    combed[1::2] = 0  # odd field black: a woven frame would show stripes
+    clip = media.write_frames(tmp_path / "i.mpg", [combed] * 4, codec="mpeg2video", configure=interlace)
+    decoded = decode_video(clip, DecodeOptions(short_side=96))
+    assert decoded.probe.interlaced
+    img = _image(decoded.segments[0].keyframes[0].jpeg).astype(int)
+    row_jumps = np.abs(np.diff(img[:40, 80:, 2], axis=0)).mean()
+    assert row_jumps < 20, "keyframe still shows field combing"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda d: media.write_corrupt(d / "c.avi", write_clip(d / "good.avi", seconds=2.0)), "corrupt_video"),
+        (lambda d: media.write_truncated(d / "t.mkv", d), "truncated_video"),
+        (lambda d: media.write_text(d / "notes.mp4"), "not_a_video"),
+        (lambda d: _still(d / "still.png"), "not_a_video"),
+        (lambda d: media.write_audio_only(d / "a.m4a"), "no_video_stream"),
+        (lambda d: media.write_unsupported_codec(d / "u.avi", d), "unsupported_codec"),
+    ],
+    ids=["corrupt", "truncated", "text", "still-image", "audio-only", "unknown-codec"],
+)
+def test_bad_input_has_a_precise_reason(tmp_path: Path, make: object, reason: str) -> None:
+    path = make(tmp_path)  # type: ignore[operator]
+    with pytest.raises(DecodeError) as err:
+        decode_video(path, DecodeOptions())
+    assert err.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        (DecodeLimits(max_duration_s=2.0), "too_long"),
+        (DecodeLimits(max_pixels=160 * 100), "too_many_pixels"),
+        (DecodeLimits(time_budget_s=1e-6), "decode_timeout"),
+    ],
+)
+def test_limits(tmp_path: Path, limits: DecodeLimits, reason: str) -> None:
+    clip = write_clip(tmp_path / "c.mp4", seconds=4.0, fps=10, size=(160, 120))
+    with pytest.raises(DecodeError) as err:
+        decode_video(clip, DecodeOptions(limits=limits))
+    assert err.value.reason == reason
