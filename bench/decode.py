@@ -84,10 +84,8 @@ def memory(scratch: Path) -> None:
             text=True,
             check=True,
         )
-        results[minutes] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(
-            f"  {minutes:2d} min: peak RSS {results[minutes]['peak_rss_mib']:.0f} MiB, {results[minutes]['segments']} segments"
-        )
+        result = results[minutes] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"  {minutes:2d} min: peak RSS {result['peak_rss_mib']:.0f} MiB, {result['segments']} segments")
     print(f"  10 min / 1 min peak RSS ratio: {results[10]['peak_rss_mib'] / results[1]['peak_rss_mib']:.2f}x")
 
 

@@ -54,12 +54,30 @@ def stack_status() -> None:
 
 @model_app.command("write-random")
 def model_write_random(
-    out: Path, seed: Annotated[int, typer.Option(help="weights are a pure function of this")] = 0
+    out: Path,
+    seed: Annotated[int, typer.Option(help="weights are a pure function of this")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="open_clip or hf (Hugging Face CLIPModel)")] = "open_clip",
 ) -> None:
-    """Write a small CLIP with seeded random weights in open_clip's checkpoint layout."""
+    """Write a small CLIP with seeded random weights in a real checkpoint layout."""
     from services.common.clip.random_model import write_random_clip
 
-    console.print(f"wrote {write_random_clip(out, seed=seed)}")
+    if fmt not in ("open_clip", "hf"):
+        raise typer.BadParameter("--format must be open_clip or hf")
+    console.print(f"wrote {write_random_clip(out, seed=seed, fmt=fmt)}")  # type: ignore[arg-type]
+
+
+@model_app.command("export-onnx")
+def model_export_onnx(
+    spec: Annotated[str, typer.Argument(help="open_clip or HF folder, or ARCH@CHECKPOINT")],
+    out: Annotated[Path, typer.Argument(help="Triton model repository to write")],
+    max_batch: int = 64,
+    gpu: Annotated[bool, typer.Option(help="KIND_GPU instances with TensorRT acceleration")] = True,
+) -> None:
+    """Export both towers to ONNX with a Triton repository (ensembles) for NVIDIA's container."""
+    from services.common.clip.onnx_export import write_repository
+
+    for name, path in write_repository(spec, out, max_batch=max_batch, gpu=gpu).items():
+        console.print(f"{name:32s} {path}")
 
 
 def _ingest(paths: list[Path], creator: str, tenant: str, wait: bool, timeout_s: float) -> None:

@@ -6,6 +6,7 @@ Display geometry comes from the stream (sample aspect ratio) and each frame's di
 
 from __future__ import annotations
 
+import functools
 import io
 from fractions import Fraction
 
@@ -33,6 +34,13 @@ def display_size(width: int, height: int, sar: Fraction | None, rotation: int) -
 _PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p"}
 
 
+@functools.lru_cache(maxsize=64)
+def _grid(height: int, width: int) -> tuple[np.ndarray, ...]:
+    ys = np.linspace(0, height - 1, THUMB_SIZE[1]).astype(np.intp)
+    xs = np.linspace(0, width - 1, THUMB_SIZE[0]).astype(np.intp)
+    return np.ix_(ys, xs)
+
+
 def thumb(frame: av.VideoFrame) -> Thumb:
     """A tiny YUV picture for shot detection: enough to see a cut, and nearly free to make.
 
@@ -44,9 +52,7 @@ def thumb(frame: av.VideoFrame) -> Thumb:
         planes = []
         for plane in frame.planes:
             rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
-            ys = np.linspace(0, plane.height - 1, h).astype(np.intp)
-            xs = np.linspace(0, plane.width - 1, w).astype(np.intp)
-            planes.append(rows[np.ix_(ys, xs)])
+            planes.append(rows[_grid(plane.height, plane.width)])
         return np.stack(planes)
     small = frame.reformat(width=w, height=h, format="yuv444p", interpolation="POINT")
     return np.asarray(small.to_ndarray(), dtype=np.uint8)
@@ -63,7 +69,7 @@ def picture(frame: av.VideoFrame, sar: Fraction | None, short_side: int) -> Imag
         rows = frame.reformat(width=target_w, height=frame.height, format="rgb24").to_ndarray()[::2]
         image = Image.fromarray(np.ascontiguousarray(rows)).resize((target_w, target_h), Image.Resampling.BILINEAR)
     else:
-        image = frame.reformat(width=target_w, height=target_h, format="rgb24").to_image()
+        image = frame.reformat(width=target_w, height=target_h, format="rgb24", interpolation="AREA").to_image()
     if rotation in _TRANSPOSE:
         image = image.transpose(_TRANSPOSE[rotation])
     return image

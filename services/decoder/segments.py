@@ -24,7 +24,7 @@ class SegmentPolicy:
     max_keyframes_per_segment: int = 4
     max_keyframes_per_video: int = 256
     max_segments: int = 2000
-    candidate_interval_s: float = 0.25
+    candidate_interval_s: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ class ShotDetector:
             self._seen_light = True
             return self._accept(t, cut)
         self._seen_light = True
-        baseline = float(np.median(self._recent)) if self._recent else 0.0
+        baseline = sorted(self._recent)[len(self._recent) // 2] if self._recent else 0.0
         self._recent.append(score)
         cut = score >= config.threshold and score >= config.adaptive_ratio * baseline
         return self._accept(t, cut)

@@ -69,7 +69,16 @@ class Embedder:
 
 
 def build(settings: EmbedderSettings) -> TransactionalProcessor[VideoSegment]:
-    embedder = Embedder(ClipClient(settings.common.triton_grpc_url, timeout_s=settings.triton_timeout_s))
+    url = settings.common.triton_grpc_url if settings.triton_transport == "grpc" else settings.common.triton_http_url
+    client = ClipClient(
+        url,
+        timeout_s=settings.triton_timeout_s,
+        max_batch=settings.max_batch_images,
+        max_in_flight=settings.max_in_flight,
+        transport=settings.triton_transport,
+        shared_memory=settings.shared_memory,
+    )
+    embedder = Embedder(client)
     config = ProcessorConfig(
         service="embedder",
         group_id=settings.group_id,

@@ -32,8 +32,14 @@ class LoadedClip:
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    encode_image: Callable[[torch.Tensor], torch.Tensor]
-    encode_text: Callable[[Sequence[str]], torch.Tensor]
+    context_length: int
+    module: torch.nn.Module  # owns the weights the callables below use
+    encode_image: Callable[[torch.Tensor], torch.Tensor]  # normalised (N, 3, S, S) -> features
+    tokenize: Callable[[Sequence[str]], torch.Tensor]  # -> int64 (N, context_length)
+    encode_tokens: Callable[[torch.Tensor], torch.Tensor]  # tokens -> features
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.encode_tokens(self.tokenize(texts))
 
     @torch.inference_mode()
     def embed_pixels(self, pixels: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -61,6 +67,26 @@ def load_clip(spec: str) -> LoadedClip:
     raise FileNotFoundError(
         f"no CLIP checkpoint at {spec!r}: expected an open_clip or Hugging Face folder, or ARCH@PRETRAINED"
     )
+
+
+def load_tokenizer(spec: str) -> Callable[[Sequence[str]], torch.Tensor]:
+    """Just the tokenizer of `spec` (no weights): for the GPU ensemble's tokenising step."""
+    import open_clip
+
+    path = Path(spec)
+    if path.is_dir() and (path / "open_clip_config.json").is_file():
+        oc = open_clip.get_tokenizer(f"local-dir:{path.resolve()}")
+    elif path.is_dir() and (path / "config.json").is_file():
+        from transformers import CLIPTokenizerFast  # type: ignore[attr-defined]
+
+        hf = CLIPTokenizerFast.from_pretrained(path)
+        context = int(json.loads((path / "config.json").read_text())["text_config"]["max_position_embeddings"])
+        return lambda texts: hf(
+            list(texts), padding="max_length", truncation=True, max_length=context, return_tensors="pt"
+        )["input_ids"].long()
+    else:
+        oc = open_clip.get_tokenizer(spec.split("@", 1)[0])
+    return lambda texts: oc(list(texts)).long()
 
 
 def _model_name(path: Path) -> str:
@@ -105,8 +131,11 @@ def _load_open_clip(model_name: str, pretrained: str | None, name: str, version:
         image_size=size,
         mean=mean,
         std=std,
+        context_length=int(getattr(tokenizer, "context_length", 77)),
+        module=model,
         encode_image=model.encode_image,
-        encode_text=lambda texts: model.encode_text(tokenizer(texts)),
+        tokenize=lambda texts: tokenizer(list(texts)).long(),
+        encode_tokens=model.encode_text,
     )
 
 
@@ -117,23 +146,23 @@ def _load_hf(path: Path) -> LoadedClip:
     tokenizer = CLIPTokenizerFast.from_pretrained(path)
     cfg = model.config
 
-    def encode_text(texts: Sequence[str]) -> torch.Tensor:
-        tokens = tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=cfg.text_config.max_position_embeddings,
-            return_tensors="pt",
-        )
-        return _features(model.get_text_features(**tokens))
+    context = int(cfg.text_config.max_position_embeddings)
+
+    def tokenize(texts: Sequence[str]) -> torch.Tensor:
+        # padded to the full context like open_clip; EOT pooling and the causal mask make padding inert
+        batch = tokenizer(list(texts), padding="max_length", truncation=True, max_length=context, return_tensors="pt")
+        return batch["input_ids"].long()
 
     return LoadedClip(
         ref=ModelRef(name=_slug(_model_name(path)), version=_digest(path), dim=int(cfg.projection_dim)),
         image_size=int(cfg.vision_config.image_size),
         mean=OPENAI_MEAN,
         std=OPENAI_STD,
+        context_length=context,
+        module=model,
         encode_image=lambda x: _features(model.get_image_features(pixel_values=x)),
-        encode_text=encode_text,
+        tokenize=tokenize,
+        encode_tokens=lambda tokens: _features(model.get_text_features(input_ids=tokens)),
     )
 
 

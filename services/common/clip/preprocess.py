@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 
-def preprocess_pixels(pixels: torch.Tensor, size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> normalised float (N, 3, size, size): shortest side to `size`, centre crop."""
+def resize_crop(pixels: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, size, size) in [0, 1]: shortest side to `size`, centre crop."""
     if pixels.ndim != 4 or pixels.shape[-1] != 3:
         raise ValueError(f"expected (N, H, W, 3) pixels, got {tuple(pixels.shape)}")
     x = pixels.permute(0, 3, 1, 2).float().div_(255.0)
@@ -20,7 +20,17 @@ def preprocess_pixels(pixels: torch.Tensor, size: int, mean: tuple[float, ...], 
     if (nh, nw) != (h, w):
         x = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
     top, left = (nh - size) // 2, (nw - size) // 2
-    x = x[..., top : top + size, left : left + size]
+    return x[..., top : top + size, left : left + size]
+
+
+def preprocess_pixels(pixels: torch.Tensor, size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> normalised float (N, 3, size, size)."""
+    x = resize_crop(pixels, size)
     m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
     return (x - m) / s
+
+
+def crop_uint8(pixels: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> uint8 (N, size, size, 3): the GPU ensemble's first step."""
+    return resize_crop(pixels, size).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -20,21 +20,33 @@ TINY_CONFIG: dict[str, Any] = {
 RANDOM_MARKER = "clipstream.json"
 
 
-def write_random_clip(out_dir: Path, seed: int = 0, name: str = "clip-tiny-random") -> Path:
-    """Write an open_clip-format folder (`open_clip_config.json` + `open_clip_model.safetensors`)."""
+def write_random_clip(
+    out_dir: Path,
+    seed: int = 0,
+    name: str = "clip-tiny-random",
+    fmt: Literal["open_clip", "hf"] = "open_clip",
+    config: dict[str, Any] | None = None,
+) -> Path:
+    """Write a CLIP with seeded random weights as an open_clip folder (`open_clip_config.json` +
+    `open_clip_model.safetensors`) or a Hugging Face `CLIPModel` folder; the same seed gives the same
+    weights in both. `config` is an open_clip model config (default: a tiny one)."""
     import open_clip
     from safetensors.torch import save_file
 
+    from services.common.clip.convert import save_hf
+
+    cfg = config or TINY_CONFIG
     torch.manual_seed(seed)
-    model = open_clip.CLIP(**TINY_CONFIG)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config = {
-        "model_cfg": TINY_CONFIG,
-        "preprocess_cfg": {"mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD)},
-    }
-    (out_dir / "open_clip_config.json").write_text(json.dumps(config, indent=2))
+    model = open_clip.CLIP(**cfg)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out_dir / "open_clip_model.safetensors"))
+    mean, std = tuple(open_clip.OPENAI_DATASET_MEAN), tuple(open_clip.OPENAI_DATASET_STD)
+    if fmt == "hf":
+        save_hf(state, cfg, out_dir, mean, std)
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        meta = {"model_cfg": cfg, "preprocess_cfg": {"mean": list(mean), "std": list(std)}}
+        (out_dir / "open_clip_config.json").write_text(json.dumps(meta, indent=2))
+        save_file(state, str(out_dir / "open_clip_model.safetensors"))
     (out_dir / RANDOM_MARKER).write_text(json.dumps({"name": name, "random_weights": True, "seed": seed}))
     return out_dir
 

@@ -12,8 +12,10 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
+import torch
 
-from services.common.clip.loader import LoadedClip, load_clip
+from services.common.clip.loader import LoadedClip, load_clip, load_tokenizer
+from services.common.clip.preprocess import crop_uint8
 
 
 def _load(args: dict[str, Any]) -> LoadedClip:
@@ -85,6 +87,68 @@ class TextModel:
                     output_tensors=[
                         pb_utils.Tensor("embedding", out.astype(np.float32)),
                         pb_utils.Tensor("model_id", _model_ids(self.clip, len(a))),
+                    ]
+                )
+            )
+        return responses
+
+
+def _params(args: dict[str, Any]) -> dict[str, str]:
+    config = json.loads(args["model_config"])
+    return {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+
+
+def _ids(model_id: str, n: int) -> np.ndarray:
+    return np.array([[model_id.encode()]] * n, dtype=object)
+
+
+class ImagePrep:
+    """GPU ensemble step: uint8 (N, H, W, 3) -> uint8 (N, S, S, 3) resized and centre-cropped."""
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        params = _params(args)
+        self.size = int(params["image_size"])
+        self.model_id = params["model_id"]
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        import triton_python_backend_utils as pb_utils
+
+        responses = []
+        for request in requests:
+            pixels = pb_utils.get_input_tensor_by_name(request, "pixels").as_numpy()
+            crop = crop_uint8(torch.from_numpy(pixels), self.size).numpy()
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("crop", crop),
+                        pb_utils.Tensor("model_id", _ids(self.model_id, crop.shape[0])),
+                    ]
+                )
+            )
+        return responses
+
+
+class TextTokenize:
+    """GPU ensemble step: UTF-8 strings (N, 1) -> int64 tokens (N, context)."""
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        params = _params(args)
+        self.tokenize = load_tokenizer(os.environ.get("CLIPSTREAM_CLIP_MODEL") or params["clip_model"])
+        self.model_id = params["model_id"]
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        import triton_python_backend_utils as pb_utils
+
+        responses = []
+        for request in requests:
+            raw = pb_utils.get_input_tensor_by_name(request, "text").as_numpy().reshape(-1)
+            texts = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t) for t in raw]
+            tokens = self.tokenize(texts).numpy().astype(np.int64)
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("tokens", tokens),
+                        pb_utils.Tensor("model_id", _ids(self.model_id, len(texts))),
                     ]
                 )
             )

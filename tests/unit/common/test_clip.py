@@ -51,3 +51,18 @@ def test_preprocess_resizes_shortest_side_and_centre_crops() -> None:
 def test_preprocess_rejects_wrong_layout() -> None:
     with pytest.raises(ValueError):
         preprocess_pixels(torch.zeros((3, 10, 10), dtype=torch.uint8), 8, (0, 0, 0), (1, 1, 1))
+
+
+def test_open_clip_and_hugging_face_folders_give_identical_embeddings(tmp_path: Path) -> None:
+    oc = load_clip(str(write_random_clip(tmp_path / "oc", seed=3)))
+    hf = load_clip(str(write_random_clip(tmp_path / "hf", seed=3, fmt="hf")))
+    assert (tmp_path / "hf" / "config.json").is_file() and (tmp_path / "hf" / "vocab.json").is_file()
+    pixels = np.random.default_rng(1).integers(0, 256, (3, 120, 200, 3), dtype=np.uint8)
+    np.testing.assert_allclose(oc.embed_pixels(pixels), hf.embed_pixels(pixels), atol=1e-5)
+    texts = ["a dog lying on the floor", "Aerial SUNSET over the sea!", "x"]
+    oc_tokens, hf_tokens = oc.tokenize(texts), hf.tokenize(texts)
+    real = oc_tokens != 0  # open_clip pads with 0, HF with EOT; both pool at the first EOT
+    assert torch.equal(oc_tokens[real], hf_tokens[real])
+    np.testing.assert_allclose(oc.embed_texts(texts), hf.embed_texts(texts), atol=1e-5)
+    other = load_clip(str(write_random_clip(tmp_path / "hf2", seed=4, fmt="hf")))
+    assert not np.allclose(other.embed_texts(texts), hf.embed_texts(texts), atol=1e-3)

@@ -19,7 +19,7 @@ TIMES = [i / 10 for i in range(100)]  # 10 s at 10 fps
 
 
 def test_shot_cuts_close_segments_and_middle_keyframe_is_nearest_candidate() -> None:
-    out = _run(SegmentPolicy(), TIMES, {3.0, 7.0}, 10.0)
+    out = _run(SegmentPolicy(candidate_interval_s=0.25), TIMES, {3.0, 7.0}, 10.0)
     assert [(s.start_s, s.end_s) for s in out] == [(0.0, 3.0), (3.0, 7.0), (7.0, 10.0)]
     assert [s.keyframes[0][0] for s in out] == [1.5, 5.1, 8.5]  # candidates at 3.0, 3.3, ... 4.8, 5.1
 
@@ -42,7 +42,12 @@ def test_fixed_windows_skip_empty_ones() -> None:
 
 def test_max_segments_and_keyframe_budget() -> None:
     policy = SegmentPolicy(
-        max_segment_s=1.0, max_segments=3, keyframes="every", keyframe_every_s=0.25, max_keyframes_per_video=5
+        max_segment_s=1.0,
+        max_segments=3,
+        keyframes="every",
+        keyframe_every_s=0.25,
+        max_keyframes_per_video=5,
+        candidate_interval_s=0.25,
     )
     out = _run(policy, TIMES, set(), 10.0)
     assert len(out) == 3

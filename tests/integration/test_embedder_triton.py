@@ -1,0 +1,75 @@
+"""The embedder against a real Triton: every transport gives the same vectors, and a Triton restart
+in the middle of a stream loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.common.filters import Filters
+from services.common.settings import CommonSettings
+from services.common.triton import ClipClient
+from services.common.vectorstore import SegmentStore
+from services.decoder.synthetic import write_clip
+from services.gateway.registration import register
+from services.gateway.watch import UploadWatch, publish_and_wait
+from services.stack.manager import ensure_model
+from services.stack.process import Proc
+from services.stack.settings import StackSettings
+from services.stack.triton import start_triton
+from tests.integration.conftest import TEST_ENV
+
+
+@pytest.mark.parametrize(
+    ("transport", "shared_memory"), [("grpc", "none"), ("grpc", "system"), ("http", "none"), ("http", "system")]
+)
+def test_transports_give_identical_embeddings(stack: StackSettings, transport: str, shared_memory: str) -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (256, 320, 3), dtype=np.uint8) for _ in range(70)]
+    images += [rng.integers(0, 256, (200, 200, 3), dtype=np.uint8) for _ in range(3)]
+    reference, ref_model = ClipClient(TEST_ENV["CLIPSTREAM_TRITON_GRPC_URL"], max_in_flight=1).embed_images(images)
+    url = TEST_ENV[f"CLIPSTREAM_TRITON_{transport.upper()}_URL"]
+    client = ClipClient(url, max_batch=16, max_in_flight=3, transport=transport, shared_memory=shared_memory)  # type: ignore[arg-type]
+    try:
+        vectors, model = client.embed_images(images)
+        texts, _ = client.embed_texts(["a dog", "aerial sunset"])
+    finally:
+        client.close()
+    assert model == ref_model
+    np.testing.assert_allclose(vectors, reference, atol=1e-5)
+    assert texts.shape == (2, ref_model.dim)
+
+
+def _retries() -> float:
+    port = TEST_ENV["CLIPSTREAM_EMBEDDER_HEALTH_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    found = re.search(r'clipstream_transient_retries_total\{service="embedder"\} ([0-9.e+]+)', text)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_triton_restart_mid_stream_loses_and_duplicates_nothing(
+    stack: StackSettings, common: CommonSettings, media_root: Path
+) -> None:
+    folder = media_root / "restart"
+    clips = [write_clip(folder / f"r{i}.mp4", seconds=6.0, seed=200 + i, cuts=(3.0,)) for i in range(6)]
+    uploads = [register(c, creator="restart") for c in clips]
+    retries_before = _retries()
+    triton = Proc("triton", stack.run_dir)
+    triton.stop()
+    watch = UploadWatch(common)
+    publish_and_wait(common, uploads, None)
+    time.sleep(8)  # the decoder goes on producing segments while the embedder cannot reach Triton
+    start_triton(stack, ensure_model(stack))
+    outcomes = watch.wait([u.event_id for u in uploads], 300)
+    watch.close()
+    assert outcomes.failed == {}
+    assert set(outcomes.indexed) == {u.event_id for u in uploads}
+    assert _retries() > retries_before, "the outage never reached the embedder"
+    rows = SegmentStore(common).count(Filters(video_ids=[u.video_id for u in uploads]).compile())
+    assert rows == sum(i.segment_count for i in outcomes.indexed.values()) == 2 * len(uploads)
