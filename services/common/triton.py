@@ -1,8 +1,9 @@
 """tritonclient wrapper for the CLIP towers, used by the embedder, search and the benchmark.
 
 Images are grouped by size and cut into batches of at most `max_batch`; up to `max_in_flight`
-batches are on the wire at once (tritonclient's async API), so Triton's dynamic batcher always has
-work queued while the client encodes the next batch. With `shared_memory="system"` (client and server
+batches are on the wire at once over gRPC (tritonclient's async API), so Triton's dynamic batcher
+always has work queued while the client encodes the next batch; HTTP, the fallback transport, sends
+one at a time. With `shared_memory="system"` (client and server
 on one host) pixels go through POSIX shared memory regions instead of the socket. Connection and
 server-side failures surface as TransientError, so callers retry instead of losing work.
 """
@@ -143,9 +144,12 @@ class ClipClient:
         """Send one request; returns a function that waits for its result."""
         outputs = [self._lib.InferRequestedOutput("embedding"), self._lib.InferRequestedOutput("model_id")]
         try:
-            if self.transport == "http":  # geventhttpclient: results are collected on the calling thread
-                request = self._client.async_infer(model, [inp], outputs=outputs)
-                return lambda: _http_result(model, request, release)
+            if self.transport == "http":  # plain HTTP is the fallback transport: one request at a time
+                try:
+                    result = _unpack(model, self._client.infer(model, [inp], outputs=outputs))
+                finally:
+                    release()
+                return lambda: result
             future: Future[Result] = Future()
 
             def done(result: Any, error: Exception | None) -> None:
@@ -177,15 +181,6 @@ class ClipClient:
             if slot is not None:
                 slot.close()
         self._client.close()
-
-
-def _http_result(model: str, request: Any, release: Callable[[], None]) -> Result:
-    try:
-        return _unpack(model, request.get_result())
-    except InferenceServerException as exc:
-        raise TransientError(f"Triton {model}: {exc}") from exc
-    finally:
-        release()
 
 
 def _unpack(model: str, result: Any) -> Result:
