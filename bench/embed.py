@@ -60,12 +60,14 @@ def rate(run: Callable[[list[np.ndarray]], object], jpegs: list[bytes], repeats:
 
 
 def start_triton(home: Path, model_dir: Path) -> Any:
-    os.environ.update({
-        "CLIPSTREAM_HOME": str(home),
-        "CLIPSTREAM_TRITON_HTTP_URL": f"127.0.0.1:{PORTS['http']}",
-        "CLIPSTREAM_TRITON_GRPC_URL": f"127.0.0.1:{PORTS['grpc']}",
-        "CLIPSTREAM_STACK_TRITON_METRICS_PORT": str(PORTS["metrics"]),
-    })
+    os.environ.update(
+        {
+            "CLIPSTREAM_HOME": str(home),
+            "CLIPSTREAM_TRITON_HTTP_URL": f"127.0.0.1:{PORTS['http']}",
+            "CLIPSTREAM_TRITON_GRPC_URL": f"127.0.0.1:{PORTS['grpc']}",
+            "CLIPSTREAM_STACK_TRITON_METRICS_PORT": str(PORTS["metrics"]),
+        }
+    )
     from services.stack.settings import StackSettings
     from services.stack.triton import start_triton as start
 
@@ -81,8 +83,9 @@ def main() -> None:
     args = parser.parse_args()
     jpegs = keyframes(args.images)
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = write_random_clip(Path(tmp) / "model", seed=0, name=f"bench-{args.model}",
-                                      config=MODELS[args.model])
+        model_dir = write_random_clip(
+            Path(tmp) / "model", seed=0, name=f"bench-{args.model}", config=MODELS[args.model]
+        )
         clip = load_clip(str(model_dir))
 
         def in_process(images: list[np.ndarray]) -> None:
@@ -116,7 +119,6 @@ def main() -> None:
                 print(f"{name:44s} {value:9.1f} {value / base:13.2f}x")
         finally:
             triton.stop()
-        del clip
 
 
 if __name__ == "__main__":

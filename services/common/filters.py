@@ -14,6 +14,8 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from services.common.messages import MAX_TAGS, Tag
+
 
 def string_literal(value: str) -> str:
     return json.dumps(value, ensure_ascii=True)
@@ -33,6 +35,9 @@ class Filters(BaseModel):
     video_ids: list[str] | None = Field(default=None, max_length=1000)
     uploaded_after: AwareDatetime | None = None
     uploaded_before: AwareDatetime | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS, description="videos carrying all of these")
+    min_width: int | None = Field(default=None, ge=0, le=100_000)
+    max_width: int | None = Field(default=None, ge=0, le=100_000)
     min_height: int | None = Field(default=None, ge=0, le=100_000)
     max_height: int | None = Field(default=None, ge=0, le=100_000)
     min_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
@@ -49,6 +54,8 @@ class Filters(BaseModel):
         for field, op, value in (
             ("uploaded_at", ">=", _epoch(self.uploaded_after)),
             ("uploaded_at", "<", _epoch(self.uploaded_before)),
+            ("width", ">=", self.min_width),
+            ("width", "<=", self.max_width),
             ("height", ">=", self.min_height),
             ("height", "<=", self.max_height),
             ("duration_s", ">=", self.min_duration_s),
@@ -56,6 +63,9 @@ class Filters(BaseModel):
         ):
             if value is not None:
                 clauses.append(f"{field} {op} {number_literal(value)}")
+        for tag in self.tags or []:
+            literal = string_literal(tag)
+            clauses.append("(" + " or ".join(f"tag{i} == {literal}" for i in range(MAX_TAGS)) + ")")
         return " and ".join(clauses)
 
 

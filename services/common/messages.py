@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+MAX_TAGS = 8
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w .:/-]+$")]
 
 
 def utcnow() -> datetime:
@@ -40,6 +43,7 @@ class VideoInfo(BaseModel):
     width: int = 0
     height: int = 0
     duration_s: float = 0.0
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
 
 class VideoUploaded(Message):
@@ -52,6 +56,7 @@ class VideoUploaded(Message):
     tenant: str = Field(default="default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     title: str = Field(default="", max_length=1024)
     uploaded_at: AwareDatetime = Field(default_factory=utcnow)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS, description="filterable labels")
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
@@ -106,6 +111,8 @@ class ModelRef(BaseModel):
 
 
 class SegmentEmbedding(Message):
+    model_config = ConfigDict(extra="ignore", frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+
     schema_version: Literal[1] = 1
     segment_index: int = Field(ge=0)
     segment_count: int = Field(ge=1)
@@ -115,6 +122,7 @@ class SegmentEmbedding(Message):
     vector: list[float]
     model: ModelRef
     video: VideoInfo
+    thumbnail: bytes = Field(default=b"", description="small JPEG of the segment's middle keyframe, for result pages")
 
 
 class SegmentIndexed(Message):

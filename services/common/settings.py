@@ -7,6 +7,7 @@ Secrets (Milvus token, API keys) come only from here, never from code or CLI arg
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,10 @@ class CommonSettings(BaseSettings):
     triton_http_url: str = "127.0.0.1:18000"
     milvus_uri: str = "http://127.0.0.1:19530"
     milvus_token: SecretStr | None = None
+    milvus_index_type: Literal["HNSW", "IVF_FLAT", "FLAT"] = "HNSW"
+    milvus_hnsw_m: int = Field(default=16, ge=4, le=64)
+    milvus_hnsw_ef_construction: int = Field(default=200, ge=8)
+    milvus_search_ef: int = Field(default=64, ge=8, description="HNSW search breadth (at least the fetch size)")
     clip_model: str = Field(
         default="",
         description="CLIP to serve: an open_clip/HF folder, 'NAME@PRETRAINED', or empty for the demo model",

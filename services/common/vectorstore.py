@@ -1,34 +1,38 @@
-"""Milvus layout shared by the indexer (writes) and search (reads).
+"""Milvus layout shared by the indexer (writes), search (reads) and reindex (both).
 
-Collections are named by model version and served through an alias, so a catalogue re-embedded with a
-new model fills a new collection and the alias switches atomically. Primary keys derive from
-(video_id, segment index, model version): replaying a message rewrites the same row.
+Two collections per model version, each served through an alias so a catalogue re-embedded with a new
+model fills new collections and the aliases switch atomically:
+- segments (`clipstream_segments`): one row per segment, pk `video_id#segment@model_version`;
+- videos (`clipstream_videos`): one row per video, the normalised mean of its segment vectors, pk
+  `video_id@model_version`, for video-to-video search and near-duplicate checks.
+Tenant is the partition key. Tags live in eight indexed VARCHAR slots, because ARRAY fields take no
+scalar index and `array_contains` runs row by row.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+import numpy as np
 from pymilvus import DataType, MilvusClient
 
-from services.common.messages import ModelRef, SegmentEmbedding
+from services.common.messages import MAX_TAGS, ModelRef, SegmentEmbedding
 from services.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
 SEGMENTS_ALIAS = "clipstream_segments"
+VIDEOS_ALIAS = "clipstream_videos"
 MAX_TOPK = 16384
-OUTPUT_FIELDS = [
+TAG_FIELDS = [f"tag{i}" for i in range(MAX_TAGS)]
+VIDEO_FIELDS = [
     "video_id",
-    "segment_index",
-    "start_s",
-    "end_s",
-    "keyframe_s",
     "creator",
     "tenant",
     "title",
@@ -37,26 +41,36 @@ OUTPUT_FIELDS = [
     "width",
     "height",
     "duration_s",
+    *TAG_FIELDS,
 ]
+OUTPUT_FIELDS = [*VIDEO_FIELDS, "segment_index", "start_s", "end_s", "keyframe_s", "thumb"]
+_SCALAR_INDEXED = ("video_id", "creator", "tenant", "uploaded_at", "duration_s", "height", "width", *TAG_FIELDS)
+
+
+def _collection(kind: str, model: ModelRef) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"clipstream_{kind}_{model.name}_{model.version}")[:255]
 
 
 def segments_collection(model: ModelRef) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", f"clipstream_segments_{model.name}_{model.version}")[:255]
+    return _collection("segments", model)
+
+
+def videos_collection(model: ModelRef) -> str:
+    return _collection("videos", model)
 
 
 def segment_pk(video_id: str, segment_index: int, model_version: str) -> str:
     return f"{video_id}#{segment_index:05d}@{model_version}"
 
 
-def segment_row(e: SegmentEmbedding) -> dict[str, Any]:
-    keyframe_s = e.keyframe_times[len(e.keyframe_times) // 2] if e.keyframe_times else e.start_s
+def video_pk(video_id: str, model_version: str) -> str:
+    return f"{video_id}@{model_version}"
+
+
+def _video_fields(e: SegmentEmbedding) -> dict[str, Any]:
+    tags = list(e.video.tags) + [""] * (MAX_TAGS - len(e.video.tags))
     return {
-        "pk": segment_pk(e.video_id, e.segment_index, e.model.version),
         "video_id": e.video_id,
-        "segment_index": e.segment_index,
-        "start_s": e.start_s,
-        "end_s": e.end_s,
-        "keyframe_s": keyframe_s,
         "creator": e.video.creator,
         "tenant": e.video.tenant,
         "title": e.video.title[:1024],
@@ -65,9 +79,33 @@ def segment_row(e: SegmentEmbedding) -> dict[str, Any]:
         "width": e.video.width,
         "height": e.video.height,
         "duration_s": e.video.duration_s,
+        **dict(zip(TAG_FIELDS, tags, strict=True)),
+    }
+
+
+def _thumb(jpeg: bytes) -> str:
+    encoded = base64.b64encode(jpeg).decode()
+    return encoded if len(encoded) <= 16384 else ""
+
+
+def segment_row(e: SegmentEmbedding) -> dict[str, Any]:
+    keyframe_s = e.keyframe_times[len(e.keyframe_times) // 2] if e.keyframe_times else e.start_s
+    return {
+        "pk": segment_pk(e.video_id, e.segment_index, e.model.version),
+        **_video_fields(e),
+        "segment_index": e.segment_index,
+        "start_s": e.start_s,
+        "end_s": e.end_s,
+        "keyframe_s": keyframe_s,
+        "thumb": _thumb(e.thumbnail),
         "event_id": e.event_id,
         "vector": e.vector,
     }
+
+
+def mean_vector(vectors: Sequence[Sequence[float]]) -> list[float]:
+    mean = np.asarray(vectors, dtype=np.float64).mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(float).tolist()
 
 
 @dataclass(frozen=True)
@@ -85,63 +123,168 @@ class SegmentHit:
         return float(self.fields["end_s"])
 
 
+@dataclass(frozen=True)
+class IndexConfig:
+    index_type: str = "HNSW"
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 200
+    search_ef: int = 64
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> IndexConfig:
+        return cls(
+            settings.milvus_index_type,
+            settings.milvus_hnsw_m,
+            settings.milvus_hnsw_ef_construction,
+            settings.milvus_search_ef,
+        )
+
+    def build_params(self) -> dict[str, Any]:
+        if self.index_type == "HNSW":
+            return {"M": self.hnsw_m, "efConstruction": self.hnsw_ef_construction}
+        if self.index_type == "IVF_FLAT":
+            return {"nlist": 1024}
+        return {}
+
+    def search_params(self, fetch: int) -> dict[str, Any]:
+        if self.index_type == "HNSW":
+            return {"ef": max(fetch, self.search_ef)}
+        if self.index_type == "IVF_FLAT":
+            return {"nprobe": 32}
+        return {}
+
+
 class SegmentStore:
-    def __init__(self, settings: CommonSettings) -> None:
+    def __init__(self, settings: CommonSettings, index: IndexConfig | None = None) -> None:
         token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
         self.client = MilvusClient(uri=settings.milvus_uri, token=token)
+        self.index = index or IndexConfig.from_settings(settings)
         self._known: set[str] = set()
 
-    def ensure_collection(self, model: ModelRef) -> str:
-        """Create the model's collection (and the alias, if none exists yet); idempotent."""
-        name = segments_collection(model)
-        if name in self._known:
-            return name
-        if not self.client.has_collection(name):
-            self._create(name, model.dim)
-        self.client.load_collection(name)
-        if SEGMENTS_ALIAS not in self.client.list_aliases().get("aliases", []):
-            self.client.create_alias(collection_name=name, alias=SEGMENTS_ALIAS)
-        self._known.add(name)
-        return name
+    # --- layout -----------------------------------------------------------------------------------------
 
-    def _create(self, name: str, dim: int) -> None:
-        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+    def ensure_collections(self, model: ModelRef, spec: str = "", serve: bool = True) -> tuple[str, str]:
+        """Create the model's segment and video collections (and the aliases, if none exist); idempotent.
+
+        `spec` (how to load the model) is recorded in the collection description, so search can embed
+        queries for a collection whose model Triton does not serve yet."""
+        names = segments_collection(model), videos_collection(model)
+        if names[0] in self._known:
+            return names
+        about = json.dumps({"model": model.model_dump(), "spec": spec})
+        for name, video_level in zip(names, (False, True), strict=True):
+            if not self.client.has_collection(name):
+                self._create(name, model.dim, video_level, about)
+            self.client.load_collection(name)
+        aliases = self.client.list_aliases().get("aliases", [])
+        if serve:
+            for alias, name in zip((SEGMENTS_ALIAS, VIDEOS_ALIAS), names, strict=True):
+                if alias not in aliases:
+                    self.client.create_alias(collection_name=name, alias=alias)
+        self._known.add(names[0])
+        return names
+
+    def _create(self, name: str, dim: int, video_level: bool, about: str) -> None:
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False, description=about)
         schema.add_field("pk", DataType.VARCHAR, max_length=256, is_primary=True)
         schema.add_field("video_id", DataType.VARCHAR, max_length=128)
-        schema.add_field("segment_index", DataType.INT32)
-        schema.add_field("start_s", DataType.FLOAT)
-        schema.add_field("end_s", DataType.FLOAT)
-        schema.add_field("keyframe_s", DataType.FLOAT)
+        schema.add_field("tenant", DataType.VARCHAR, max_length=64, is_partition_key=True)
         schema.add_field("creator", DataType.VARCHAR, max_length=256)
-        schema.add_field("tenant", DataType.VARCHAR, max_length=64)
         schema.add_field("title", DataType.VARCHAR, max_length=1024)
         schema.add_field("uri", DataType.VARCHAR, max_length=4096)
         schema.add_field("uploaded_at", DataType.INT64)
         schema.add_field("width", DataType.INT32)
         schema.add_field("height", DataType.INT32)
         schema.add_field("duration_s", DataType.FLOAT)
-        schema.add_field("event_id", DataType.VARCHAR, max_length=64)
+        for tag in TAG_FIELDS:
+            schema.add_field(tag, DataType.VARCHAR, max_length=64)
+        if video_level:
+            schema.add_field("segment_count", DataType.INT32)
+        else:
+            schema.add_field("segment_index", DataType.INT32)
+            schema.add_field("start_s", DataType.FLOAT)
+            schema.add_field("end_s", DataType.FLOAT)
+            schema.add_field("keyframe_s", DataType.FLOAT)
+            schema.add_field("event_id", DataType.VARCHAR, max_length=64)
+        schema.add_field("thumb", DataType.VARCHAR, max_length=16384)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         index = self.client.prepare_index_params()
-        index.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
+        index.add_index(
+            "vector", index_type=self.index.index_type, metric_type="COSINE", params=self.index.build_params()
+        )
         # INVERTED is the scalar index both Milvus Lite and servers build, for strings and numbers alike
-        for scalar in ("video_id", "creator", "tenant", "uploaded_at", "duration_s", "height"):
+        for scalar in _SCALAR_INDEXED:
             index.add_index(scalar, index_type="INVERTED")
         self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
         log.info("created collection", extra={"collection": name, "dim": dim})
 
-    def upsert(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.client.upsert(collection, list(rows))
+    def served(self, alias: str = SEGMENTS_ALIAS) -> str | None:
+        if alias not in self.client.list_aliases().get("aliases", []):
+            return None
+        return str(self.client.describe_alias(alias)["collection_name"])
+
+    def served_collection(self) -> str | None:
+        return self.served(SEGMENTS_ALIAS)
+
+    def model_of(self, collection: str) -> tuple[ModelRef, str]:
+        about = json.loads(self.client.describe_collection(collection).get("description") or "{}")
+        return ModelRef(**about["model"]), str(about.get("spec", ""))
+
+    def switch_aliases(self, model: ModelRef) -> None:
+        """Point both aliases at `model`'s collections: each switch is one atomic metadata operation."""
+        for alias, name in ((SEGMENTS_ALIAS, segments_collection(model)), (VIDEOS_ALIAS, videos_collection(model))):
+            if alias in self.client.list_aliases().get("aliases", []):
+                self.client.alter_alias(collection_name=name, alias=alias)
+            else:
+                self.client.create_alias(collection_name=name, alias=alias)
+
+    # --- writes -----------------------------------------------------------------------------------------
+
+    def write_segments(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding]) -> None:
+        """Upsert segment rows, drop rows beyond each video's current segment count, refresh video rows."""
+        segments, videos = self.ensure_collections(model)
+        rows = {row["pk"]: row for row in (segment_row(e) for e in embeddings)}  # last write of a key wins
+        self.client.upsert(segments, list(rows.values()))
+        latest = {e.video_id: e for e in embeddings}
+        for video_id, e in latest.items():
+            self.client.delete(
+                segments, filter=f"video_id == {json.dumps(video_id)} and segment_index >= {int(e.segment_count)}"
+            )
+        self.client.upsert(videos, [self._video_row(segments, model, e) for e in latest.values()])
+
+    def _video_row(self, segments: str, model: ModelRef, e: SegmentEmbedding) -> dict[str, Any]:
+        rows = self.client.query(
+            segments, filter=f"video_id == {json.dumps(e.video_id)}", output_fields=["segment_index", "vector", "thumb"]
+        )
+        rows.sort(key=lambda r: r["segment_index"])
+        middle = rows[len(rows) // 2]
+        return {
+            "pk": video_pk(e.video_id, model.version),
+            **_video_fields(e),
+            "segment_count": e.segment_count,
+            "thumb": middle["thumb"],
+            "vector": mean_vector([r["vector"] for r in rows]),
+        }
+
+    # --- reads ------------------------------------------------------------------------------------------
 
     def count(self, expr: str = "", collection: str = SEGMENTS_ALIAS) -> int:
         res = self.client.query(collection, filter=expr, output_fields=["count(*)"])
         return int(res[0]["count(*)"])
 
-    def served_collection(self) -> str | None:
-        if SEGMENTS_ALIAS not in self.client.list_aliases().get("aliases", []):
+    def video(self, video_id: str, expr: str = "") -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """A video's row and its segments (in order), or None; `expr` adds the caller's tenant scope."""
+        scope = f"video_id == {json.dumps(video_id)}" + (f" and ({expr})" if expr else "")
+        found = self.client.query(VIDEOS_ALIAS, filter=scope, output_fields=[*VIDEO_FIELDS, "segment_count", "thumb"])
+        if not found:
             return None
-        return str(self.client.describe_alias(SEGMENTS_ALIAS)["collection_name"])
+        segments = self.client.query(SEGMENTS_ALIAS, filter=scope, output_fields=OUTPUT_FIELDS)
+        return found[0], sorted(segments, key=lambda r: r["segment_index"])
+
+    def video_vector(self, video_id: str, expr: str = "") -> list[float] | None:
+        scope = f"video_id == {json.dumps(video_id)}" + (f" and ({expr})" if expr else "")
+        found = self.client.query(VIDEOS_ALIAS, filter=scope, output_fields=["vector"])
+        return [float(x) for x in found[0]["vector"]] if found else None
 
     def best_segments(
         self,
@@ -184,7 +327,7 @@ class SegmentStore:
             limit=fetch,
             filter=expr,
             output_fields=OUTPUT_FIELDS,
-            search_params={"metric_type": "COSINE", "params": {"ef": max(fetch, 64)}},
+            search_params={"metric_type": "COSINE", "params": self.index.search_params(fetch)},
         )
         per_query: list[dict[str, SegmentHit]] = []
         for hits in results:
@@ -194,7 +337,3 @@ class SegmentStore:
                 best.setdefault(entity["video_id"], SegmentHit(entity["video_id"], float(hit["distance"]), entity))
             per_query.append(best)
         return per_query, [len(hits) for hits in results]
-
-
-def epoch(dt: datetime) -> int:
-    return int(dt.timestamp())

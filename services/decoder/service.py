@@ -48,6 +48,7 @@ class Decoder:
             tenant=up.tenant,
             title=up.title,
             uploaded_at=up.uploaded_at,
+            tags=up.tags,
             width=probe.width,
             height=probe.height,
             duration_s=probe.duration_s,

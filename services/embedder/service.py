@@ -23,6 +23,18 @@ from services.common.messages import SegmentEmbedding, Topics, VideoSegment
 from services.common.triton import ClipClient
 from services.embedder.settings import EmbedderSettings
 
+THUMB_SHORT_SIDE = 96
+
+
+def thumbnail(jpeg: bytes) -> bytes:
+    """A small JPEG for result pages; Milvus stores it beside the vector."""
+    with Image.open(io.BytesIO(jpeg)) as img:
+        scale = THUMB_SHORT_SIDE / min(img.size)
+        small = img.convert("RGB").resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+    buf = io.BytesIO()
+    small.save(buf, format="JPEG", quality=75)
+    return buf.getvalue()
+
 
 def jpeg_to_pixels(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as img:
@@ -63,6 +75,7 @@ class Embedder:
                 vector=vector.astype(float).tolist(),
                 model=model,
                 video=seg.video,
+                thumbnail=thumbnail(seg.keyframes[len(seg.keyframes) // 2].jpeg),
             )
             results.append(Outgoing(Topics.EMBEDDINGS, message, seg.video_id, received))
         return results

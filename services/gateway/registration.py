@@ -38,7 +38,11 @@ def video_id_for(uri: str) -> str:
     return "v" + hashlib.sha256(uri.encode()).hexdigest()[:24]
 
 
-def register(source: str | Path, creator: str = "", tenant: str = "default", title: str = "") -> VideoUploaded:
+def register(
+    source: str | Path, creator: str = "", tenant: str = "default", title: str = "", tags: list[str] | None = None
+) -> VideoUploaded:
     uri = canonical_uri(source)
     name = title or Path(uri.rsplit("/", 1)[-1]).stem
-    return VideoUploaded(video_id=video_id_for(uri), uri=uri, creator=creator, tenant=tenant, title=name)
+    return VideoUploaded(
+        video_id=video_id_for(uri), uri=uri, creator=creator, tenant=tenant, title=name, tags=tags or []
+    )

@@ -20,7 +20,7 @@ from services.common.kafka.processor import (
     TransientError,
 )
 from services.common.messages import SegmentEmbedding, SegmentIndexed, Topics
-from services.common.vectorstore import SegmentStore, segment_row
+from services.common.vectorstore import SegmentStore, segments_collection
 from services.indexer.settings import IndexerSettings
 
 
@@ -35,12 +35,10 @@ class Indexer:
         results: list[Result] = []
         for model, group in by_model.items():
             try:
-                collection = self.store.ensure_collection(model)
-                # the last write of a key in one batch wins, exactly as in Milvus
-                rows = {row["pk"]: row for row in (segment_row(r.value) for r in group)}
-                self.store.upsert(collection, list(rows.values()))
+                self.store.write_segments(model, [r.value for r in group])
             except MilvusException as exc:
                 raise TransientError(f"Milvus: {exc}") from exc
+            collection = segments_collection(model)
             for r in group:
                 e = r.value
                 ack = SegmentIndexed(

@@ -1,26 +1,46 @@
-"""Query embedding + Milvus search. The query must be embedded by the model the served collection holds."""
+"""Query embedding + Milvus search: text, image, video and similar-to-video, best segment per video.
+
+A query must be embedded by the model of the collection the alias serves. Normally Triton serves it;
+right after `clipstream reindex` switches the alias and before Triton is rolled to the new model, the
+engine embeds queries in-process with the model recorded on the collection, so searches keep answering.
+"""
 
 from __future__ import annotations
 
+import functools
 import io
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from services.common.clip.loader import LoadedClip, load_clip
 from services.common.filters import Filters
 from services.common.messages import ModelRef
 from services.common.triton import ClipClient
-from services.common.vectorstore import SegmentHit, SegmentStore, segments_collection
+from services.common.vectorstore import SegmentHit, SegmentStore
 from services.decoder.decode import DecodeOptions, decode_video
 from services.decoder.errors import DecodeError
 from services.decoder.segments import SegmentPolicy
 from services.embedder.service import jpeg_to_pixels
 from services.search.settings import SearchSettings
 
+log = logging.getLogger(__name__)
+
 
 class QueryError(ValueError):
     """The query itself is unusable (bad image, undecodable video): a 4xx, not a server fault."""
+
+
+class NotFound(LookupError):
+    """No such video (for this tenant)."""
+
+
+@functools.lru_cache(maxsize=2)
+def _in_process(spec: str) -> LoadedClip:
+    return load_clip(spec)
 
 
 class SearchEngine:
@@ -28,39 +48,121 @@ class SearchEngine:
         self.settings = settings
         self.clip = ClipClient(settings.common.triton_grpc_url)
         self.store = SegmentStore(settings.common)
+        self._models: dict[str, tuple[ModelRef, str]] = {}
 
-    def by_text(self, text: str, limit: int = 10, filters: Filters | None = None) -> list[SegmentHit]:
+    # --- queries ----------------------------------------------------------------------------------------
+
+    def by_text(self, text: str, limit: int = 10, filters: Filters | None = None, offset: int = 0) -> list[SegmentHit]:
         if not text.strip():
             raise QueryError("empty text query")
-        emb, model = self.clip.embed_texts([text])
-        return self._search(emb[:1], model, limit, filters)
+        if len(text) > 1000:
+            raise QueryError("text query longer than 1000 characters")
+        vectors = self._embed(lambda c: c.embed_texts([text]), lambda m: m.embed_texts([text]))
+        return self._search(vectors, limit, offset, filters)
 
-    def by_image(self, data: bytes, limit: int = 10, filters: Filters | None = None) -> list[SegmentHit]:
+    def by_image(
+        self, data: bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0
+    ) -> list[SegmentHit]:
         try:
             with Image.open(io.BytesIO(data)) as img:
+                if img.width * img.height > 40_000_000:
+                    raise QueryError(f"image of {img.width}x{img.height} is too large")
                 pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             raise QueryError(f"not a readable image: {exc}") from exc
-        emb, model = self.clip.embed_images([pixels])
-        return self._search(emb[:1], model, limit, filters)
+        vectors = self._embed(lambda c: c.embed_images([pixels]), lambda m: m.embed_pixels(pixels[None]))
+        return self._search(vectors, limit, offset, filters)
 
-    def by_video(self, path: Path, limit: int = 10, filters: Filters | None = None) -> list[SegmentHit]:
+    def by_video(
+        self, path: Path, limit: int = 10, filters: Filters | None = None, offset: int = 0
+    ) -> list[SegmentHit]:
         policy = SegmentPolicy(
             mode="fixed", fixed_segment_s=self.settings.query_frame_seconds, max_segments=self.settings.query_max_frames
         )
         try:
             decoded = decode_video(path, DecodeOptions(segments=policy))
         except DecodeError as exc:
-            raise QueryError(exc.detail) from exc
+            raise QueryError(f"{exc.reason}: {exc.detail}") from exc
         images = [jpeg_to_pixels(k.jpeg) for s in decoded.segments for k in s.keyframes]
-        emb, model = self.clip.embed_images(images)
-        return self._search(emb, model, limit, filters)
+        vectors = self._embed(
+            lambda c: c.embed_images(images), lambda m: np.concatenate([m.embed_pixels(i[None]) for i in images])
+        )
+        return self._search(vectors, limit, offset, filters)
 
-    def _search(self, vectors: np.ndarray, model: ModelRef, limit: int, filters: Filters | None) -> list[SegmentHit]:
-        limit = max(1, min(limit, self.settings.max_limit))
+    def similar(
+        self, video_id: str, limit: int = 10, filters: Filters | None = None, offset: int = 0
+    ) -> list[SegmentHit]:
+        """Videos like this one: its mean vector against every segment, itself excluded."""
+        scope = (filters or Filters()).compile()
+        vector = self.store.video_vector(video_id, _tenant_scope(filters))
+        if vector is None:
+            raise NotFound(video_id)
+        hits = self._search(np.asarray([vector]), limit + 1, offset, filters, scope)
+        return [h for h in hits if h.video_id != video_id][:limit]
+
+    def video(self, video_id: str, filters: Filters | None = None) -> tuple[dict[str, object], list[dict[str, object]]]:
+        found = self.store.video(video_id, _tenant_scope(filters))
+        if found is None:
+            raise NotFound(video_id)
+        return found
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+
+    def _embed(
+        self,
+        remote: Callable[[ClipClient], tuple[np.ndarray, ModelRef]],
+        local: Callable[[LoadedClip], np.ndarray],
+    ) -> np.ndarray:
         served = self.store.served_collection()
         if served is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        if served not in self._models:
+            self._models[served] = self.store.model_of(served)
+        want, spec = self._models[served]
+        vectors, model = remote(self.clip)
+        if model.version == want.version:
+            return vectors
+        if not spec:
+            raise RuntimeError(
+                f"Triton serves {model.name}:{model.version}, the served collection needs "
+                f"{want.name}:{want.version}, and no loadable spec is recorded for it"
+            )
+        log.warning(
+            "embedding queries in-process until Triton serves the collection's model",
+            extra={"served": served, "triton_model": model.version, "collection_model": want.version},
+        )
+        return local(_in_process(spec))
+
+    def _search(
+        self, vectors: np.ndarray, limit: int, offset: int, filters: Filters | None, expr: str | None = None
+    ) -> list[SegmentHit]:
+        if vectors.size == 0:
             return []
-        if served != segments_collection(model):
-            raise RuntimeError(f"query model {model.name}:{model.version} does not match served collection {served}")
-        return self.store.best_segments(vectors.tolist(), limit, expr=(filters or Filters()).compile())
+        limit = max(1, min(limit, self.settings.max_limit))
+        offset = max(0, min(offset, self.settings.max_offset))
+        scope = (filters or Filters()).compile() if expr is None else expr
+        return self.store.best_segments(vectors.tolist(), limit, offset=offset, expr=scope)
+
+
+def _tenant_scope(filters: Filters | None) -> str:
+    return Filters(tenant=filters.tenant).compile() if filters and filters.tenant else ""
+
+
+def hits_to_json(hits: Sequence[SegmentHit]) -> list[dict[str, object]]:
+    return [
+        {
+            "video_id": h.video_id,
+            "score": round(h.score, 6),
+            "start_s": h.start_s,
+            "end_s": h.end_s,
+            "keyframe_s": float(h.fields.get("keyframe_s", h.start_s)),
+            "segment_index": int(h.fields.get("segment_index", 0)),
+            **{
+                k: h.fields.get(k)
+                for k in ("title", "creator", "tenant", "uri", "uploaded_at", "width", "height", "duration_s")
+            },
+            "tags": [t for i in range(8) if (t := h.fields.get(f"tag{i}"))],
+            "thumbnail": f"data:image/jpeg;base64,{h.fields['thumb']}" if h.fields.get("thumb") else None,
+        }
+        for h in hits
+    ]

@@ -25,6 +25,8 @@ TEST_ENV = {
     "CLIPSTREAM_EMBEDDER_HEALTH_PORT": "9202",
     "CLIPSTREAM_INDEXER_HEALTH_PORT": "9203",
     "CLIPSTREAM_ENRICHER_WEB_PORT": "9204",
+    "CLIPSTREAM_SEARCH_PORT": "28080",
+    "CLIPSTREAM_SEARCH_API_KEYS": '{"key-a": "tenant-a", "key-b": "tenant-b"}',
     "CLIPSTREAM_CLIP_MODEL": "",
     # a real S3 (SeaweedFS) for s3:// sources; its filer doubles as the allowed http:// origin
     "CLIPSTREAM_STACK_SEAWEEDFS": "true",
@@ -44,6 +46,7 @@ TEST_ENV = {
     "CLIPSTREAM_DECODER_MAX_PIXELS": str(1920 * 1088),
 }
 FILER_URL = "http://127.0.0.1:28332"
+SEARCH_URL = "http://127.0.0.1:28080"
 
 
 @pytest.fixture(scope="session")

@@ -58,3 +58,11 @@ def test_unknown_filter_fields_and_naive_datetimes_are_rejected() -> None:
         Filters.model_validate({"creator": "a", "expr": "1==1"})
     with pytest.raises(ValidationError):
         Filters(uploaded_after=datetime(2026, 1, 1))
+
+
+def test_tags_compile_to_indexed_slots_and_all_must_match() -> None:
+    expr = Filters(tags=["beach", "summer"], min_width=640).compile()
+    assert expr.count(" or ") == 14 and expr.count(" and ") == 2
+    assert '(tag0 == "beach" or tag1 == "beach"' in expr and "width >= 640" in expr
+    with pytest.raises(ValidationError):
+        Filters(tags=['beach" or "1'])

@@ -1,5 +1,14 @@
+import pytest
+
 from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo, utcnow
-from services.common.vectorstore import segment_pk, segment_row, segments_collection
+from services.common.vectorstore import (
+    mean_vector,
+    segment_pk,
+    segment_row,
+    segments_collection,
+    video_pk,
+    videos_collection,
+)
 
 
 def _embedding(segment_index: int, version: str = "abc") -> SegmentEmbedding:
@@ -32,3 +41,20 @@ def test_collection_names_are_milvus_safe_and_model_specific() -> None:
     a = segments_collection(ModelRef(name="vit-b/32", version="1.2", dim=512))
     assert a.replace("_", "").isalnum()
     assert a != segments_collection(ModelRef(name="vit-b/32", version="1.3", dim=512))
+
+
+def test_tags_fill_indexed_slots_and_thumbnail_is_stored_as_base64() -> None:
+    e = _embedding(0).model_copy(
+        update={"video": VideoInfo(uri="file:///a.mp4", uploaded_at=utcnow(), tags=["a", "b"]), "thumbnail": b"\xff"}
+    )
+    row = segment_row(e)
+    assert [row[f"tag{i}"] for i in range(8)] == ["a", "b", "", "", "", "", "", ""]
+    assert row["thumb"] == "/w=="
+
+
+def test_video_vector_is_the_normalised_mean() -> None:
+    assert mean_vector([[1.0, 0.0], [0.0, 1.0]]) == pytest.approx([2**-0.5, 2**-0.5])
+    assert video_pk("v1", "abc") != video_pk("v1", "abd")
+    assert videos_collection(ModelRef(name="m", version="1", dim=2)) != segments_collection(
+        ModelRef(name="m", version="1", dim=2)
+    )

@@ -1,0 +1,191 @@
+"""The search service's HTTP API (FastAPI; OpenAPI at /openapi.json, docs at /docs) and web page.
+
+Every request carries an API key (`Authorization: Bearer KEY` or `X-API-Key: KEY`); the key decides the
+tenant, and the tenant is forced into every filter, so a tenant only ever sees its own videos.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+
+from services.common.filters import Filters
+from services.common.messages import MAX_TAGS, Tag
+from services.search.engine import NotFound, QueryError, SearchEngine, hits_to_json
+from services.search.settings import SearchSettings
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+
+class ClientFilters(BaseModel):
+    """What a caller may filter on: everything but the tenant, which comes from the API key."""
+
+    model_config = Filters.model_config
+    creator: str | None = Field(default=None, max_length=256)
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    uploaded_after: AwareDatetime | None = None
+    uploaded_before: AwareDatetime | None = None
+    min_width: int | None = Field(default=None, ge=0, le=100_000)
+    max_width: int | None = Field(default=None, ge=0, le=100_000)
+    min_height: int | None = Field(default=None, ge=0, le=100_000)
+    max_height: int | None = Field(default=None, ge=0, le=100_000)
+    min_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    def scoped(self, tenant: str) -> Filters:
+        try:
+            return Filters(**self.model_dump(exclude_none=True), tenant=tenant)
+        except ValidationError as exc:
+            raise HTTPException(422, detail=exc.errors(include_url=False, include_context=False)) from exc
+
+
+class TextQuery(BaseModel):
+    query: str = Field(min_length=1, max_length=1000)
+    limit: int = Field(default=10, ge=1, le=100)
+    offset: int = Field(default=0, ge=0, le=1000)
+    filters: ClientFilters = Field(default_factory=ClientFilters)
+
+
+class Results(BaseModel):
+    results: list[dict[str, Any]]
+    limit: int
+    offset: int
+
+
+def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> FastAPI:
+    keys = dict(settings.api_keys)
+    if not keys:
+        generated = secrets.token_urlsafe(24)
+        keys[generated] = "default"
+        log.warning("no API keys configured: generated one for tenant 'default'", extra={"api_key": generated})
+    app = FastAPI(title="clipstream search", version="1", description=__doc__)
+    state: dict[str, SearchEngine] = {}
+
+    def get_engine() -> SearchEngine:
+        if "engine" not in state:
+            state["engine"] = engine or SearchEngine(settings)
+        return state["engine"]
+
+    def tenant_of(
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> str:
+        token = x_api_key or (authorization or "").removeprefix("Bearer ").strip()
+        for key, tenant in keys.items():
+            if token and secrets.compare_digest(token.encode(), key.encode()):
+                return tenant
+        raise HTTPException(401, detail="missing or unknown API key", headers={"WWW-Authenticate": "Bearer"})
+
+    Tenant = Annotated[str, Depends(tenant_of)]
+    Engine = Annotated[SearchEngine, Depends(get_engine)]
+
+    def parse_filters(raw: str) -> ClientFilters:
+        try:
+            return ClientFilters.model_validate_json(raw or "{}")
+        except ValidationError as exc:
+            raise HTTPException(422, detail=exc.errors(include_url=False, include_context=False)) from exc
+
+    async def read_upload(upload: UploadFile) -> bytes:
+        data = await upload.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            raise HTTPException(413, detail=f"upload larger than {settings.max_upload_bytes} bytes")
+        if not data:
+            raise HTTPException(400, detail="empty upload")
+        return data
+
+    def run(call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except QueryError as exc:
+            raise HTTPException(400, detail=str(exc)) from exc
+        except NotFound as exc:
+            raise HTTPException(404, detail=f"no video {exc.args[0]!r}") from exc
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz(engine: Engine) -> PlainTextResponse:
+        ready = engine.clip.ready()
+        return PlainTextResponse("ready" if ready else "triton not ready", status_code=200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/search/text", response_model=Results)
+    def search_text(body: TextQuery, tenant: Tenant, engine: Engine) -> Results:
+        hits = run(engine.by_text, body.query, body.limit, body.filters.scoped(tenant), body.offset)
+        return Results(results=hits_to_json(hits), limit=body.limit, offset=body.offset)
+
+    @app.post("/v1/search/image", response_model=Results)
+    async def search_image(
+        tenant: Tenant,
+        engine: Engine,
+        file: Annotated[UploadFile, File(description="JPEG/PNG/WebP image")],
+        filters: Annotated[str, Form(description="ClientFilters as JSON")] = "{}",
+        limit: Annotated[int, Form(ge=1, le=100)] = 10,
+        offset: Annotated[int, Form(ge=0, le=1000)] = 0,
+    ) -> Results:
+        data = await read_upload(file)
+        hits = run(engine.by_image, data, limit, parse_filters(filters).scoped(tenant), offset)
+        return Results(results=hits_to_json(hits), limit=limit, offset=offset)
+
+    @app.post("/v1/search/video", response_model=Results)
+    async def search_video(
+        tenant: Tenant,
+        engine: Engine,
+        file: Annotated[UploadFile, File(description="a video or an excerpt of one")],
+        filters: Annotated[str, Form(description="ClientFilters as JSON")] = "{}",
+        limit: Annotated[int, Form(ge=1, le=100)] = 10,
+        offset: Annotated[int, Form(ge=0, le=1000)] = 0,
+    ) -> Results:
+        data = await read_upload(file)
+        scoped = parse_filters(filters).scoped(tenant)
+        with tempfile.NamedTemporaryFile(suffix=Path(file.filename or "q").suffix[:8]) as tmp:
+            tmp.write(data)
+            tmp.flush()
+            hits = run(engine.by_video, Path(tmp.name), limit, scoped, offset)
+        return Results(results=hits_to_json(hits), limit=limit, offset=offset)
+
+    @app.get("/v1/videos/{video_id}")
+    def get_video(
+        video_id: Annotated[str, PathParam(max_length=128)], tenant: Tenant, engine: Engine
+    ) -> dict[str, Any]:
+        video, segments = run(engine.video, video_id, Filters(tenant=tenant))
+        return {
+            "video": {k: v for k, v in video.items() if k != "thumb"},
+            "segments": [
+                {k: s[k] for k in ("segment_index", "start_s", "end_s", "keyframe_s")}
+                | {"thumbnail": f"data:image/jpeg;base64,{s['thumb']}" if s.get("thumb") else None}
+                for s in segments
+            ],
+        }
+
+    @app.get("/v1/videos/{video_id}/similar", response_model=Results)
+    def similar(
+        video_id: Annotated[str, PathParam(max_length=128)],
+        tenant: Tenant,
+        engine: Engine,
+        limit: Annotated[int, Query(ge=1, le=100)] = 10,
+        offset: Annotated[int, Query(ge=0, le=1000)] = 0,
+    ) -> Results:
+        hits = run(engine.similar, video_id, limit, Filters(tenant=tenant), offset)
+        return Results(results=hits_to_json(hits), limit=limit, offset=offset)
+
+    return app

@@ -1,0 +1,158 @@
+"""The search service's HTTP API and web page, against the running stack: tenants, filters, uploads."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from services.common.messages import VideoUploaded
+from services.common.settings import CommonSettings
+from services.decoder.decode import DecodeOptions, decode_video
+from services.decoder.synthetic import write_clip
+from services.gateway.registration import register
+from services.gateway.watch import Outcomes, publish_and_wait
+from tests.clips import write_excerpt
+from tests.integration.conftest import SEARCH_URL
+
+A, B = {"Authorization": "Bearer key-a"}, {"X-API-Key": "key-b"}
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def catalogue(common: CommonSettings, media_root: Path) -> dict[str, VideoUploaded]:
+    folder = media_root / "tenants"
+    specs = {
+        "a-beach": ("tenant-a", "ann", ["beach", "summer"], 21),
+        "a-city": ("tenant-a", "bob", ["city"], 22),
+        "a-forest": ("tenant-a", "ann", ["forest", "summer"], 23),
+        "b-beach": ("tenant-b", "cid", ["beach"], 24),
+        "b-snow": ("tenant-b", "cid", ["snow"], 25),
+    }
+    uploads = {}
+    for name, (tenant, creator, tags, seed) in specs.items():
+        clip = write_clip(folder / f"{name}.mp4", seconds=8.0, size=(320, 180), seed=seed, cuts=(4.0,))
+        uploads[name] = register(clip, creator=creator, tenant=tenant, tags=tags)
+    outcomes: Outcomes = publish_and_wait(common, list(uploads.values()), 300)
+    assert set(outcomes.indexed) == {u.event_id for u in uploads.values()}, outcomes.failed
+    return uploads
+
+
+def _ids(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [r["video_id"] for r in response.json()["results"]]
+
+
+def _text(headers: dict[str, str], **body: object) -> httpx.Response:
+    return httpx.post(f"{SEARCH_URL}/v1/search/text", headers=headers, json={"query": "a scene", **body}, timeout=30)
+
+
+def test_keys_are_required(catalogue: dict[str, VideoUploaded]) -> None:
+    assert _text({}).status_code == 401
+    assert _text({"Authorization": "Bearer nope"}).status_code == 401
+    assert httpx.get(f"{SEARCH_URL}/openapi.json").json()["info"]["title"] == "clipstream search"
+
+
+def test_tenants_see_only_their_videos(catalogue: dict[str, VideoUploaded]) -> None:
+    ids = {name: u.video_id for name, u in catalogue.items()}
+    assert set(_ids(_text(A, limit=50))) == {ids["a-beach"], ids["a-city"], ids["a-forest"]}
+    assert set(_ids(_text(B, limit=50))) == {ids["b-beach"], ids["b-snow"]}
+    own = httpx.get(f"{SEARCH_URL}/v1/videos/{ids['a-city']}", headers=A)
+    assert own.status_code == 200 and len(own.json()["segments"]) == 2
+    assert httpx.get(f"{SEARCH_URL}/v1/videos/{ids['a-city']}", headers=B).status_code == 404
+    assert httpx.get(f"{SEARCH_URL}/v1/videos/{ids['a-city']}/similar", headers=B).status_code == 404
+    similar = _ids(httpx.get(f"{SEARCH_URL}/v1/videos/{ids['a-city']}/similar", headers=A))
+    assert set(similar) == {ids["a-beach"], ids["a-forest"]}
+
+
+def test_filters_and_pagination(catalogue: dict[str, VideoUploaded]) -> None:
+    ids = {name: u.video_id for name, u in catalogue.items()}
+    assert set(_ids(_text(A, filters={"tags": ["summer"]}))) == {ids["a-beach"], ids["a-forest"]}
+    assert _ids(_text(A, filters={"tags": ["summer", "beach"]})) == [ids["a-beach"]]
+    assert _ids(_text(A, filters={"creator": "bob"})) == [ids["a-city"]]
+    assert _ids(_text(A, filters={"tags": ["snow"]})) == []  # tenant-b's tag
+    assert _ids(_text(A, filters={"min_height": 181})) == []
+    assert len(_ids(_text(A, filters={"min_height": 180, "max_duration_s": 9}))) == 3
+    assert _ids(_text(A, filters={"uploaded_after": "2999-01-01T00:00:00Z"})) == []
+    first, second = _ids(_text(A, limit=2)), _ids(_text(A, limit=2, offset=2))
+    assert len(first) == 2 and len(second) == 1 and not set(first) & set(second)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"creator": 'ann" or tenant == "tenant-b'},
+        {"creator": "x' or 1==1 or '"},
+        {"creator": '\\" || true || \\"'},
+    ],
+)
+def test_injection_payloads_are_neutralised(catalogue: dict[str, VideoUploaded], filters: dict[str, str]) -> None:
+    assert _ids(_text(A, filters=filters)) == []
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{"tenant": "tenant-b"}, {"expr": "1 == 1"}, {"tags": ['beach" or "1']}, {"min_height": "1 or 1"}],
+)
+def test_hostile_filter_fields_are_rejected(catalogue: dict[str, VideoUploaded], filters: dict[str, object]) -> None:
+    assert _text(A, filters=filters).status_code == 422
+
+
+def test_image_and_video_uploads(catalogue: dict[str, VideoUploaded], tmp_path: Path) -> None:
+    clip = Path(catalogue["a-forest"].uri.removeprefix("file://"))
+    keyframe = decode_video(clip, DecodeOptions()).segments[1].keyframes[0]
+    files = {"file": ("k.jpg", keyframe.jpeg, "image/jpeg")}
+    hits = httpx.post(f"{SEARCH_URL}/v1/search/image", headers=A, files=files, timeout=30).json()["results"]
+    assert hits[0]["video_id"] == catalogue["a-forest"].video_id
+    assert hits[0]["start_s"] <= keyframe.t <= hits[0]["end_s"]
+    assert hits[0]["thumbnail"].startswith("data:image/jpeg;base64,")
+    excerpt = write_excerpt(clip, tmp_path / "x.mp4", 4.5, 2.0)
+    files = {"file": ("x.mp4", excerpt.read_bytes(), "video/mp4")}
+    form = {"filters": json.dumps({"tags": ["summer"]})}
+    hits = httpx.post(f"{SEARCH_URL}/v1/search/video", headers=A, files=files, data=form, timeout=60).json()
+    assert hits["results"][0]["video_id"] == catalogue["a-forest"].video_id
+    bad = httpx.post(f"{SEARCH_URL}/v1/search/image", headers=A, files={"file": ("x.jpg", b"no", "image/jpeg")})
+    assert bad.status_code == 400
+    bad = httpx.post(f"{SEARCH_URL}/v1/search/video", headers=A, files={"file": ("x.mp4", b"no" * 99, "video/mp4")})
+    assert bad.status_code == 400
+
+
+def test_web_page_in_chromium(catalogue: dict[str, VideoUploaded], tmp_path: Path) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = Path("/usr/bin/chromium")
+    assert chromium.exists(), "Debian chromium is not installed (scripts/bootstrap.sh installs it)"
+    image = tmp_path / "query.png"
+    clip = Path(catalogue["a-beach"].uri.removeprefix("file://"))
+    jpeg = decode_video(clip, DecodeOptions()).segments[0].keyframes[0].jpeg
+    Image.open(io.BytesIO(jpeg)).save(image)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "search-page.png"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        page.goto(SEARCH_URL + "/")
+        page.fill("#key", "key-a")
+        page.dispatch_event("#key", "change")
+        page.fill("#q", "a scene by the sea")
+        page.click("button[type=submit]")
+        page.wait_for_selector(".card", timeout=30_000)
+        assert page.locator(".card").count() == 3
+        page.set_input_files("#file", str(image))
+        page.wait_for_function(
+            f"document.querySelector('#results .card')?.dataset.videoId === '{catalogue['a-beach'].video_id}'",
+            timeout=30_000,
+        )
+        page.locator(".card").first.click()
+        page.wait_for_selector("#segments .segment", timeout=30_000)
+        assert page.locator("#segments .segment").count() == 2
+        page.wait_for_function("[...document.images].every((i) => i.complete)")
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
+    assert pixels.std() > 20, "the screenshot is blank"
+    assert len(np.unique(pixels.reshape(-1, 3)[::7], axis=0)) > 200, "the screenshot shows no thumbnails"
