@@ -176,6 +176,29 @@ def search(
 
 
 @app.command()
+def reindex(
+    model: Annotated[str, typer.Option(help="the new CLIP: open_clip or HF folder, or ARCH@CHECKPOINT")],
+    force: Annotated[bool, typer.Option(help="switch the aliases even if some videos failed")] = False,
+) -> None:
+    """Re-embed the catalogue with another model into new collections, then switch the aliases."""
+    from services.common.settings import CommonSettings
+    from services.common.vectorstore import SegmentStore
+    from services.decoder.settings import DecoderSettings
+    from services.indexer.reindex import reindex as run
+
+    started = time.perf_counter()
+    report = run(SegmentStore(CommonSettings()), model, DecoderSettings(), force=force)
+    console.print(
+        f"re-embedded {report.videos} videos ({report.segments} segments) into {report.collection} "
+        f"in {time.perf_counter() - started:.1f}s; aliases {'switched' if report.switched else 'NOT switched'}"
+    )
+    for video_id, reason in report.failed.items():
+        console.print(f"  [red]{video_id}[/red]: {reason}")
+    if not report.switched:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(
     folder: Annotated[Path | None, typer.Argument(help="videos to ingest; default ../shared/videos")] = None,
 ) -> None:
@@ -214,6 +237,11 @@ def demo(
     videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix != ".md")
     if videos:
         _print_hits(f"video: {videos[0].name}", engine.by_video(videos[0], limit=5))
+    port = os.environ.get("CLIPSTREAM_SEARCH_PORT", "8080")
+    console.print(
+        f"web page and API: http://127.0.0.1:{port}/ (API docs at /docs), "
+        f"API key for tenant 'default' in {settings.common.home / 'search-api-key'}"
+    )
     console.print("stack left running; stop it with: clipstream stack down")
 
 

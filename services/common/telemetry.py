@@ -47,6 +47,9 @@ def setup(service: str, settings: CommonSettings) -> trace.Tracer:
         root = logging.getLogger()
         root.handlers[:] = [handler]
         root.setLevel(settings.log_level.upper())
+        # request lines carry presigned URLs (signatures) and poll noise: keep these libraries quiet
+        for noisy in ("httpx", "httpcore", "botocore", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         provider = TracerProvider(resource=Resource.create({"service.name": f"clipstream-{service}"}))
         if settings.otel_exporter == "console":
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 SEGMENTS_ALIAS = "clipstream_segments"
 VIDEOS_ALIAS = "clipstream_videos"
 MAX_TOPK = 16384
+ABOUT = "clipstream.about"  # collection property: the model (and how to load it) its vectors come from
 TAG_FIELDS = [f"tag{i}" for i in range(MAX_TAGS)]
 VIDEO_FIELDS = [
     "video_id",
@@ -44,6 +45,7 @@ VIDEO_FIELDS = [
     *TAG_FIELDS,
 ]
 OUTPUT_FIELDS = [*VIDEO_FIELDS, "segment_index", "start_s", "end_s", "keyframe_s", "thumb"]
+_STRING_FIELDS = frozenset({"video_id", "creator", "tenant", *TAG_FIELDS})
 _SCALAR_INDEXED = ("video_id", "creator", "tenant", "uploaded_at", "duration_s", "height", "width", *TAG_FIELDS)
 
 
@@ -185,10 +187,12 @@ class SegmentStore:
         return names
 
     def _create(self, name: str, dim: int, video_level: bool, about: str) -> None:
-        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False, description=about)
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("pk", DataType.VARCHAR, max_length=256, is_primary=True)
         schema.add_field("video_id", DataType.VARCHAR, max_length=128)
-        schema.add_field("tenant", DataType.VARCHAR, max_length=64, is_partition_key=True)
+        # Milvus 2.3 with partition keys loses rows to filters after upserts: there, tenant is a plain field
+        legacy = self._server_before_2_4()
+        schema.add_field("tenant", DataType.VARCHAR, max_length=64, is_partition_key=not legacy)
         schema.add_field("creator", DataType.VARCHAR, max_length=256)
         schema.add_field("title", DataType.VARCHAR, max_length=1024)
         schema.add_field("uri", DataType.VARCHAR, max_length=4096)
@@ -212,11 +216,17 @@ class SegmentStore:
         index.add_index(
             "vector", index_type=self.index.index_type, metric_type="COSINE", params=self.index.build_params()
         )
-        # INVERTED is the scalar index both Milvus Lite and servers build, for strings and numbers alike
         for scalar in _SCALAR_INDEXED:
-            index.add_index(scalar, index_type="INVERTED")
+            # Milvus 2.4+ and Lite build INVERTED for strings and numbers; 2.3 has Trie / STL_SORT
+            kind = ("Trie" if scalar in _STRING_FIELDS else "STL_SORT") if legacy else "INVERTED"
+            index.add_index(scalar, index_type=kind)
         self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+        self.client.alter_collection_properties(name, properties={ABOUT: about})
         log.info("created collection", extra={"collection": name, "dim": dim})
+
+    def _server_before_2_4(self) -> bool:
+        found = re.match(r"v?(\d+)\.(\d+)", str(self.client.get_server_version()))
+        return found is not None and (int(found.group(1)), int(found.group(2))) < (2, 4)
 
     def served(self, alias: str = SEGMENTS_ALIAS) -> str | None:
         if alias not in self.client.list_aliases().get("aliases", []):
@@ -227,7 +237,7 @@ class SegmentStore:
         return self.served(SEGMENTS_ALIAS)
 
     def model_of(self, collection: str) -> tuple[ModelRef, str]:
-        about = json.loads(self.client.describe_collection(collection).get("description") or "{}")
+        about = json.loads(self.client.describe_collection(collection).get("properties", {}).get(ABOUT) or "{}")
         return ModelRef(**about["model"]), str(about.get("spec", ""))
 
     def switch_aliases(self, model: ModelRef) -> None:
@@ -281,9 +291,9 @@ class SegmentStore:
         segments = self.client.query(SEGMENTS_ALIAS, filter=scope, output_fields=OUTPUT_FIELDS)
         return found[0], sorted(segments, key=lambda r: r["segment_index"])
 
-    def video_vector(self, video_id: str, expr: str = "") -> list[float] | None:
+    def video_vector(self, video_id: str, expr: str = "", collection: str = VIDEOS_ALIAS) -> list[float] | None:
         scope = f"video_id == {json.dumps(video_id)}" + (f" and ({expr})" if expr else "")
-        found = self.client.query(VIDEOS_ALIAS, filter=scope, output_fields=["vector"])
+        found = self.client.query(collection, filter=scope, output_fields=["vector"])
         return [float(x) for x in found[0]["vector"]] if found else None
 
     def best_segments(

@@ -4,8 +4,6 @@ Every request carries an API key (`Authorization: Bearer KEY` or `X-API-Key: KEY
 tenant, and the tenant is forced into every filter, so a tenant only ever sees its own videos.
 """
 
-from __future__ import annotations
-
 import logging
 import secrets
 import tempfile

@@ -20,7 +20,7 @@ from services.common.clip.loader import LoadedClip, load_clip
 from services.common.filters import Filters
 from services.common.messages import ModelRef
 from services.common.triton import ClipClient
-from services.common.vectorstore import SegmentHit, SegmentStore
+from services.common.vectorstore import SegmentHit, SegmentStore, videos_collection
 from services.decoder.decode import DecodeOptions, decode_video
 from services.decoder.errors import DecodeError
 from services.decoder.segments import SegmentPolicy
@@ -57,8 +57,8 @@ class SearchEngine:
             raise QueryError("empty text query")
         if len(text) > 1000:
             raise QueryError("text query longer than 1000 characters")
-        vectors = self._embed(lambda c: c.embed_texts([text]), lambda m: m.embed_texts([text]))
-        return self._search(vectors, limit, offset, filters)
+        found = self._embed(lambda c: c.embed_texts([text]), lambda m: m.embed_texts([text]))
+        return self._search(found, limit, offset, filters)
 
     def by_image(
         self, data: bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0
@@ -70,8 +70,8 @@ class SearchEngine:
                 pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             raise QueryError(f"not a readable image: {exc}") from exc
-        vectors = self._embed(lambda c: c.embed_images([pixels]), lambda m: m.embed_pixels(pixels[None]))
-        return self._search(vectors, limit, offset, filters)
+        found = self._embed(lambda c: c.embed_images([pixels]), lambda m: m.embed_pixels(pixels[None]))
+        return self._search(found, limit, offset, filters)
 
     def by_video(
         self, path: Path, limit: int = 10, filters: Filters | None = None, offset: int = 0
@@ -84,20 +84,23 @@ class SearchEngine:
         except DecodeError as exc:
             raise QueryError(f"{exc.reason}: {exc.detail}") from exc
         images = [jpeg_to_pixels(k.jpeg) for s in decoded.segments for k in s.keyframes]
-        vectors = self._embed(
+        found = self._embed(
             lambda c: c.embed_images(images), lambda m: np.concatenate([m.embed_pixels(i[None]) for i in images])
         )
-        return self._search(vectors, limit, offset, filters)
+        return self._search(found, limit, offset, filters)
 
     def similar(
         self, video_id: str, limit: int = 10, filters: Filters | None = None, offset: int = 0
     ) -> list[SegmentHit]:
         """Videos like this one: its mean vector against every segment, itself excluded."""
-        scope = (filters or Filters()).compile()
-        vector = self.store.video_vector(video_id, _tenant_scope(filters))
+        served = self.store.served_collection()
+        if served is None:
+            raise NotFound(video_id)
+        model, _ = self._model_of(served)
+        vector = self.store.video_vector(video_id, _tenant_scope(filters), videos_collection(model))
         if vector is None:
             raise NotFound(video_id)
-        hits = self._search(np.asarray([vector]), limit + 1, offset, filters, scope)
+        hits = self._search((np.asarray([vector]), served), limit + 1, offset, filters)
         return [h for h in hits if h.video_id != video_id][:limit]
 
     def video(self, video_id: str, filters: Filters | None = None) -> tuple[dict[str, object], list[dict[str, object]]]:
@@ -108,20 +111,24 @@ class SearchEngine:
 
     # --- plumbing ---------------------------------------------------------------------------------------
 
+    def _model_of(self, collection: str) -> tuple[ModelRef, str]:
+        if collection not in self._models:
+            self._models[collection] = self.store.model_of(collection)
+        return self._models[collection]
+
     def _embed(
         self,
         remote: Callable[[ClipClient], tuple[np.ndarray, ModelRef]],
         local: Callable[[LoadedClip], np.ndarray],
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, str]:
+        """Query vectors and the concrete collection they belong to (resolved once: the alias may move)."""
         served = self.store.served_collection()
         if served is None:
-            return np.zeros((0, 0), dtype=np.float32)
-        if served not in self._models:
-            self._models[served] = self.store.model_of(served)
-        want, spec = self._models[served]
+            return np.zeros((0, 0), dtype=np.float32), ""
+        want, spec = self._model_of(served)
         vectors, model = remote(self.clip)
         if model.version == want.version:
-            return vectors
+            return vectors, served
         if not spec:
             raise RuntimeError(
                 f"Triton serves {model.name}:{model.version}, the served collection needs "
@@ -131,17 +138,18 @@ class SearchEngine:
             "embedding queries in-process until Triton serves the collection's model",
             extra={"served": served, "triton_model": model.version, "collection_model": want.version},
         )
-        return local(_in_process(spec))
+        return local(_in_process(spec)), served
 
     def _search(
-        self, vectors: np.ndarray, limit: int, offset: int, filters: Filters | None, expr: str | None = None
+        self, found: tuple[np.ndarray, str], limit: int, offset: int, filters: Filters | None
     ) -> list[SegmentHit]:
+        vectors, collection = found
         if vectors.size == 0:
             return []
         limit = max(1, min(limit, self.settings.max_limit))
         offset = max(0, min(offset, self.settings.max_offset))
-        scope = (filters or Filters()).compile() if expr is None else expr
-        return self.store.best_segments(vectors.tolist(), limit, offset=offset, expr=scope)
+        expr = (filters or Filters()).compile()
+        return self.store.best_segments(vectors.tolist(), limit, offset=offset, expr=expr, collection=collection)
 
 
 def _tenant_scope(filters: Filters | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import urllib.request
 from pathlib import Path
@@ -37,12 +38,25 @@ def ensure_model(settings: StackSettings) -> str:
     return str(target)
 
 
+def local_api_key(settings: StackSettings) -> str:
+    """The local stack's search API key: generated once, kept in the state folder (mode 0600)."""
+    path = settings.common.home / "search-api-key"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
 def _env(settings: StackSettings, clip_model: str) -> dict[str, str]:
-    return {
+    env = {
         "CLIPSTREAM_HOME": str(settings.common.home.resolve()),
         "CLIPSTREAM_CLIP_MODEL": clip_model,
         "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
     }
+    if "CLIPSTREAM_SEARCH_API_KEYS" not in os.environ:
+        env["CLIPSTREAM_SEARCH_API_KEYS"] = json.dumps({local_api_key(settings): "default"})
+    return env
 
 
 def _ready(port: int) -> bool:

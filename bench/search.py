@@ -1,0 +1,187 @@
+"""Search quality and latency at catalogue scale: recall@10 against exact brute force, p50/p99 latency.
+
+Run: `.venv/bin/python -m bench.search [--sizes 100000,1000000] [--uri URI]`. Without `--uri` it starts
+a Milvus Lite server in a temporary folder. For each size it loads that many synthetic 512-d segment
+vectors (clustered, normalised; ~10 segments per video) with realistic metadata into the real
+collection layout, then runs the same queries with no filter and with each filter kind, reporting
+recall@10 of the raw vector search against numpy brute force over the rows the filter admits, the
+selectivity of the filter, and the latency of the raw search and of our best-segment-per-video search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from services.common.filters import Filters
+from services.common.messages import MAX_TAGS, ModelRef
+from services.common.settings import CommonSettings
+from services.common.vectorstore import TAG_FIELDS, IndexConfig, SegmentStore, segments_collection
+from services.stack.process import port_open
+
+DIM = 512
+QUERIES = 100
+EPOCH0 = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
+YEAR = 365 * 86400
+
+
+def dataset(n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    centres = rng.normal(size=(max(16, n // 200), DIM)).astype(np.float32)
+    vectors = centres[rng.integers(0, len(centres), n)] + 0.6 * rng.normal(size=(n, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    videos = n // 10
+    video = np.arange(n) // 10
+    meta = {
+        "video": video,
+        "tenant": rng.integers(0, 10, videos)[video],
+        "creator": rng.integers(0, 1000, videos)[video],
+        "uploaded_at": (EPOCH0 + rng.integers(0, YEAR, videos))[video],
+        "height": rng.choice([240, 360, 480, 720, 1080, 2160], videos)[video],
+        "duration": rng.uniform(5, 600, videos)[video].astype(np.float32),
+        "tags": rng.integers(0, 50, (videos, 3))[video],
+    }
+    return vectors, meta
+
+
+FILTERS = {
+    "none": (Filters(), lambda m: np.ones(len(m["video"]), bool)),
+    "tenant (~10%)": (Filters(tenant="t3"), lambda m: m["tenant"] == 3),
+    "creator (~0.1%)": (Filters(creator="c42"), lambda m: m["creator"] == 42),
+    "upload time range (~25%)": (
+        Filters(
+            uploaded_after=datetime.fromtimestamp(EPOCH0 + YEAR // 4, UTC),
+            uploaded_before=datetime.fromtimestamp(EPOCH0 + YEAR // 2, UTC),
+        ),
+        lambda m: (m["uploaded_at"] >= EPOCH0 + YEAR // 4) & (m["uploaded_at"] < EPOCH0 + YEAR // 2),
+    ),
+    "resolution >= 1080 (~33%)": (Filters(min_height=1080), lambda m: m["height"] >= 1080),
+    "duration <= 60 s (~10%)": (Filters(max_duration_s=60), lambda m: m["duration"] <= 60),
+    "tag (~6%)": (Filters(tags=["tag7"]), lambda m: (m["tags"] == 7).any(axis=1)),
+}
+
+
+def load(store: SegmentStore, model: ModelRef, vectors: np.ndarray, meta: dict[str, np.ndarray]) -> float:
+    collection = store.ensure_collections(model, serve=False)[0]
+    start = time.perf_counter()
+    batch = 5000
+    for lo in range(0, len(vectors), batch):
+        rows = []
+        for i in range(lo, min(lo + batch, len(vectors))):
+            v = int(meta["video"][i])
+            tags = [f"tag{t}" for t in dict.fromkeys(meta["tags"][i].tolist())]
+            rows.append(
+                {
+                    "pk": f"v{v}#{i % 10:05d}",
+                    "video_id": f"v{v}",
+                    "tenant": f"t{meta['tenant'][i]}",
+                    "creator": f"c{meta['creator'][i]}",
+                    "title": "",
+                    "uri": "",
+                    "uploaded_at": int(meta["uploaded_at"][i]),
+                    "width": int(meta["height"][i] * 16 // 9),
+                    "height": int(meta["height"][i]),
+                    "duration_s": float(meta["duration"][i]),
+                    **dict(zip(TAG_FIELDS, tags + [""] * (MAX_TAGS - len(tags)), strict=True)),
+                    "segment_index": i % 10,
+                    "start_s": 0.0,
+                    "end_s": 1.0,
+                    "keyframe_s": 0.5,
+                    "event_id": "",
+                    "thumb": "",
+                    "vector": vectors[i].tolist(),
+                }
+            )
+        store.client.insert(collection, rows)
+    store.client.flush(collection)
+    store.client.load_collection(collection)
+    return time.perf_counter() - start
+
+
+def run_size(store: SegmentStore, n: int, rng: np.random.Generator) -> None:
+    vectors, meta = dataset(n, rng)
+    model = ModelRef(name="bench", version=f"n{n}", dim=DIM)
+    collection = segments_collection(model)
+    if store.client.has_collection(collection):
+        store.client.drop_collection(collection)
+    seconds = load(store, model, vectors, meta)
+    print(
+        f"\n{n} vectors x {DIM}-d loaded and indexed in {seconds:.0f}s ({n / seconds:.0f} rows/s), "
+        f"{store.index.index_type}, {QUERIES} queries, limit 10"
+    )
+    queries = vectors[rng.integers(0, n, QUERIES)] + 0.3 * rng.normal(size=(QUERIES, DIM)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    print(
+        f"{'filter':28s} {'admits':>8s} {'recall@10':>9s} {'p50 ms':>7s} {'p99 ms':>7s} "
+        f"{'grouped p50':>11s} {'grouped p99':>11s}"
+    )
+    for name, (filters, admit) in FILTERS.items():
+        mask = admit(meta)
+        expr = filters.compile()
+        allowed = np.flatnonzero(mask)
+        recalls, raw, grouped = [], [], []
+        for q in queries:
+            scores = vectors[allowed] @ q
+            exact = set(allowed[np.argsort(-scores)[:10]].tolist())
+            start = time.perf_counter()
+            hits = store.client.search(
+                collection,
+                data=[q.tolist()],
+                limit=10,
+                filter=expr,
+                output_fields=["pk"],
+                search_params={"metric_type": "COSINE", "params": store.index.search_params(10)},
+            )
+            raw.append(time.perf_counter() - start)
+            found = {int(h["entity"]["pk"].split("#")[0][1:]) * 10 + int(h["entity"]["pk"][-5:]) for h in hits[0]}
+            recalls.append(len(found & exact) / max(1, min(10, len(exact))))
+            start = time.perf_counter()
+            store.best_segments([q.tolist()], 10, expr=expr, collection=collection)
+            grouped.append(time.perf_counter() - start)
+        ms = lambda xs, p: 1000 * float(np.percentile(xs, p))  # noqa: E731
+        print(
+            f"{name:28s} {mask.mean():8.2%} {np.mean(recalls):9.3f} {ms(raw, 50):7.1f} {ms(raw, 99):7.1f} "
+            f"{ms(grouped, 50):11.1f} {ms(grouped, 99):11.1f}"
+        )
+    store.client.drop_collection(collection)
+    store.client.drop_collection(collection.replace("segments", "videos", 1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--uri", help="a running Milvus; default: a Milvus Lite server started here")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = None
+        uri = args.uri
+        if uri is None:
+            port = 39530
+            cli = Path(sys.executable).parent / "milvus-lite"
+            server = subprocess.Popen(
+                [str(cli), "server", "--data-dir", tmp, "--host", "127.0.0.1", "--port", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            while not port_open("127.0.0.1", port):
+                time.sleep(0.2)
+            uri = f"http://127.0.0.1:{port}"
+        try:
+            store = SegmentStore(CommonSettings(milvus_uri=uri), IndexConfig())
+            for n in (int(s) for s in args.sizes.split(",")):
+                run_size(store, n, rng)
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(30)
+
+
+if __name__ == "__main__":
+    main()

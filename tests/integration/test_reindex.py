@@ -1,0 +1,69 @@
+"""`clipstream reindex`: the catalogue moves to another model's collections while searches keep answering."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from services.common.clip.loader import load_clip
+from services.common.clip.random_model import write_random_clip
+from services.common.settings import CommonSettings
+from services.common.vectorstore import VIDEOS_ALIAS, SegmentStore, segments_collection
+from services.decoder.decode import DecodeOptions, decode_video
+from services.decoder.settings import DecoderSettings
+from services.decoder.synthetic import write_clip
+from services.gateway.registration import register
+from services.gateway.watch import publish_and_wait
+from services.indexer.reindex import reindex
+from services.search.engine import SearchEngine
+from services.search.settings import SearchSettings
+
+
+def test_reindex_switches_aliases_while_searches_answer(
+    common: CommonSettings, media_root: Path, tmp_path: Path
+) -> None:
+    clip = write_clip(media_root / "reindex" / "target.mp4", seconds=8.0, size=(320, 180), seed=77, cuts=(4.0,))
+    target = register(clip, tenant="reindex")
+    assert target.event_id in publish_and_wait(common, [target], 300).indexed
+    query = decode_video(clip, DecodeOptions()).segments[1].keyframes[0].jpeg
+    store = SegmentStore(common)
+    old_model, _ = store.model_of(store.served() or "")
+    videos_before = store.count(collection=VIDEOS_ALIAS)
+    new_spec = write_random_clip(tmp_path / "next", seed=1, name="clip-tiny-next")
+    new_model = load_clip(str(new_spec)).ref
+
+    answers: list[tuple[bool, str]] = []
+    errors: list[BaseException] = []
+    switched = threading.Event()
+    stop = threading.Event()
+
+    def search_forever() -> None:
+        engine = SearchEngine(SearchSettings())
+        while not stop.is_set():
+            after = switched.is_set()
+            try:
+                hits = engine.by_image(query, limit=1)
+                answers.append((after, hits[0].video_id if hits else ""))
+            except Exception as exc:
+                errors.append(exc)
+
+    searcher = threading.Thread(target=search_forever, daemon=True)
+    searcher.start()
+    try:
+        report = reindex(store, str(new_spec), DecoderSettings())
+        switched.set()
+        while sum(after for after, _ in answers) < 3 and searcher.is_alive() and not errors:
+            stop.wait(0.2)
+        stop.set()
+        searcher.join(60)
+        assert report.failed == {} and report.switched
+        assert store.served() == segments_collection(new_model)
+        assert store.count(collection=VIDEOS_ALIAS) == videos_before == report.videos
+        assert errors == []
+        before = [vid for after, vid in answers if not after]
+        after = [vid for after, vid in answers if after]
+        assert before and len(after) >= 3
+        assert set(before) == set(after) == {target.video_id}
+    finally:
+        stop.set()
+        store.switch_aliases(old_model)  # later test modules search the pipeline's own model

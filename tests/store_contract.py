@@ -1,0 +1,144 @@
+"""What the vector store must do on every Milvus backend: run against Milvus Lite by the integration
+tests, and against the `milvus==2.3.5` standalone server inside a loopback-only network namespace.
+
+`python -m tests.store_contract --server` starts that server (it binds every interface, which is why
+it must run where only loopback exists), runs the contract, and stops the server's process group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from services.common.filters import Filters
+from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo
+from services.common.settings import CommonSettings
+from services.common.vectorstore import VIDEOS_ALIAS, SegmentStore, segments_collection
+
+DIM = 32
+
+
+def _embedding(
+    model: ModelRef, video: str, index: int, count: int, vector: np.ndarray, **info: object
+) -> SegmentEmbedding:
+    fields = {"uri": f"file:///{video}.mp4", "uploaded_at": datetime(2026, 1, 1, tzinfo=UTC), **info}
+    return SegmentEmbedding(
+        event_id="e",
+        video_id=video,
+        segment_index=index,
+        segment_count=count,
+        start_s=index * 2.0,
+        end_s=index * 2.0 + 2.0,
+        keyframe_times=[index * 2.0 + 1.0],
+        vector=(vector / np.linalg.norm(vector)).tolist(),
+        model=model,
+        video=VideoInfo.model_validate(fields),
+        thumbnail=b"\xff\xd8",
+    )
+
+
+def check(uri: str) -> None:
+    """Raises AssertionError on the first contract violation."""
+    store = SegmentStore(CommonSettings(milvus_uri=uri))
+    model = ModelRef(name="contract", version=f"v{int(time.time() * 1000)}", dim=DIM)
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=DIM)
+    # "dup" has 40 near-identical segments that all beat the others: a naive top-k fills with it alone
+    writes = [
+        _embedding(model, "dup", i, 40, base + 0.01 * rng.normal(size=DIM), tenant="a", creator="x") for i in range(40)
+    ]
+    for v in range(12):
+        tags = ["beach"] if v % 3 == 0 else []
+        writes += [
+            _embedding(
+                model,
+                f"other{v}",
+                i,
+                3,
+                base + (0.5 + v / 10) * rng.normal(size=DIM),
+                tenant="a" if v < 8 else "b",
+                creator=f"c{v}",
+                height=1080 if v % 2 else 480,
+                tags=tags,
+            )
+            for i in range(3)
+        ]
+    for start in range(0, len(writes), 25):
+        store.write_segments(model, writes[start : start + 25])
+    segments = segments_collection(model)
+    assert store.count(collection=segments) == 40 + 36
+    store.write_segments(model, writes[:5])  # a replay rewrites the same rows
+    assert store.count(collection=segments) == 76
+
+    hits = store.best_segments([base.tolist()], limit=10, collection=segments)
+    assert len(hits) == 10 and len({h.video_id for h in hits}) == 10, "best segment per video lost groups"
+    assert hits[0].video_id == "dup"
+    scoped = store.best_segments([base.tolist()], limit=20, expr=Filters(tenant="b").compile(), collection=segments)
+    assert {h.video_id for h in scoped} == {"other8", "other9", "other10", "other11"}, [
+        (h.video_id, h.fields.get("tenant")) for h in scoped
+    ]
+    tagged = store.best_segments(
+        [base.tolist()], 20, expr=Filters(tags=["beach"], min_height=1).compile(), collection=segments
+    )
+    assert {h.video_id for h in tagged} == {"other0", "other3", "other6", "other9"}
+    page1 = store.best_segments([base.tolist()], 5, collection=segments)
+    page2 = store.best_segments([base.tolist()], 5, offset=5, collection=segments)
+    assert [h.video_id for h in page1 + page2] == [h.video_id for h in hits]
+
+    # a re-upload with fewer segments leaves no stale rows; the video row follows
+    store.write_segments(model, [_embedding(model, "dup", i, 2, base, tenant="a") for i in range(2)])
+    assert store.count(Filters(video_ids=["dup"]).compile(), collection=segments) == 2
+
+    store.switch_aliases(model)
+    found = store.video("dup")
+    assert found is not None and found[0]["segment_count"] == 2 and len(found[1]) == 2
+    assert store.video("dup", Filters(tenant="b").compile()) is None
+    assert store.count(collection=VIDEOS_ALIAS) == 13
+    assert store.model_of(segments)[0] == model
+
+
+def _server(data: Path) -> subprocess.Popen[bytes]:
+    cli = Path(sys.executable).parent / "milvus-server"
+    proc = subprocess.Popen(
+        [str(cli), "--data", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + 180
+    from services.stack.process import port_open
+
+    while not port_open("127.0.0.1", 19530):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("milvus-server did not start")
+        time.sleep(0.5)
+    time.sleep(2)
+    return proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", action="store_true", help="start milvus==2.3.5 here (inside a netns)")
+    parser.add_argument("--uri")
+    args = parser.parse_args()
+    if not args.server:
+        check(args.uri)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = _server(Path(tmp))
+        try:
+            check("http://127.0.0.1:19530")
+            print("store contract passed on milvus 2.3.5")
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # SIGTERM leaves `milvus run standalone` behind
+            proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()
