@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 SEGMENTS_ALIAS = "clipstream_segments"
 VIDEOS_ALIAS = "clipstream_videos"
 MAX_TOPK = 16384
+_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
 ABOUT = "clipstream.about"  # collection property: the model (and how to load it) its vectors come from
 TAG_FIELDS = [f"tag{i}" for i in range(MAX_TAGS)]
 VIDEO_FIELDS = [
@@ -159,7 +160,9 @@ class IndexConfig:
 class SegmentStore:
     def __init__(self, settings: CommonSettings, index: IndexConfig | None = None) -> None:
         token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
-        self.client = MilvusClient(uri=settings.milvus_uri, token=token)
+        # servers (Milvus Lite's among them) answer pings more often than every 5 min with GOAWAY
+        # "too_many_pings", which kills the channel every client in the process shares
+        self.client = MilvusClient(uri=settings.milvus_uri, token=token, grpc_options=_GRPC_OPTIONS)
         self.index = index or IndexConfig.from_settings(settings)
         self._known: set[str] = set()
 
