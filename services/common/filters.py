@@ -27,12 +27,12 @@ def number_literal(value: float | int) -> str:
     return repr(int(value)) if isinstance(value, int) else repr(float(value))
 
 
-class Filters(BaseModel):
+class MetadataFilters(BaseModel):
+    """What an API caller may filter on; the tenant is not among them (it comes from the API key)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tenant: str | None = Field(default=None, max_length=64)
     creator: str | None = Field(default=None, max_length=256)
-    video_ids: list[str] | None = Field(default=None, max_length=1000)
     uploaded_after: AwareDatetime | None = None
     uploaded_before: AwareDatetime | None = None
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS, description="videos carrying all of these")
@@ -42,6 +42,14 @@ class Filters(BaseModel):
     max_height: int | None = Field(default=None, ge=0, le=100_000)
     min_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    def scoped(self, tenant: str) -> Filters:
+        return Filters(**self.model_dump(exclude_none=True), tenant=tenant)
+
+
+class Filters(MetadataFilters):
+    tenant: str | None = Field(default=None, max_length=64)
+    video_ids: list[str] | None = Field(default=None, max_length=1000)
 
     def compile(self) -> str:
         clauses: list[str] = []

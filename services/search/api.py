@@ -14,10 +14,9 @@ from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, 
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from services.common.filters import Filters
-from services.common.messages import MAX_TAGS, Tag
+from services.common.filters import Filters, MetadataFilters
 from services.search.engine import NotFound, QueryError, SearchEngine, hits_to_json
 from services.search.settings import SearchSettings
 
@@ -25,33 +24,11 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 
 
-class ClientFilters(BaseModel):
-    """What a caller may filter on: everything but the tenant, which comes from the API key."""
-
-    model_config = Filters.model_config
-    creator: str | None = Field(default=None, max_length=256)
-    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
-    uploaded_after: AwareDatetime | None = None
-    uploaded_before: AwareDatetime | None = None
-    min_width: int | None = Field(default=None, ge=0, le=100_000)
-    max_width: int | None = Field(default=None, ge=0, le=100_000)
-    min_height: int | None = Field(default=None, ge=0, le=100_000)
-    max_height: int | None = Field(default=None, ge=0, le=100_000)
-    min_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    max_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-
-    def scoped(self, tenant: str) -> Filters:
-        try:
-            return Filters(**self.model_dump(exclude_none=True), tenant=tenant)
-        except ValidationError as exc:
-            raise HTTPException(422, detail=exc.errors(include_url=False, include_context=False)) from exc
-
-
 class TextQuery(BaseModel):
     query: str = Field(min_length=1, max_length=1000)
     limit: int = Field(default=10, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=1000)
-    filters: ClientFilters = Field(default_factory=ClientFilters)
+    filters: MetadataFilters = Field(default_factory=MetadataFilters)
 
 
 class Results(BaseModel):
@@ -87,9 +64,9 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
     Tenant = Annotated[str, Depends(tenant_of)]
     Engine = Annotated[SearchEngine, Depends(get_engine)]
 
-    def parse_filters(raw: str) -> ClientFilters:
+    def parse_filters(raw: str) -> MetadataFilters:
         try:
-            return ClientFilters.model_validate_json(raw or "{}")
+            return MetadataFilters.model_validate_json(raw or "{}")
         except ValidationError as exc:
             raise HTTPException(422, detail=exc.errors(include_url=False, include_context=False)) from exc
 
@@ -136,7 +113,7 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         tenant: Tenant,
         engine: Engine,
         file: Annotated[UploadFile, File(description="JPEG/PNG/WebP image")],
-        filters: Annotated[str, Form(description="ClientFilters as JSON")] = "{}",
+        filters: Annotated[str, Form(description="MetadataFilters as JSON")] = "{}",
         limit: Annotated[int, Form(ge=1, le=100)] = 10,
         offset: Annotated[int, Form(ge=0, le=1000)] = 0,
     ) -> Results:
@@ -149,7 +126,7 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         tenant: Tenant,
         engine: Engine,
         file: Annotated[UploadFile, File(description="a video or an excerpt of one")],
-        filters: Annotated[str, Form(description="ClientFilters as JSON")] = "{}",
+        filters: Annotated[str, Form(description="MetadataFilters as JSON")] = "{}",
         limit: Annotated[int, Form(ge=1, le=100)] = 10,
         offset: Annotated[int, Form(ge=0, le=1000)] = 0,
     ) -> Results:
