@@ -106,20 +106,42 @@ def check(uri: str) -> None:
     assert store.model_of(segments)[0] == model
 
 
+def _wait_for(proc: subprocess.Popen[bytes], port: int) -> None:
+    from services.stack.process import port_open
+
+    deadline = time.monotonic() + 180
+    while not port_open("127.0.0.1", port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"Milvus did not start on port {port}")
+        time.sleep(0.5)
+
+
 def _server(data: Path) -> subprocess.Popen[bytes]:
     cli = Path(sys.executable).parent / "milvus-server"
     proc = subprocess.Popen(
         [str(cli), "--data", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
     )
-    deadline = time.monotonic() + 180
-    from services.stack.process import port_open
-
-    while not port_open("127.0.0.1", 19530):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("milvus-server did not start")
-        time.sleep(0.5)
+    _wait_for(proc, 19530)
     time.sleep(2)
     return proc
+
+
+def check_on_private_lite(port: int = 39540) -> None:
+    """The contract switches aliases, so it gets a Milvus Lite server of its own."""
+    cli = Path(sys.executable).parent / "milvus-lite"
+    with tempfile.TemporaryDirectory() as data:
+        proc = subprocess.Popen(
+            [str(cli), "server", "--data-dir", data, "--host", "127.0.0.1", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_for(proc, port)
+            check(f"http://127.0.0.1:{port}")
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
 
 
 def main() -> None:

@@ -6,14 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services.common.settings import CommonSettings
 from tests import store_contract
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_store_contract_on_milvus_lite(common: CommonSettings) -> None:
-    store_contract.check(common.milvus_uri)
+def test_store_contract_on_milvus_lite() -> None:
+    store_contract.check_on_private_lite()
 
 
 def test_store_contract_on_milvus_2_3_server() -> None:
