@@ -8,6 +8,7 @@ it must run where only loopback exists), runs the contract, and stops the server
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import subprocess
@@ -82,14 +83,16 @@ def check(uri: str) -> None:
     hits = store.best_segments([base.tolist()], limit=10, collection=segments)
     assert len(hits) == 10 and len({h.video_id for h in hits}) == 10, "best segment per video lost groups"
     assert hits[0].video_id == "dup"
-    scoped = store.best_segments([base.tolist()], limit=20, expr=Filters(tenant="b").compile(), collection=segments)
-    assert {h.video_id for h in scoped} == {"other8", "other9", "other10", "other11"}, [
-        (h.video_id, h.fields.get("tenant")) for h in scoped
-    ]
-    tagged = store.best_segments(
-        [base.tolist()], 20, expr=Filters(tags=["beach"], min_height=1).compile(), collection=segments
-    )
-    assert {h.video_id for h in tagged} == {"other0", "other3", "other6", "other9"}
+    for exact_max_rows in (0, 256):  # filtered search through HNSW, then the exact path for small matches
+        store.index = dataclasses.replace(store.index, exact_max_rows=exact_max_rows)
+        scoped = store.best_segments([base.tolist()], 20, expr=Filters(tenant="b").compile(), collection=segments)
+        assert {h.video_id for h in scoped} == {"other8", "other9", "other10", "other11"}, exact_max_rows
+        assert all(h.fields["tenant"] == "b" and "start_s" in h.fields for h in scoped)
+        tagged = store.best_segments(
+            [base.tolist()], 20, expr=Filters(tags=["beach"], min_height=1).compile(), collection=segments
+        )
+        assert {h.video_id for h in tagged} == {"other0", "other3", "other6", "other9"}, exact_max_rows
+        assert [h.score for h in tagged] == sorted((h.score for h in tagged), reverse=True)
     page1 = store.best_segments([base.tolist()], 5, collection=segments)
     page2 = store.best_segments([base.tolist()], 5, offset=5, collection=segments)
     assert [h.video_id for h in page1 + page2] == [h.video_id for h in hits]

@@ -28,6 +28,9 @@ class CommonSettings(BaseSettings):
     milvus_hnsw_m: int = Field(default=16, ge=4, le=64)
     milvus_hnsw_ef_construction: int = Field(default=200, ge=8)
     milvus_search_ef: int = Field(default=64, ge=8, description="HNSW search breadth (at least the fetch size)")
+    milvus_exact_max_rows: int = Field(
+        default=256, ge=0, description="filters admitting at most this many segments are searched exactly"
+    )
     clip_model: str = Field(
         default="",
         description="CLIP to serve: an open_clip/HF folder, 'NAME@PRETRAINED', or empty for the demo model",
