@@ -328,7 +328,7 @@ class SegmentStore:
         that contains any of its moments, which is what finding an excerpt's source asks.
         """
         want = offset + limit
-        if expr and self.count(expr, collection) <= self.index.exact_max_rows:
+        if expr and self._admits_few(expr, collection):
             return self._exact(vectors, expr, collection, want)[offset:want]
         fetch = min(max(want * 8, 64), MAX_TOPK)
         while True:
@@ -339,6 +339,13 @@ class SegmentStore:
                 break
             fetch = min(fetch * 4, MAX_TOPK)
         return _merge(per_query)[offset:want]
+
+    def _admits_few(self, expr: str, collection: str) -> bool:
+        """Whether the filter matches at most `exact_max_rows` segments (a bounded query, not a count)."""
+        limit = self.index.exact_max_rows
+        if limit <= 0:
+            return False
+        return len(self.client.query(collection, filter=expr, output_fields=["pk"], limit=limit + 1)) <= limit
 
     def _exact(self, vectors: Sequence[Sequence[float]], expr: str, collection: str, want: int) -> list[SegmentHit]:
         """Brute force over the few rows a selective filter admits: HNSW with such a filter loses recall
