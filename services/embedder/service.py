@@ -21,6 +21,7 @@ from services.common.kafka.processor import (
 )
 from services.common.messages import SegmentEmbedding, Topics, VideoSegment
 from services.common.triton import ClipClient
+from services.common.vectorstore import mean_vector
 from services.embedder.settings import EmbedderSettings
 
 THUMB_SHORT_SIDE = 96
@@ -62,8 +63,6 @@ class Embedder:
         embeddings, model = self.client.embed_images(images)
         for received, rows in owners:
             seg = received.value
-            mean = embeddings[rows].mean(axis=0)
-            vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
             message = SegmentEmbedding(
                 event_id=seg.event_id,
                 video_id=seg.video_id,
@@ -72,7 +71,7 @@ class Embedder:
                 start_s=seg.start_s,
                 end_s=seg.end_s,
                 keyframe_times=[k.t for k in seg.keyframes],
-                vector=vector.astype(float).tolist(),
+                vector=mean_vector(embeddings[rows].tolist()),
                 model=model,
                 video=seg.video,
                 thumbnail=thumbnail(seg.keyframes[len(seg.keyframes) // 2].jpeg),
