@@ -1,7 +1,7 @@
 """What the vector store must do on every Milvus backend: run against Milvus Lite by the integration
 tests, and against the `milvus==2.3.5` standalone server inside a loopback-only network namespace.
 
-`python -m tests.store_contract --server` starts that server (it binds every interface, which is why
+`python -m tests.store_contract standalone` starts that server (it binds every interface, which is why
 it must run where only loopback exists), runs the contract, and stops the server's process group.
 """
 
@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -24,6 +21,7 @@ from services.common.filters import Filters
 from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo
 from services.common.settings import CommonSettings
 from services.common.vectorstore import VIDEOS_ALIAS, SegmentStore, segments_collection
+from services.stack.milvus import private_milvus
 
 DIM = 32
 
@@ -109,60 +107,17 @@ def check(uri: str) -> None:
     assert store.model_of(segments)[0] == model
 
 
-def _wait_for(proc: subprocess.Popen[bytes], port: int) -> None:
-    from services.stack.process import port_open
-
-    deadline = time.monotonic() + 180
-    while not port_open("127.0.0.1", port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"Milvus did not start on port {port}")
-        time.sleep(0.5)
-
-
-def _server(data: Path) -> subprocess.Popen[bytes]:
-    cli = Path(sys.executable).parent / "milvus-server"
-    proc = subprocess.Popen(
-        [str(cli), "--data", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    _wait_for(proc, 19530)
-    time.sleep(2)
-    return proc
-
-
-def check_on_private_lite(port: int = 39540) -> None:
-    """The contract switches aliases, so it gets a Milvus Lite server of its own."""
-    cli = Path(sys.executable).parent / "milvus-lite"
-    with tempfile.TemporaryDirectory() as data:
-        proc = subprocess.Popen(
-            [str(cli), "server", "--data-dir", data, "--host", "127.0.0.1", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            _wait_for(proc, port)
-            check(f"http://127.0.0.1:{port}")
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
+def check_on(backend: Literal["lite", "standalone"]) -> None:
+    """The contract switches aliases, so it gets a server of its own."""
+    with tempfile.TemporaryDirectory() as data, private_milvus(backend, Path(data)) as uri:
+        check(uri)
+    print(f"store contract passed on {backend}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--server", action="store_true", help="start milvus==2.3.5 here (inside a netns)")
-    parser.add_argument("--uri")
-    args = parser.parse_args()
-    if not args.server:
-        check(args.uri)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = _server(Path(tmp))
-        try:
-            check("http://127.0.0.1:19530")
-            print("store contract passed on milvus 2.3.5")
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL)  # SIGTERM leaves `milvus run standalone` behind
-            proc.wait(30)
+    parser.add_argument("backend", choices=["lite", "standalone"])
+    check_on(parser.parse_args().backend)
 
 
 if __name__ == "__main__":

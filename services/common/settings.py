@@ -31,6 +31,11 @@ class CommonSettings(BaseSettings):
     milvus_exact_max_rows: int = Field(
         default=256, ge=0, description="filters admitting at most this many segments are searched exactly"
     )
+    milvus_search_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
+        default="Bounded",
+        description="read consistency of searches; the indexer's Strong read before `videos.indexed` makes "
+        "an indexed video visible at every level, and Strong costs ~200 ms a read on a Milvus server",
+    )
     clip_model: str = Field(
         default="",
         description="CLIP to serve: an open_clip/HF folder, 'NAME@PRETRAINED', or empty for the demo model",

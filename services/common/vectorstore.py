@@ -143,6 +143,7 @@ class IndexConfig:
     hnsw_ef_construction: int = 200
     search_ef: int = 64
     exact_max_rows: int = 256
+    consistency: str = "Bounded"
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> IndexConfig:
@@ -152,6 +153,7 @@ class IndexConfig:
             settings.milvus_hnsw_ef_construction,
             settings.milvus_search_ef,
             settings.milvus_exact_max_rows,
+            settings.milvus_search_consistency,
         )
 
     def build_params(self) -> dict[str, Any]:
@@ -275,11 +277,23 @@ class SegmentStore:
             self.client.delete(
                 segments, filter=f"video_id == {json.dumps(video_id)} and segment_index >= {int(e.segment_count)}"
             )
-        self.client.upsert(videos, [self._video_row(segments, model, e) for e in latest.values()])
+        video_rows = [self._video_row(segments, model, e) for e in latest.values()]
+        self.client.upsert(videos, video_rows)
+        # a Strong read waits until the query nodes have applied these writes; reads at any level see
+        # them from then on, so a `videos.indexed` sent after this returns is searchable at once
+        self.client.query(
+            videos,
+            filter=f"pk in {json.dumps([r['pk'] for r in video_rows])}",
+            output_fields=["pk"],
+            consistency_level="Strong",
+        )
 
     def _video_row(self, segments: str, model: ModelRef, e: SegmentEmbedding) -> dict[str, Any]:
         rows = self.client.query(
-            segments, filter=f"video_id == {json.dumps(e.video_id)}", output_fields=["segment_index", "vector", "thumb"]
+            segments,
+            filter=f"video_id == {json.dumps(e.video_id)}",
+            output_fields=["segment_index", "vector", "thumb"],
+            consistency_level="Strong",  # the rows just upserted
         )
         rows.sort(key=lambda r: r["segment_index"])
         middle = rows[len(rows) // 2]
@@ -293,22 +307,29 @@ class SegmentStore:
 
     # --- reads ------------------------------------------------------------------------------------------
 
+    def _read(self, collection: str, expr: str, fields: list[str], limit: int | None = None) -> list[dict[str, Any]]:
+        extra = {} if limit is None else {"limit": limit}
+        found = self.client.query(
+            collection, filter=expr, output_fields=fields, consistency_level=self.index.consistency, **extra
+        )
+        return list(found)
+
     def count(self, expr: str = "", collection: str = SEGMENTS_ALIAS) -> int:
-        res = self.client.query(collection, filter=expr, output_fields=["count(*)"])
+        res = self._read(collection, expr, ["count(*)"])
         return int(res[0]["count(*)"])
 
     def video(self, video_id: str, expr: str = "") -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """A video's row and its segments (in order), or None; `expr` adds the caller's tenant scope."""
         scope = f"video_id == {json.dumps(video_id)}" + (f" and ({expr})" if expr else "")
-        found = self.client.query(VIDEOS_ALIAS, filter=scope, output_fields=[*VIDEO_FIELDS, "segment_count", "thumb"])
+        found = self._read(VIDEOS_ALIAS, scope, [*VIDEO_FIELDS, "segment_count", "thumb"])
         if not found:
             return None
-        segments = self.client.query(SEGMENTS_ALIAS, filter=scope, output_fields=OUTPUT_FIELDS)
+        segments = self._read(SEGMENTS_ALIAS, scope, OUTPUT_FIELDS)
         return found[0], sorted(segments, key=lambda r: r["segment_index"])
 
     def video_vector(self, video_id: str, expr: str = "", collection: str = VIDEOS_ALIAS) -> list[float] | None:
         scope = f"video_id == {json.dumps(video_id)}" + (f" and ({expr})" if expr else "")
-        found = self.client.query(collection, filter=scope, output_fields=["vector"])
+        found = self._read(collection, scope, ["vector"])
         return [float(x) for x in found[0]["vector"]] if found else None
 
     def best_segments(
@@ -345,12 +366,12 @@ class SegmentStore:
         limit = self.index.exact_max_rows
         if limit <= 0:
             return False
-        return len(self.client.query(collection, filter=expr, output_fields=["pk"], limit=limit + 1)) <= limit
+        return len(self._read(collection, expr, ["pk"], limit=limit + 1)) <= limit
 
     def _exact(self, vectors: Sequence[Sequence[float]], expr: str, collection: str, want: int) -> list[SegmentHit]:
         """Brute force over the few rows a selective filter admits: HNSW with such a filter loses recall
         (Milvus Lite finds ~1 in 4 of the true top 10 when 0.1% of rows match)."""
-        rows = self.client.query(collection, filter=expr, output_fields=["pk", "video_id", "vector"])
+        rows = self._read(collection, expr, ["pk", "video_id", "vector"])
         if not rows:
             return []
         matrix = np.asarray([r["vector"] for r in rows], dtype=np.float32)
@@ -362,10 +383,7 @@ class SegmentStore:
             if len(best) >= want:
                 break
         pks = [pk for _, pk in best.values()]
-        fields = {
-            r["pk"]: r
-            for r in self.client.query(collection, filter=f"pk in {json.dumps(pks)}", output_fields=OUTPUT_FIELDS)
-        }
+        fields = {r["pk"]: r for r in self._read(collection, f"pk in {json.dumps(pks)}", OUTPUT_FIELDS)}
         return [SegmentHit(vid, score, fields[pk]) for vid, (score, pk) in best.items() if pk in fields]
 
     def _search(
@@ -378,6 +396,7 @@ class SegmentStore:
             filter=expr,
             output_fields=OUTPUT_FIELDS,
             search_params={"metric_type": "COSINE", "params": self.index.search_params(fetch)},
+            consistency_level=self.index.consistency,
         )
         per_query: list[dict[str, SegmentHit]] = []
         for hits in results:

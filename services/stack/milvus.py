@@ -1,9 +1,18 @@
-"""Milvus Lite as a local server: a Lite `.db` admits one process, and indexer and search are two."""
+"""Milvus Lite as a local server (a Lite `.db` admits one process, and indexer and search are two),
+and private servers for tests and benchmarks."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from services.stack.process import Proc, port_open, wait_until
@@ -21,3 +30,49 @@ def start_milvus_lite(settings: StackSettings) -> Proc:
         proc.start([str(cli), "server", "--data-dir", str(data), "--host", host, "--port", str(port)])
     wait_until(lambda: port_open(host, port), proc, f"Milvus Lite on {host}:{port}", 60)
     return proc
+
+
+STANDALONE_PORT = 19530  # milvus==2.3.5 listens on fixed ports on every interface
+NETNS_ENV = "CLIPSTREAM_IN_LOOPBACK_NETNS"
+
+
+@contextlib.contextmanager
+def private_milvus(backend: Literal["lite", "standalone"], data: Path, port: int = 39540) -> Iterator[str]:
+    """A throwaway Milvus for tests and benchmarks, killed with its whole process group on exit.
+
+    `standalone` is the `milvus==2.3.5` wheel's server: it binds every interface, so it is refused
+    unless this process runs in a loopback-only network namespace (see `run_in_loopback_netns`)."""
+    if backend == "standalone":
+        if os.environ.get(NETNS_ENV) != "1":
+            raise RuntimeError("milvus 2.3.5 binds every interface: run it through run_in_loopback_netns")
+        argv = [str(Path(sys.executable).parent / "milvus-server"), "--data", str(data)]
+        port = STANDALONE_PORT
+    else:
+        argv = [str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir", str(data)]
+        argv += ["--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not port_open("127.0.0.1", port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Milvus ({backend}) did not start on port {port}")
+            time.sleep(0.5)
+        time.sleep(2 if backend == "standalone" else 0)  # its proxy opens the port before it serves
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # SIGTERM leaves `milvus run standalone` behind
+        proc.wait(30)
+
+
+def run_in_loopback_netns(module_argv: list[str], capture: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run `python -m ...` in a new network namespace whose only interface is loopback."""
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", *module_argv])
+    return subprocess.run(
+        ["unshare", "--net", "--", "bash", "-c", f"ip link set lo up && exec {command}"],
+        env={**os.environ, NETNS_ENV: "1"},
+        capture_output=capture,
+        text=True,
+        timeout=None if not capture else 600,
+        check=False,
+    )
