@@ -27,7 +27,7 @@ class CommonSettings(BaseSettings):
     milvus_index_type: Literal["HNSW", "IVF_FLAT", "FLAT"] = "HNSW"
     milvus_hnsw_m: int = Field(default=16, ge=4, le=64)
     milvus_hnsw_ef_construction: int = Field(default=200, ge=8)
-    milvus_search_ef: int = Field(default=256, ge=8, description="HNSW search breadth (at least the fetch size)")
+    milvus_search_ef: int = Field(default=512, ge=8, description="HNSW search breadth (at least the fetch size)")
     milvus_exact_max_rows: int = Field(
         default=256, ge=0, description="filters admitting at most this many segments are searched exactly"
     )

@@ -141,7 +141,7 @@ class IndexConfig:
     index_type: str = "HNSW"
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
-    search_ef: int = 256
+    search_ef: int = 512
     exact_max_rows: int = 256
     consistency: str = "Bounded"
 
