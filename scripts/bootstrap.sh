@@ -26,3 +26,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+
+# helm renders and lints the chart in tests/deploy (built from the Go module proxy, cached by Go)
+helm_version=v3.22.0
+if ! .venv/bin/helm version --short 2>/dev/null | grep -q "$helm_version"; then
+  echo "bootstrap: building helm $helm_version" >&2
+  GOBIN="$PWD/.venv/bin" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$helm_version"
+fi

@@ -16,8 +16,10 @@ from services.common.vectorstore import SegmentHit
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: Kafka, Triton, Milvus Lite and the services.")
 model_app = typer.Typer(no_args_is_help=True, help="CLIP checkpoints.")
+triton_app = typer.Typer(no_args_is_help=True, help="Triton from the nvidia-pytriton wheel, serving triton_models/.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(model_app, name="model")
+app.add_typer(triton_app, name="triton")
 console = Console()
 
 SHARED_VIDEOS = Path("../shared/videos")
@@ -107,6 +109,36 @@ def _ingest(paths: list[Path], creator: str, tenant: str, wait: bool, timeout_s:
     if missing:
         console.print(f"[yellow]{missing} uploads had no outcome within {timeout_s:.0f}s[/yellow]")
         raise typer.Exit(1)
+
+
+@triton_app.command("prepare")
+def triton_prepare() -> None:
+    """Download and unpack tritonserver into the cache (a container build step)."""
+    from services.stack.settings import StackSettings
+    from services.stack.triton import triton_home
+
+    console.print(f"tritonserver in {triton_home(StackSettings())}")
+
+
+@triton_app.command("serve")
+def triton_serve() -> None:
+    """Run tritonserver in the foreground on the configured host and ports (a container's entry point)."""
+    from services.stack.manager import ensure_model
+    from services.stack.settings import StackSettings
+    from services.stack.triton import exec_triton
+
+    settings = StackSettings()
+    exec_triton(settings, ensure_model(settings))
+
+
+@app.command()
+def topics() -> None:
+    """Create any missing topic with the configured partitions and replication (a deploy-time job)."""
+    from services.common.kafka.admin import ensure_topics
+    from services.common.settings import CommonSettings
+
+    created = ensure_topics(CommonSettings())
+    console.print(f"created {', '.join(created)}" if created else "every topic exists")
 
 
 @app.command()

@@ -19,7 +19,8 @@ class CommonSettings(BaseSettings):
     home: Path = Field(default=Path(".clipstream"), description="state of the local stack: data, logs, pids")
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_session_timeout_ms: int = 10000
-    topic_partitions: int = 6
+    topic_partitions: int = Field(default=6, ge=1, description="the most replicas a consuming service can use")
+    topic_replication_factor: int = Field(default=1, ge=1, description="3 on a production cluster")
     triton_grpc_url: str = "127.0.0.1:18001"
     triton_http_url: str = "127.0.0.1:18000"
     milvus_uri: str = "http://127.0.0.1:19530"
@@ -39,6 +40,9 @@ class CommonSettings(BaseSettings):
     clip_model: str = Field(
         default="",
         description="CLIP to serve: an open_clip/HF folder, 'NAME@PRETRAINED', or empty for the demo model",
+    )
+    clip_device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="where CLIP runs in Triton's Python backend and in-process: auto = GPU if any"
     )
     log_level: str = "INFO"
     otel_exporter: str = Field(default="none", description="none | console")

@@ -70,38 +70,48 @@ def _ready(url: str) -> bool:
         return False
 
 
+def triton_command(settings: StackSettings, clip_model: str) -> tuple[list[str], dict[str, str]]:
+    """The tritonserver command line and environment: one definition for the local stack and containers."""
+    home = triton_home(settings)
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    env = {
+        "LD_LIBRARY_PATH": os.pathsep.join(
+            p for p in (str(home / "nvidia_pytriton.libs"), libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p
+        ),
+        # the stub embeds the interpreter found first on PATH: it must be ours, with torch and services
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
+        "CLIPSTREAM_CLIP_MODEL": clip_model,
+    }
+    host = settings.host
+    argv = [
+        str(home / "pytriton" / "tritonserver" / "bin" / "tritonserver"),
+        f"--model-repository={settings.model_repository.resolve()}",
+        f"--backend-directory={home / 'backends'}",
+        f"--http-address={host}",
+        f"--http-port={port_of(settings.common.triton_http_url)}",
+        f"--grpc-address={host}",
+        f"--grpc-port={port_of(settings.common.triton_grpc_url)}",
+        f"--metrics-address={host}",
+        f"--metrics-port={settings.triton_metrics_port}",
+        "--allow-gpu-metrics=false",
+        "--exit-on-error=true",
+        "--log-verbose=0",
+    ]
+    return argv, env
+
+
 def start_triton(settings: StackSettings, clip_model: str) -> Proc:
     proc = Proc("triton", settings.run_dir)
     http = settings.common.triton_http_url
     if not proc.running():
-        home = triton_home(settings)
-        libdir = sysconfig.get_config_var("LIBDIR") or ""
-        env = {
-            "LD_LIBRARY_PATH": os.pathsep.join(
-                p for p in (str(home / "nvidia_pytriton.libs"), libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p
-            ),
-            # the stub embeds the interpreter found first on PATH: it must be ours, with torch and services
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-            "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
-            "CLIPSTREAM_CLIP_MODEL": clip_model,
-        }
-        host = settings.host
-        proc.start(
-            [
-                str(home / "pytriton" / "tritonserver" / "bin" / "tritonserver"),
-                f"--model-repository={settings.model_repository.resolve()}",
-                f"--backend-directory={home / 'backends'}",
-                f"--http-address={host}",
-                f"--http-port={port_of(http)}",
-                f"--grpc-address={host}",
-                f"--grpc-port={port_of(settings.common.triton_grpc_url)}",
-                f"--metrics-address={host}",
-                f"--metrics-port={settings.triton_metrics_port}",
-                "--allow-gpu-metrics=false",
-                "--exit-on-error=true",
-                "--log-verbose=0",
-            ],
-            env=env,
-        )
+        argv, env = triton_command(settings, clip_model)
+        proc.start(argv, env=env)
     wait_until(lambda: _ready(http), proc, f"Triton at {http}", 180)
     return proc
+
+
+def exec_triton(settings: StackSettings, clip_model: str) -> None:
+    """Replace this process with tritonserver (a container's main process)."""
+    argv, env = triton_command(settings, clip_model)
+    os.execve(argv[0], argv, {**os.environ, **env})

@@ -3,7 +3,11 @@ in the middle of a stream loses and duplicates nothing."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -73,3 +77,49 @@ def test_triton_restart_mid_stream_loses_and_duplicates_nothing(
     assert _retries() > retries_before, "the outage never reached the embedder"
     rows = SegmentStore(common).count(Filters(video_ids=[u.video_id for u in uploads]).compile())
     assert rows == sum(i.segment_count for i in outcomes.indexed.values()) == 2 * len(uploads)
+
+
+def test_container_entry_point_serves_the_same_model(stack: StackSettings, tmp_path: Path) -> None:
+    """`clipstream triton serve` (the image's Triton command) execs tritonserver in the foreground with
+    the stack's own command line: on other ports it answers with the same vectors as the stack's Triton."""
+    env = {
+        **os.environ,
+        "CLIPSTREAM_HOME": str(tmp_path),
+        "CLIPSTREAM_CLIP_MODEL": ensure_model(stack),
+        "CLIPSTREAM_TRITON_HTTP_URL": "127.0.0.1:38000",
+        "CLIPSTREAM_TRITON_GRPC_URL": "127.0.0.1:38001",
+        "CLIPSTREAM_STACK_TRITON_METRICS_PORT": "38002",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "triton", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not _triton_ready("127.0.0.1:38000"):
+            assert proc.poll() is None and time.monotonic() < deadline, "tritonserver did not become ready"
+            time.sleep(0.5)
+        images = [np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(4)]
+        ours = ClipClient("127.0.0.1:38001", max_in_flight=1)
+        stacks = ClipClient(TEST_ENV["CLIPSTREAM_TRITON_GRPC_URL"], max_in_flight=1)
+        try:
+            (vectors, model), (reference, ref_model) = ours.embed_images(images), stacks.embed_images(images)
+        finally:
+            ours.close()
+            stacks.close()
+        assert model == ref_model
+        np.testing.assert_allclose(vectors, reference, atol=1e-5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+
+def _triton_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{url}/v2/health/ready", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False

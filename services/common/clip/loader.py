@@ -38,35 +38,45 @@ class LoadedClip:
     tokenize: Callable[[Sequence[str]], torch.Tensor]  # -> int64 (N, context_length)
     encode_tokens: Callable[[torch.Tensor], torch.Tensor]  # tokens -> features
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        return self.encode_tokens(self.tokenize(texts))
+        return self.encode_tokens(self.tokenize(texts).to(self.device))
 
     @torch.inference_mode()
     def embed_pixels(self, pixels: np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 (N, H, W, 3) -> L2-normalised float32 (N, dim)."""
-        tensor = torch.as_tensor(pixels)
+        tensor = torch.as_tensor(pixels).to(self.device)
         features = self.encode_image(preprocess_pixels(tensor, self.image_size, self.mean, self.std))
-        return torch.nn.functional.normalize(features.float(), dim=-1).numpy()
+        return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
 
     @torch.inference_mode()
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         features = self.encode_text(list(texts))
-        return torch.nn.functional.normalize(features.float(), dim=-1).numpy()
+        return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
 
 
-def load_clip(spec: str) -> LoadedClip:
+def load_clip(spec: str, device: str = "auto") -> LoadedClip:
+    """`device` auto: the GPU when torch sees one (Triton's Python backend on a GPU node), else the CPU."""
     path = Path(spec)
     if path.is_dir() and (path / "open_clip_config.json").is_file():
-        return _load_open_clip(f"local-dir:{path.resolve()}", None, name=_model_name(path), version=_digest(path))
-    if path.is_dir() and (path / "config.json").is_file():
-        return _load_hf(path)
-    if "@" in spec:
+        clip = _load_open_clip(f"local-dir:{path.resolve()}", None, name=_model_name(path), version=_digest(path))
+    elif path.is_dir() and (path / "config.json").is_file():
+        clip = _load_hf(path)
+    elif "@" in spec:
         arch, pretrained = spec.split("@", 1)
         version = _digest(Path(pretrained)) if Path(pretrained).is_file() else pretrained
-        return _load_open_clip(arch, pretrained, name=arch, version=version)
-    raise FileNotFoundError(
-        f"no CLIP checkpoint at {spec!r}: expected an open_clip or Hugging Face folder, or ARCH@PRETRAINED"
-    )
+        clip = _load_open_clip(arch, pretrained, name=arch, version=version)
+    else:
+        raise FileNotFoundError(
+            f"no CLIP checkpoint at {spec!r}: expected an open_clip or Hugging Face folder, or ARCH@PRETRAINED"
+        )
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    clip.module.to(device)
+    return clip
 
 
 def load_tokenizer(spec: str) -> Callable[[Sequence[str]], torch.Tensor]:

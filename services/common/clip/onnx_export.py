@@ -173,7 +173,7 @@ __all__ = ["TritonPythonModel"]
 
 def write_repository(spec: str, out: Path, max_batch: int = 64, gpu: bool = True) -> dict[str, Path]:
     """Export `spec` (any form `load_clip` takes) into a complete Triton model repository at `out`."""
-    clip = load_clip(spec)
+    clip = load_clip(spec, device="cpu")  # exported from CPU tensors
     ref = clip.ref
     model_id = f"{ref.name}:{ref.version}:{ref.dim}"
     size = clip.image_size

@@ -26,8 +26,8 @@ def resize_crop(pixels: torch.Tensor, size: int) -> torch.Tensor:
 def preprocess_pixels(pixels: torch.Tensor, size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> normalised float (N, 3, size, size)."""
     x = resize_crop(pixels, size)
-    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - m) / s
 
 

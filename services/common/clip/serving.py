@@ -16,6 +16,7 @@ import torch
 
 from services.common.clip.loader import LoadedClip, load_clip, load_tokenizer
 from services.common.clip.preprocess import crop_uint8
+from services.common.settings import CommonSettings
 
 
 def _load(args: dict[str, Any]) -> LoadedClip:
@@ -24,7 +25,7 @@ def _load(args: dict[str, Any]) -> LoadedClip:
     spec = os.environ.get("CLIPSTREAM_CLIP_MODEL") or param
     if not spec:
         raise RuntimeError("no CLIP model configured: set CLIPSTREAM_CLIP_MODEL or the clip_model parameter")
-    return load_clip(spec)
+    return load_clip(spec, device=CommonSettings().clip_device)
 
 
 def _model_ids(clip: LoadedClip, n: int) -> np.ndarray:

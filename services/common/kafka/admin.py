@@ -20,7 +20,12 @@ def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> list[str
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [
-        NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1, config=_TOPIC_CONFIG)
+        NewTopic(
+            name,
+            num_partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication_factor,
+            config=_TOPIC_CONFIG,
+        )
         for name in TOPIC_MODELS
         if name not in existing
     ]
