@@ -29,7 +29,8 @@ fi
 
 # helm renders and lints the chart in tests/deploy (built from the Go module proxy, cached by Go)
 helm_version=v3.22.0
-if ! .venv/bin/helm version --short 2>/dev/null | grep -q "$helm_version"; then
+if [ ! -x .venv/bin/helm ] || [ ! -f ".venv/.helm-$helm_version" ]; then
   echo "bootstrap: building helm $helm_version" >&2
   GOBIN="$PWD/.venv/bin" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$helm_version"
+  touch ".venv/.helm-$helm_version"
 fi

@@ -36,12 +36,11 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Settings every service reads (services/common/settings.py), and the secrets among them */}}
 {{- define "clipstream.commonEnv" -}}
+{{- if .Values.milvus.tokenSecret.name }}
 - name: CLIPSTREAM_MILVUS_TOKEN
   valueFrom:
-    secretKeyRef:
-      name: {{ .Values.milvus.tokenSecret.name | default "clipstream-unset" }}
-      key: {{ .Values.milvus.tokenSecret.key }}
-      optional: true
+    secretKeyRef: {name: {{ .Values.milvus.tokenSecret.name }}, key: {{ .Values.milvus.tokenSecret.key }}}
+{{- end }}
 {{- range $name, $value := .Values.commonEnv }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}
@@ -109,11 +108,15 @@ spec:
             - configMapRef:
                 name: {{ include "clipstream.fullname" $root }}-common
           env:
-            {{- include "clipstream.commonEnv" $root | nindent 12 }}
+            {{- with include "clipstream.commonEnv" $root }}
+            {{- . | nindent 12 }}
+            {{- end }}
             {{- with .env }}
             {{- . | nindent 12 }}
             {{- end }}
-            {{- include "clipstream.envMap" $v.env | nindent 12 }}
+            {{- with $v.env }}
+            {{- include "clipstream.envMap" . | nindent 12 }}
+            {{- end }}
           livenessProbe:
             httpGet: {path: /healthz, port: {{ .portName }}}
             periodSeconds: 10
