@@ -150,6 +150,8 @@ def test_web_page_in_chromium(catalogue: dict[str, VideoUploaded], tmp_path: Pat
         page.locator(".card").first.click()
         page.wait_for_selector("#segments .segment", timeout=30_000)
         assert page.locator("#segments .segment").count() == 2
+        assert page.inner_text("#detailTitle").endswith("· 2 segments")
+        assert page.inner_text("#status") == "3 videos"
         page.wait_for_function("[...document.images].every((i) => i.complete)")
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
