@@ -62,7 +62,7 @@ def triton_home(settings: StackSettings) -> Path:
     return home
 
 
-def _ready(url: str) -> bool:
+def triton_ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://{url}/v2/health/ready", timeout=1) as resp:
             return bool(resp.status == 200)
@@ -107,7 +107,7 @@ def start_triton(settings: StackSettings, clip_model: str) -> Proc:
     if not proc.running():
         argv, env = triton_command(settings, clip_model)
         proc.start(argv, env=env)
-    wait_until(lambda: _ready(http), proc, f"Triton at {http}", 180)
+    wait_until(lambda: triton_ready(http), proc, f"Triton at {http}", 180)
     return proc
 
 

@@ -25,7 +25,7 @@ from services.gateway.watch import UploadWatch, publish_and_wait
 from services.stack.manager import ensure_model
 from services.stack.process import Proc
 from services.stack.settings import StackSettings
-from services.stack.triton import start_triton
+from services.stack.triton import start_triton, triton_ready
 from tests.integration.conftest import TEST_ENV
 
 
@@ -99,7 +99,7 @@ def test_container_entry_point_serves_the_same_model(stack: StackSettings, tmp_p
     )
     try:
         deadline = time.monotonic() + 180
-        while not _triton_ready("127.0.0.1:38000"):
+        while not triton_ready("127.0.0.1:38000"):
             assert proc.poll() is None and time.monotonic() < deadline, "tritonserver did not become ready"
             time.sleep(0.5)
         images = [np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(4)]
@@ -115,11 +115,3 @@ def test_container_entry_point_serves_the_same_model(stack: StackSettings, tmp_p
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
-
-
-def _triton_ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{url}/v2/health/ready", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
