@@ -19,6 +19,11 @@ from services.stack.process import Proc, port_open, wait_until
 from services.stack.settings import StackSettings
 
 
+def lite_argv(data: Path, host: str, port: int) -> list[str]:
+    cli = Path(sys.executable).parent / "milvus-lite"
+    return [str(cli), "server", "--data-dir", str(data), "--host", host, "--port", str(port)]
+
+
 def start_milvus_lite(settings: StackSettings) -> Proc:
     proc = Proc("milvus", settings.run_dir)
     url = urlparse(settings.common.milvus_uri)
@@ -26,8 +31,7 @@ def start_milvus_lite(settings: StackSettings) -> Proc:
     if not proc.running():
         data = settings.data_dir / "milvus"
         data.mkdir(parents=True, exist_ok=True)
-        cli = Path(sys.executable).parent / "milvus-lite"
-        proc.start([str(cli), "server", "--data-dir", str(data), "--host", host, "--port", str(port)])
+        proc.start(lite_argv(data, host, port))
     wait_until(lambda: port_open(host, port), proc, f"Milvus Lite on {host}:{port}", 60)
     return proc
 
@@ -48,8 +52,7 @@ def private_milvus(backend: Literal["lite", "standalone"], data: Path, port: int
         argv = [str(Path(sys.executable).parent / "milvus-server"), "--data", str(data)]
         port = STANDALONE_PORT
     else:
-        argv = [str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir", str(data)]
-        argv += ["--host", "127.0.0.1", "--port", str(port)]
+        argv = lite_argv(data, "127.0.0.1", port)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 180

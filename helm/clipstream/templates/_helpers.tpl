@@ -41,10 +41,7 @@ app.kubernetes.io/component: {{ .component }}
   valueFrom:
     secretKeyRef: {name: {{ .Values.milvus.tokenSecret.name }}, key: {{ .Values.milvus.tokenSecret.key }}}
 {{- end }}
-{{- range $name, $value := .Values.commonEnv }}
-- name: {{ $name }}
-  value: {{ $value | toString | quote }}
-{{- end }}
+{{- include "clipstream.envMap" .Values.commonEnv }}
 {{- end -}}
 
 {{- define "clipstream.envMap" -}}
