@@ -140,13 +140,11 @@ def test_web_page_in_chromium(catalogue: dict[str, VideoUploaded], tmp_path: Pat
         page.dispatch_event("#key", "change")
         page.fill("#q", "a scene by the sea")
         page.click("button[type=submit]")
-        page.wait_for_selector(".card", timeout=30_000)
+        page.wait_for_selector("#results[data-source='text:a scene by the sea'] .card", timeout=30_000)
         assert page.locator(".card").count() == 3
         page.set_input_files("#file", str(image))
-        page.wait_for_function(
-            f"document.querySelector('#results .card')?.dataset.videoId === '{catalogue['a-beach'].video_id}'",
-            timeout=30_000,
-        )
+        page.wait_for_selector(f"#results[data-source='image:{image.name}'] .card", timeout=30_000)
+        assert page.locator(".card").first.get_attribute("data-video-id") == catalogue["a-beach"].video_id
         page.locator(".card").first.click()
         page.wait_for_selector("#segments .segment", timeout=30_000)
         assert page.locator("#segments .segment").count() == 2
