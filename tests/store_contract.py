@@ -96,12 +96,14 @@ def check(uri: str) -> None:
     assert [h.video_id for h in page1 + page2] == [h.video_id for h in hits]
 
     # a re-upload with fewer segments leaves no stale rows; the video row follows
-    store.write_segments(model, [_embedding(model, "dup", i, 2, base, tenant="a") for i in range(2)])
+    store.write_segments(model, [_embedding(model, "dup", i, 2, -base, tenant="a") for i in range(2)])
     assert store.count(Filters(video_ids=["dup"]).compile(), collection=segments) == 2
 
     store.switch_aliases(model)
     found = store.video("dup")
     assert found is not None and found[0]["segment_count"] == 2 and len(found[1]) == 2
+    video_vector = store.video_vector("dup")  # the mean of the current segments only
+    assert video_vector is not None and np.allclose(video_vector, -base / np.linalg.norm(base), atol=1e-5)
     assert store.video("dup", Filters(tenant="b").compile()) is None
     assert store.count(collection=VIDEOS_ALIAS) == 13
     assert store.model_of(segments)[0] == model

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from pymilvus import DataType, MilvusClient
 
 from services.common.messages import MAX_TAGS, ModelRef, SegmentEmbedding
@@ -116,7 +117,7 @@ def _merge(per_query: Sequence[Mapping[str, SegmentHit]]) -> list[SegmentHit]:
     return sorted(best.values(), key=lambda h: -h.score)
 
 
-def mean_vector(vectors: Sequence[Sequence[float]]) -> list[float]:
+def mean_vector(vectors: npt.ArrayLike) -> list[float]:
     mean = np.asarray(vectors, dtype=np.float64).mean(axis=0)
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(float).tolist()
 
@@ -268,16 +269,26 @@ class SegmentStore:
     # --- writes -----------------------------------------------------------------------------------------
 
     def write_segments(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding]) -> None:
-        """Upsert segment rows, drop rows beyond each video's current segment count, refresh video rows."""
+        """Upsert segment rows, drop rows beyond each video's current segment count, refresh video rows.
+
+        Two Strong reads a batch, whatever its number of videos: each waits for the server's next time tick
+        (~200 ms on a Milvus server)."""
         segments, videos = self.ensure_collections(model)
         rows = {row["pk"]: row for row in (segment_row(e) for e in embeddings)}  # last write of a key wins
         self.client.upsert(segments, list(rows.values()))
         latest = {e.video_id: e for e in embeddings}
-        for video_id, e in latest.items():
-            self.client.delete(
-                segments, filter=f"video_id == {json.dumps(video_id)} and segment_index >= {int(e.segment_count)}"
-            )
-        video_rows = [self._video_row(segments, model, e) for e in latest.values()]
+        stored: dict[str, list[dict[str, Any]]] = {video_id: [] for video_id in latest}
+        for row in self.client.query(
+            segments,
+            filter=f"video_id in {json.dumps(list(latest))}",
+            output_fields=["pk", "video_id", "segment_index", "vector", "thumb"],
+            consistency_level="Strong",  # sees the rows just upserted, and earlier batches' segments
+        ):
+            stored[row["video_id"]].append(row)
+        stale = [r["pk"] for vid, rs in stored.items() for r in rs if r["segment_index"] >= latest[vid].segment_count]
+        if stale:  # a re-upload cut into fewer segments
+            self.client.delete(segments, ids=stale)
+        video_rows = [self._video_row(model, latest[vid], found) for vid, found in stored.items()]
         self.client.upsert(videos, video_rows)
         # a Strong read waits until the query nodes have applied these writes; reads at any level see
         # them from then on, so a `videos.indexed` sent after this returns is searchable at once
@@ -288,21 +299,15 @@ class SegmentStore:
             consistency_level="Strong",
         )
 
-    def _video_row(self, segments: str, model: ModelRef, e: SegmentEmbedding) -> dict[str, Any]:
-        rows = self.client.query(
-            segments,
-            filter=f"video_id == {json.dumps(e.video_id)}",
-            output_fields=["segment_index", "vector", "thumb"],
-            consistency_level="Strong",  # the rows just upserted
-        )
-        rows.sort(key=lambda r: r["segment_index"])
-        middle = rows[len(rows) // 2]
+    @staticmethod
+    def _video_row(model: ModelRef, e: SegmentEmbedding, stored: list[dict[str, Any]]) -> dict[str, Any]:
+        current = sorted((r for r in stored if r["segment_index"] < e.segment_count), key=lambda r: r["segment_index"])
         return {
             "pk": video_pk(e.video_id, model.version),
             **_video_fields(e),
             "segment_count": e.segment_count,
-            "thumb": middle["thumb"],
-            "vector": mean_vector([r["vector"] for r in rows]),
+            "thumb": current[len(current) // 2]["thumb"],
+            "vector": mean_vector([r["vector"] for r in current]),
         }
 
     # --- reads ------------------------------------------------------------------------------------------

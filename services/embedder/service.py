@@ -71,7 +71,7 @@ class Embedder:
                 start_s=seg.start_s,
                 end_s=seg.end_s,
                 keyframe_times=[k.t for k in seg.keyframes],
-                vector=mean_vector(embeddings[rows].tolist()),
+                vector=mean_vector(embeddings[rows]),
                 model=model,
                 video=seg.video,
                 thumbnail=thumbnail(seg.keyframes[len(seg.keyframes) // 2].jpeg),

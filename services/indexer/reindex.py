@@ -92,7 +92,7 @@ def reindex(
                         start_s=seg.start_s,
                         end_s=seg.end_s,
                         keyframe_times=[k.t for k in seg.keyframes],
-                        vector=mean_vector(vectors.tolist()),
+                        vector=mean_vector(vectors),
                         model=clip.ref,
                         video=info,
                         thumbnail=thumbnail(middle.jpeg),

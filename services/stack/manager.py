@@ -6,13 +6,12 @@ import json
 import os
 import secrets
 import sys
-import urllib.request
 from pathlib import Path
 
 from services.common.clip.random_model import write_random_clip
 from services.stack.kafka import start_kafka
 from services.stack.milvus import start_milvus_lite
-from services.stack.process import Proc, StackError, wait_until
+from services.stack.process import Proc, StackError, http_ok, wait_until
 from services.stack.seaweedfs import start_seaweedfs
 from services.stack.settings import StackSettings
 from services.stack.triton import start_triton
@@ -60,11 +59,7 @@ def _env(settings: StackSettings, clip_model: str) -> dict[str, str]:
 
 
 def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
+    return http_ok(f"http://127.0.0.1:{port}/readyz")
 
 
 def up(settings: StackSettings, services: bool = True) -> dict[str, int]:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from services.stack.process import Proc, port_open, wait_until
+from services.stack.process import Proc, http_ok, port_open, wait_until
 from services.stack.settings import StackSettings
 
 
@@ -37,6 +36,7 @@ def start_milvus_lite(settings: StackSettings) -> Proc:
 
 
 STANDALONE_PORT = 19530  # milvus==2.3.5 listens on fixed ports on every interface
+STANDALONE_HEALTH = "http://127.0.0.1:9091/healthz"  # OK ~2 s after the proxy opens its port
 NETNS_ENV = "CLIPSTREAM_IN_LOOPBACK_NETNS"
 
 
@@ -46,26 +46,23 @@ def private_milvus(backend: Literal["lite", "standalone"], data: Path, port: int
 
     `standalone` is the `milvus==2.3.5` wheel's server: it binds every interface, so it is refused
     unless this process runs in a loopback-only network namespace (see `run_in_loopback_netns`)."""
+    ready: Callable[[], bool]
     if backend == "standalone":
         if os.environ.get(NETNS_ENV) != "1":
             raise RuntimeError("milvus 2.3.5 binds every interface: run it through run_in_loopback_netns")
         argv = [str(Path(sys.executable).parent / "milvus-server"), "--data", str(data)]
         port = STANDALONE_PORT
+        ready = partial(http_ok, STANDALONE_HEALTH)
     else:
         argv = lite_argv(data, "127.0.0.1", port)
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        ready = partial(port_open, "127.0.0.1", port)
+    proc = Proc(f"milvus-{backend}", data / "clipstream-run")
+    proc.start(argv)
     try:
-        deadline = time.monotonic() + 180
-        while not port_open("127.0.0.1", port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Milvus ({backend}) did not start on port {port}")
-            time.sleep(0.5)
-        time.sleep(2 if backend == "standalone" else 0)  # its proxy opens the port before it serves
+        wait_until(ready, proc, f"Milvus ({backend}) on port {port}", 180)
         yield f"http://127.0.0.1:{port}"
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # SIGTERM leaves `milvus run standalone` behind
-        proc.wait(30)
+        proc.stop(timeout_s=0)  # nothing to keep
 
 
 def run_in_loopback_netns(module_argv: list[str], capture: bool = False) -> subprocess.CompletedProcess[str]:

@@ -12,11 +12,10 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import urllib.request
 import zipfile
 from pathlib import Path
 
-from services.stack.process import Proc, StackError, wait_until
+from services.stack.process import Proc, StackError, http_ok, wait_until
 from services.stack.settings import StackSettings, port_of
 
 _PY = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -63,11 +62,7 @@ def triton_home(settings: StackSettings) -> Path:
 
 
 def triton_ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{url}/v2/health/ready", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
+    return http_ok(f"http://{url}/v2/health/ready")
 
 
 def triton_command(settings: StackSettings, clip_model: str) -> tuple[list[str], dict[str, str]]:

@@ -3,10 +3,7 @@ in the middle of a stream loses and duplicates nothing."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -23,7 +20,7 @@ from services.decoder.synthetic import write_clip
 from services.gateway.registration import register
 from services.gateway.watch import UploadWatch, publish_and_wait
 from services.stack.manager import ensure_model
-from services.stack.process import Proc
+from services.stack.process import Proc, wait_until
 from services.stack.settings import StackSettings
 from services.stack.triton import start_triton, triton_ready
 from tests.integration.conftest import TEST_ENV
@@ -83,25 +80,16 @@ def test_container_entry_point_serves_the_same_model(stack: StackSettings, tmp_p
     """`clipstream triton serve` (the image's Triton command) execs tritonserver in the foreground with
     the stack's own command line: on other ports it answers with the same vectors as the stack's Triton."""
     env = {
-        **os.environ,
         "CLIPSTREAM_HOME": str(tmp_path),
         "CLIPSTREAM_CLIP_MODEL": ensure_model(stack),
         "CLIPSTREAM_TRITON_HTTP_URL": "127.0.0.1:38000",
         "CLIPSTREAM_TRITON_GRPC_URL": "127.0.0.1:38001",
         "CLIPSTREAM_STACK_TRITON_METRICS_PORT": "38002",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "triton", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = Proc("triton-serve", tmp_path)
+    proc.start([sys.executable, "-m", "services.cli", "triton", "serve"], env=env)
     try:
-        deadline = time.monotonic() + 180
-        while not triton_ready("127.0.0.1:38000"):
-            assert proc.poll() is None and time.monotonic() < deadline, "tritonserver did not become ready"
-            time.sleep(0.5)
+        wait_until(lambda: triton_ready("127.0.0.1:38000"), proc, "`clipstream triton serve`", 180)
         images = [np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(4)]
         ours = ClipClient("127.0.0.1:38001", max_in_flight=1)
         stacks = ClipClient(TEST_ENV["CLIPSTREAM_TRITON_GRPC_URL"], max_in_flight=1)
@@ -113,5 +101,4 @@ def test_container_entry_point_serves_the_same_model(stack: StackSettings, tmp_p
         assert model == ref_model
         np.testing.assert_allclose(vectors, reference, atol=1e-5)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+        proc.stop()
