@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
-from services.decoder.synthetic import write_clip
+from services.media.synthetic import write_clip
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import av
 
 from bench.common import clips, peak_rss_mib
-from services.decoder.decode import DecodeOptions, decode_video
-from services.decoder.segments import SegmentPolicy
-from services.decoder.synthetic import write_clip
+from services.media.decode import DecodeOptions, decode_video
+from services.media.segments import SegmentPolicy
+from services.media.synthetic import write_clip
 
 
 def plain_decode(path: Path) -> int:

@@ -25,7 +25,7 @@ from PIL import Image
 from services.common.clip.loader import load_clip
 from services.common.clip.random_model import TINY_CONFIG, write_random_clip
 from services.common.triton import ClipClient
-from services.embedder.service import jpeg_to_pixels
+from services.media.images import jpeg_to_pixels
 
 VIT_B_32: dict[str, Any] = {
     "embed_dim": 512,

@@ -24,7 +24,7 @@ import numpy as np
 
 from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo
 from services.common.settings import CommonSettings
-from services.common.vectorstore import SegmentStore, segment_row
+from services.common.vectors import SegmentStore, segment_row
 from services.stack.milvus import NETNS_ENV, private_milvus, run_in_loopback_netns
 
 DIM = 512

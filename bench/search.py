@@ -29,7 +29,7 @@ import numpy as np
 from services.common.filters import Filters
 from services.common.messages import MAX_TAGS, ModelRef
 from services.common.settings import CommonSettings
-from services.common.vectorstore import TAG_FIELDS, IndexConfig, SegmentStore, segments_collection
+from services.common.vectors import TAG_FIELDS, IndexConfig, SegmentStore, segments_collection
 from services.stack.milvus import NETNS_ENV, private_milvus, run_in_loopback_netns
 
 DIM = 512

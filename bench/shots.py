@@ -17,10 +17,10 @@ import numpy as np
 from scenedetect import ContentDetector, SceneManager, open_video
 
 from bench.common import SHARED_VIDEOS
-from services.decoder.decode import DecodeOptions, decode_video
-from services.decoder.segments import SegmentPolicy
-from services.decoder.shots import match_boundaries
-from services.decoder.synthetic import write_clip
+from services.media.decode import DecodeOptions, decode_video
+from services.media.segments import SegmentPolicy
+from services.media.shots import match_boundaries
+from services.media.synthetic import write_clip
 
 TOLERANCE_S = 0.5
 

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.common.vectorstore import SegmentHit
+from services.common.vectors import SegmentHit
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: Kafka, Triton, Milvus Lite and the services.")
@@ -214,12 +214,12 @@ def reindex(
 ) -> None:
     """Re-embed the catalogue with another model into new collections, then switch the aliases."""
     from services.common.settings import CommonSettings
-    from services.common.vectorstore import SegmentStore
-    from services.decoder.settings import DecoderSettings
+    from services.common.vectors import SegmentStore
     from services.indexer.reindex import reindex as run
+    from services.media.settings import MediaSettings
 
     started = time.perf_counter()
-    report = run(SegmentStore(CommonSettings()), model, DecoderSettings(), force=force)
+    report = run(SegmentStore(CommonSettings()), model, MediaSettings(), force=force)
     console.print(
         f"re-embedded {report.videos} videos ({report.segments} segments) into {report.collection} "
         f"in {time.perf_counter() - started:.1f}s; aliases {'switched' if report.switched else 'NOT switched'}"
@@ -236,7 +236,7 @@ def demo(
 ) -> None:
     """Bring up the stack, ingest a folder of videos, and print search results."""
     from services.common.clip.random_model import is_random
-    from services.decoder.synthetic import write_demo_clips
+    from services.media.synthetic import write_demo_clips
     from services.search.engine import SearchEngine
     from services.search.settings import SearchSettings
     from services.stack import manager

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from services.decoder.synthetic import write_clip
+from services.media.synthetic import write_clip
 
 
 def write_frames(

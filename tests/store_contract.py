@@ -20,7 +20,7 @@ import numpy as np
 from services.common.filters import Filters
 from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo
 from services.common.settings import CommonSettings
-from services.common.vectorstore import VIDEOS_ALIAS, SegmentStore, segments_collection
+from services.common.vectors import VIDEOS_ALIAS, SegmentStore, segments_collection
 from services.stack.milvus import private_milvus
 
 DIM = 32

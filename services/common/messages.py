@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 MAX_TAGS = 8
+MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
+MAX_DEAD_LETTER_DETAIL = 4000
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w .:/-]+$")]
 
 
@@ -160,6 +162,29 @@ class DeadLetter(BaseModel):
     key: str | None = None
     payload: bytes = Field(description="the original message value, truncated to 64 KiB")
     failed_at: AwareDatetime = Field(default_factory=utcnow)
+
+    @classmethod
+    def of(
+        cls,
+        service: str,
+        reason: str,
+        detail: str,
+        source: tuple[str, int, int],
+        key: bytes | None,
+        payload: bytes | None,
+    ) -> DeadLetter:
+        """The one way to build a dead letter: bounded detail and payload, whatever the caller hands in."""
+        topic, partition, offset = source
+        return cls(
+            service=service,
+            reason=reason,
+            detail=detail[:MAX_DEAD_LETTER_DETAIL],
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+            key=key.decode(errors="replace") if key else None,
+            payload=(payload or b"")[:MAX_DEAD_LETTER_PAYLOAD],
+        )
 
 
 class Topics:

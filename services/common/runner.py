@@ -6,21 +6,14 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from services.common import telemetry
 from services.common.health import HealthServer
 from services.common.kafka.processor import TransactionalProcessor
-from services.common.settings import CommonSettings
+from services.common.settings import StageSettings
 
 log = logging.getLogger(__name__)
-
-
-class StageSettings(Protocol):
-    common: CommonSettings
-    health_host: str
-    health_port: int
-
 
 S = TypeVar("S", bound=StageSettings)
 

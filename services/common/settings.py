@@ -53,3 +53,14 @@ class CommonSettings(BaseSettings):
 
     def resolved_clip_model(self) -> str:
         return self.clip_model or str(self.default_model_dir)
+
+
+class StageSettings(BaseSettings):
+    """What every consuming service shares; each sets its env prefix and the defaults of its group and port."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    common: CommonSettings = Field(default_factory=CommonSettings)
+    group_id: str = Field(description="Kafka consumer group: replicas of one stage share it")
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(description="/healthz, /readyz and /metrics")

@@ -24,13 +24,17 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from services.common.kafka.processor import TransientError
+from services.common.errors import TransientError
 from services.common.messages import ModelRef
 
 IMAGE_MODEL = "clip_image"
 TEXT_MODEL = "clip_text"
 Transport = Literal["grpc", "http"]
-Result = tuple[np.ndarray, ModelRef]
+Embedded = tuple[np.ndarray, ModelRef]
+
+
+def _unavailable(detail: str) -> TransientError:
+    return TransientError(detail, reason="triton_unavailable")
 
 
 def parse_model_id(raw: bytes) -> ModelRef:
@@ -95,7 +99,7 @@ class ClipClient:
         except (InferenceServerException, OSError):
             return False
 
-    def embed_images(self, images: Sequence[np.ndarray]) -> Result:
+    def embed_images(self, images: Sequence[np.ndarray]) -> Embedded:
         """uint8 HxWx3 arrays (any sizes) -> (N, dim) embeddings in input order."""
         if not images:
             raise ValueError("no images")
@@ -118,14 +122,14 @@ class ClipClient:
         assert out is not None and ref is not None
         return out, ref
 
-    def embed_texts(self, texts: Sequence[str]) -> Result:
+    def embed_texts(self, texts: Sequence[str]) -> Embedded:
         arr = np.array([[t.encode()] for t in texts], dtype=object)
         inp = self._lib.InferInput("text", list(arr.shape), "BYTES")
         inp.set_data_from_numpy(arr)
         slot = self._slots.get()
         return self._infer(TEXT_MODEL, inp, lambda: self._slots.put(slot))()
 
-    def _submit_images(self, batch: np.ndarray) -> Callable[[], Result]:
+    def _submit_images(self, batch: np.ndarray) -> Callable[[], Embedded]:
         batch = np.ascontiguousarray(batch, dtype=np.uint8)
         inp = self._lib.InferInput("pixels", list(batch.shape), "UINT8")
         slot = self._slots.get()  # blocks while max_in_flight requests are outstanding
@@ -137,10 +141,10 @@ class ClipClient:
                 inp.set_data_from_numpy(batch)
         except (InferenceServerException, OSError) as exc:
             self._slots.put(slot)
-            raise TransientError(f"Triton shared memory: {exc}") from exc
+            raise _unavailable(f"Triton shared memory: {exc}") from exc
         return self._infer(IMAGE_MODEL, inp, lambda: self._slots.put(slot))
 
-    def _infer(self, model: str, inp: Any, release: Callable[[], None]) -> Callable[[], Result]:
+    def _infer(self, model: str, inp: Any, release: Callable[[], None]) -> Callable[[], Embedded]:
         """Send one request; returns a function that waits for its result."""
         outputs = [self._lib.InferRequestedOutput("embedding"), self._lib.InferRequestedOutput("model_id")]
         try:
@@ -150,12 +154,12 @@ class ClipClient:
                 finally:
                     release()
                 return lambda: result
-            future: Future[Result] = Future()
+            future: Future[Embedded] = Future()
 
             def done(result: Any, error: Exception | None) -> None:
                 release()
                 if error is not None:
-                    future.set_exception(TransientError(f"Triton {model}: {error}"))
+                    future.set_exception(_unavailable(f"Triton {model}: {error}"))
                     return
                 try:
                     future.set_result(_unpack(model, result))
@@ -165,13 +169,13 @@ class ClipClient:
             self._client.async_infer(model, [inp], callback=done, outputs=outputs, client_timeout=self._timeout_s)
         except (InferenceServerException, OSError) as exc:
             release()
-            raise TransientError(f"Triton {model}: {exc}") from exc
+            raise _unavailable(f"Triton {model}: {exc}") from exc
 
-        def wait() -> Result:
+        def wait() -> Embedded:
             try:
                 return future.result(timeout=self._timeout_s + 5)
             except TimeoutError as exc:
-                raise TransientError(f"Triton {model}: no answer in {self._timeout_s:.0f}s") from exc
+                raise _unavailable(f"Triton {model}: no answer in {self._timeout_s:.0f}s") from exc
 
         return wait
 
@@ -183,9 +187,9 @@ class ClipClient:
         self._client.close()
 
 
-def _unpack(model: str, result: Any) -> Result:
+def _unpack(model: str, result: Any) -> Embedded:
     emb = result.as_numpy("embedding")
     ids = result.as_numpy("model_id")
     if emb is None or ids is None:
-        raise TransientError(f"Triton {model} returned no embedding")
+        raise _unavailable(f"Triton {model} returned no embedding")
     return emb.astype(np.float32, copy=False), parse_model_id(ids.reshape(-1)[0])

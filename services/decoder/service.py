@@ -11,10 +11,10 @@ from services.common.kafka.processor import (
     TransactionalProcessor,
 )
 from services.common.messages import Keyframe, Topics, VideoInfo, VideoProbed, VideoSegment, VideoUploaded
-from services.decoder.decode import DecodedVideo, decode_video
-from services.decoder.errors import DecodeError
 from services.decoder.settings import DecoderSettings
-from services.decoder.sources import open_source
+from services.media.decode import DecodedVideo, decode_video
+from services.media.errors import DecodeError
+from services.media.sources import open_source
 
 
 class Decoder:

@@ -6,10 +6,8 @@ segment alone; Triton being down raises TransientError, so the batch is retried 
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from services.common.kafka.processor import (
     Outgoing,
@@ -21,25 +19,9 @@ from services.common.kafka.processor import (
 )
 from services.common.messages import SegmentEmbedding, Topics, VideoSegment
 from services.common.triton import ClipClient
-from services.common.vectorstore import mean_vector
+from services.common.vectors import mean_vector
 from services.embedder.settings import EmbedderSettings
-
-THUMB_SHORT_SIDE = 96
-
-
-def thumbnail(jpeg: bytes) -> bytes:
-    """A small JPEG for result pages; Milvus stores it beside the vector."""
-    with Image.open(io.BytesIO(jpeg)) as img:
-        scale = THUMB_SHORT_SIDE / min(img.size)
-        small = img.convert("RGB").resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
-    buf = io.BytesIO()
-    small.save(buf, format="JPEG", quality=75)
-    return buf.getvalue()
-
-
-def jpeg_to_pixels(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+from services.media.images import jpeg_to_pixels, thumbnail
 
 
 class Embedder:

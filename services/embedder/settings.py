@@ -3,17 +3,15 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import CommonSettings
+from services.common.settings import StageSettings
 
 
-class EmbedderSettings(BaseSettings):
+class EmbedderSettings(StageSettings):
     model_config = SettingsConfigDict(env_prefix="CLIPSTREAM_EMBEDDER_", extra="ignore")
 
-    common: CommonSettings = Field(default_factory=CommonSettings)
     group_id: str = "clipstream-embedder"
-    health_host: str = "127.0.0.1"
     health_port: int = 9102
     max_batch_messages: int = Field(default=32, ge=1, description="segments gathered into one Triton round")
     max_wait_s: float = Field(default=0.05, gt=0, description="how long to wait to fill a batch")

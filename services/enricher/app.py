@@ -21,14 +21,14 @@ settings = EnricherSettings()
 telemetry.setup("enricher", settings.common)
 
 app = faust.App(
-    settings.app_id,
+    settings.group_id,
     broker=f"kafka://{settings.common.kafka_bootstrap}",
     datadir=settings.data_dir or str(settings.common.home / "enricher"),
     store="memory://",
     processing_guarantee="exactly_once",
     topic_partitions=settings.common.topic_partitions,
-    web_host=settings.web_host,
-    web_port=settings.web_port,
+    web_host=settings.health_host,
+    web_port=settings.health_port,
     web_in_thread=False,
     broker_session_timeout=settings.common.kafka_session_timeout_ms / 1000,
     consumer_auto_offset_reset="earliest",
@@ -52,15 +52,13 @@ async def track_completion(stream: faust.StreamT[bytes]) -> None:
         try:
             ack = SegmentIndexed.model_validate_json(event.value)
         except ValidationError as exc:
-            letter = DeadLetter(
-                service="enricher",
-                reason="malformed_message",
-                detail=str(exc)[:2000],
-                source_topic=event.message.topic,
-                source_partition=event.message.partition,
-                source_offset=event.message.offset,
-                key=(event.key or b"").decode(errors="replace"),
-                payload=(event.value or b"")[: 64 * 1024],
+            letter = DeadLetter.of(
+                "enricher",
+                "malformed_message",
+                str(exc),
+                (event.message.topic, event.message.partition, event.message.offset),
+                event.key,
+                event.value,
             )
             telemetry.DEAD_LETTERS.labels("enricher", letter.reason).inc()
             await dead_letter_topic.send(key=event.key, value=letter.model_dump_json().encode())

@@ -19,12 +19,12 @@ import numpy as np
 
 from services.common.clip.loader import load_clip
 from services.common.messages import SegmentEmbedding, VideoInfo
-from services.common.vectorstore import TAG_FIELDS, VIDEO_FIELDS, VIDEOS_ALIAS, SegmentStore, mean_vector
-from services.decoder.decode import decode_video
-from services.decoder.errors import DecodeError
-from services.decoder.settings import DecoderSettings
-from services.decoder.sources import open_source
-from services.embedder.service import jpeg_to_pixels, thumbnail
+from services.common.vectors import TAG_FIELDS, VIDEO_FIELDS, VIDEOS_ALIAS, SegmentStore, mean_vector
+from services.media.decode import decode_video
+from services.media.errors import DecodeError
+from services.media.images import jpeg_to_pixels, thumbnail
+from services.media.settings import MediaSettings
+from services.media.sources import open_source
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class ReindexReport:
 def reindex(
     store: SegmentStore,
     spec: str,
-    decoder: DecoderSettings,
+    decoder: MediaSettings,
     force: bool = False,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ReindexReport:
@@ -54,8 +54,7 @@ def reindex(
         raise RuntimeError(f"{served} is already embedded with {clip.ref.name}:{clip.ref.version}")
     report = ReindexReport(collection=store.ensure_collections(clip.ref, spec=spec, serve=False)[0])
     options, sources = decoder.decode_options(), decoder.source_policy()
-    iterator = store.client.query_iterator(served, filter="", output_fields=VIDEO_FIELDS, batch_size=100)
-    while rows := iterator.next():
+    for rows in store.iter_rows(served, VIDEO_FIELDS):
         for row in rows:
             try:
                 with open_source(row["uri"], sources) as source:
@@ -102,7 +101,6 @@ def reindex(
             report.videos += 1
             report.segments += len(embeddings)
             progress(row["video_id"])
-    iterator.close()
     if report.failed and not force:
         log.warning("reindex left the aliases alone", extra={"failed": len(report.failed)})
         return report

@@ -11,16 +11,16 @@ from typing import Any
 
 from pymilvus import MilvusException
 
+from services.common.errors import TransientError
 from services.common.kafka.processor import (
     Outgoing,
     ProcessorConfig,
     Received,
     Result,
     TransactionalProcessor,
-    TransientError,
 )
 from services.common.messages import SegmentEmbedding, SegmentIndexed, Topics
-from services.common.vectorstore import SegmentStore, segments_collection
+from services.common.vectors import SegmentStore, segments_collection
 from services.indexer.settings import IndexerSettings
 
 
@@ -37,7 +37,7 @@ class Indexer:
             try:
                 self.store.write_segments(model, [r.value for r in group])
             except MilvusException as exc:
-                raise TransientError(f"Milvus: {exc}") from exc
+                raise TransientError(f"Milvus: {exc}", reason="milvus_unavailable") from exc
             collection = segments_collection(model)
             for r in group:
                 e = r.value

@@ -1,17 +1,15 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import CommonSettings
+from services.common.settings import StageSettings
 
 
-class IndexerSettings(BaseSettings):
+class IndexerSettings(StageSettings):
     model_config = SettingsConfigDict(env_prefix="CLIPSTREAM_INDEXER_", extra="ignore")
 
-    common: CommonSettings = Field(default_factory=CommonSettings)
     group_id: str = "clipstream-indexer"
-    health_host: str = "127.0.0.1"
     health_port: int = 9103
     max_batch_messages: int = Field(default=256, ge=1)
     max_wait_s: float = Field(default=0.2, gt=0)

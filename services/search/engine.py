@@ -17,25 +17,30 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from services.common.clip.loader import LoadedClip, load_clip
+from services.common.errors import PermanentError
 from services.common.filters import Filters
 from services.common.messages import ModelRef
 from services.common.triton import ClipClient
-from services.common.vectorstore import SegmentHit, SegmentStore, videos_collection
-from services.decoder.decode import DecodeOptions, decode_video
-from services.decoder.errors import DecodeError
-from services.decoder.segments import SegmentPolicy
-from services.embedder.service import jpeg_to_pixels
+from services.common.vectors import SegmentHit, SegmentStore, videos_collection
+from services.media.decode import DecodeOptions, decode_video
+from services.media.errors import DecodeError
+from services.media.images import jpeg_to_pixels
+from services.media.segments import SegmentPolicy
 from services.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
 
 
-class QueryError(ValueError):
+class QueryError(PermanentError):
     """The query itself is unusable (bad image, undecodable video): a 4xx, not a server fault."""
 
+    reason = "bad_query"
 
-class NotFound(LookupError):
+
+class NotFound(PermanentError):
     """No such video (for this tenant)."""
+
+    reason = "not_found"
 
 
 @functools.lru_cache(maxsize=2)

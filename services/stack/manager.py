@@ -21,7 +21,7 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "decoder": ("services.decoder", "CLIPSTREAM_DECODER_HEALTH_PORT", 9101),
     "embedder": ("services.embedder", "CLIPSTREAM_EMBEDDER_HEALTH_PORT", 9102),
     "indexer": ("services.indexer", "CLIPSTREAM_INDEXER_HEALTH_PORT", 9103),
-    "enricher": ("services.enricher", "CLIPSTREAM_ENRICHER_WEB_PORT", 9104),
+    "enricher": ("services.enricher", "CLIPSTREAM_ENRICHER_HEALTH_PORT", 9104),
     "search": ("services.search", "CLIPSTREAM_SEARCH_PORT", 8080),
 }
 INFRA = ("kafka", "milvus", "seaweedfs", "triton")

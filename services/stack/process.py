@@ -13,9 +13,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.errors import ClipstreamError
 
-class StackError(RuntimeError):
-    pass
+
+class StackError(ClipstreamError):
+    """A local-stack component could not be installed or started."""
+
+    reason = "stack"
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ def test_probes_hit_the_ports_the_services_serve() -> None:
         "decoder": DecoderSettings().health_port,
         "embedder": EmbedderSettings().health_port,
         "indexer": IndexerSettings().health_port,
-        "enricher": EnricherSettings().web_port,
+        "enricher": EnricherSettings().health_port,
         "search": SearchSettings().port,
     }
     deployments = by_kind(docs, "Deployment")
@@ -163,7 +163,7 @@ def test_components_scale_on_their_own_topic_and_group() -> None:
         "decoder": (Topics.UPLOADED, DecoderSettings().group_id),
         "embedder": (Topics.SEGMENTS, EmbedderSettings().group_id),
         "indexer": (Topics.EMBEDDINGS, IndexerSettings().group_id),
-        "enricher": (Topics.SEGMENTS_INDEXED, EnricherSettings().app_id),
+        "enricher": (Topics.SEGMENTS_INDEXED, EnricherSettings().group_id),
     }
     assert set(scaled) == {f"cs-clipstream-{c}" for c in expected}
     deployments = by_kind(docs, "Deployment")

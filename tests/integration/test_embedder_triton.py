@@ -15,10 +15,10 @@ import pytest
 from services.common.filters import Filters
 from services.common.settings import CommonSettings
 from services.common.triton import ClipClient
-from services.common.vectorstore import SegmentStore
-from services.decoder.synthetic import write_clip
+from services.common.vectors import SegmentStore
 from services.gateway.registration import register
 from services.gateway.watch import UploadWatch, publish_and_wait
+from services.media.synthetic import write_clip
 from services.stack.manager import ensure_model
 from services.stack.process import Proc, wait_until
 from services.stack.settings import StackSettings

@@ -11,10 +11,10 @@ from confluent_kafka import Producer
 from services.common.filters import Filters
 from services.common.messages import Topics, VideoUploaded
 from services.common.settings import CommonSettings
-from services.common.vectorstore import SegmentStore
-from services.decoder.decode import DecodeOptions, decode_video
+from services.common.vectors import SegmentStore
 from services.gateway.registration import register
 from services.gateway.watch import Outcomes, UploadWatch, publish_and_wait
+from services.media.decode import DecodeOptions, decode_video
 from services.search.engine import SearchEngine
 from services.search.settings import SearchSettings
 from tests.clips import shared_clips, write_excerpt
@@ -55,11 +55,7 @@ def test_exactly_one_row_per_segment(common: CommonSettings, first_run: Outcomes
     expected = sum(i.segment_count for i in first_run.indexed.values())
     assert _rows_of(store, uploads) == expected
     for indexed in first_run.indexed.values():
-        rows = store.client.query(
-            "clipstream_segments",
-            filter=Filters(video_ids=[indexed.video_id]).compile(),
-            output_fields=["segment_index"],
-        )
+        rows = store.rows(Filters(video_ids=[indexed.video_id]).compile(), ["segment_index"])
         assert sorted(r["segment_index"] for r in rows) == list(range(indexed.segment_count))
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from services.common.clip.loader import load_clip
 from services.common.clip.random_model import write_random_clip
 from services.common.settings import CommonSettings
-from services.common.vectorstore import VIDEOS_ALIAS, SegmentStore, segments_collection
-from services.decoder.decode import DecodeOptions, decode_video
-from services.decoder.settings import DecoderSettings
-from services.decoder.synthetic import write_clip
+from services.common.vectors import VIDEOS_ALIAS, SegmentStore, segments_collection
 from services.gateway.registration import register
 from services.gateway.watch import publish_and_wait
 from services.indexer.reindex import reindex
+from services.media.decode import DecodeOptions, decode_video
+from services.media.settings import MediaSettings
+from services.media.synthetic import write_clip
 from services.search.engine import SearchEngine
 from services.search.settings import SearchSettings
 
@@ -50,7 +50,7 @@ def test_reindex_switches_aliases_while_searches_answer(
     searcher = threading.Thread(target=search_forever, daemon=True)
     searcher.start()
     try:
-        report = reindex(store, str(new_spec), DecoderSettings())
+        report = reindex(store, str(new_spec), MediaSettings())
         switched.set()
         while sum(after for after, _ in answers) < 3 and searcher.is_alive() and not errors:
             stop.wait(0.2)

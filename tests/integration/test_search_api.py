@@ -13,10 +13,10 @@ from PIL import Image
 
 from services.common.messages import VideoUploaded
 from services.common.settings import CommonSettings
-from services.decoder.decode import DecodeOptions, decode_video
-from services.decoder.synthetic import write_clip
 from services.gateway.registration import register
 from services.gateway.watch import Outcomes, publish_and_wait
+from services.media.decode import DecodeOptions, decode_video
+from services.media.synthetic import write_clip
 from tests.clips import write_excerpt
 from tests.integration.conftest import SEARCH_URL
 

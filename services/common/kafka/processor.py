@@ -21,6 +21,7 @@ from confluent_kafka import Message as KafkaMessage
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
+from services.common.errors import TransientError
 from services.common.kafka.codec import CONTENT_TYPE, decode, encode
 from services.common.kafka.config import consumer_config, producer_config
 from services.common.messages import DeadLetter, Topics
@@ -39,12 +40,6 @@ from services.common.telemetry import (
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-
-_MAX_DLQ_PAYLOAD = 64 * 1024
-
-
-class TransientError(Exception):
-    """A dependency is unavailable: the batch is retried later and its offsets are not committed."""
 
 
 @dataclass(frozen=True)
@@ -190,15 +185,13 @@ class TransactionalProcessor(Generic[M]):
                 "offset": raw.offset(),
             },
         )
-        letter = DeadLetter(
-            service=self.config.service,
-            reason=rejected.reason,
-            detail=rejected.detail,
-            source_topic=raw.topic() or "",
-            source_partition=raw.partition() or 0,
-            source_offset=raw.offset() or 0,
-            key=key.decode(errors="replace") if key else None,
-            payload=(raw.value() or b"")[:_MAX_DLQ_PAYLOAD],
+        letter = DeadLetter.of(
+            self.config.service,
+            rejected.reason,
+            rejected.detail,
+            (raw.topic() or "", raw.partition() or 0, raw.offset() or 0),
+            key,
+            raw.value(),
         )
         return Outgoing(Topics.DEAD_LETTER, letter, key=letter.key or "")
 

@@ -1,7 +1,7 @@
 import pytest
 
 from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo, utcnow
-from services.common.vectorstore import (
+from services.common.vectors import (
     mean_vector,
     segment_pk,
     segment_row,

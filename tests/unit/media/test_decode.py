@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.decoder.decode import DecodeLimits, DecodeOptions, decode_video
-from services.decoder.errors import DecodeError
-from services.decoder.segments import SegmentPolicy
-from services.decoder.synthetic import write_clip
+from services.media.decode import DecodeLimits, DecodeOptions, decode_video
+from services.media.errors import DecodeError
+from services.media.segments import SegmentPolicy
+from services.media.synthetic import write_clip
 from tests import media
 
 

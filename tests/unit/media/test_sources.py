@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from services.decoder.errors import DecodeError
-from services.decoder.sources import SourcePolicy, check_http, check_s3, open_source, resolve_file
+from services.media.errors import DecodeError
+from services.media.sources import SourcePolicy, check_http, check_s3, open_source, resolve_file
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.decoder.decode import DecodeOptions, decode_video
-from services.decoder.segments import SegmentPolicy
-from services.decoder.shots import ShotConfig, ShotDetector, match_boundaries
-from services.decoder.synthetic import write_clip
+from services.media.decode import DecodeOptions, decode_video
+from services.media.segments import SegmentPolicy
+from services.media.shots import ShotConfig, ShotDetector, match_boundaries
+from services.media.synthetic import write_clip
 
 
 def _boundaries(path: Path, shot: ShotConfig | None = None) -> list[float]:

@@ -18,11 +18,11 @@ import av
 import av.error
 from PIL import Image
 
-from services.decoder.errors import DecodeError
-from services.decoder.pictures import clockwise_rotation, display_size, jpeg, picture, thumb
-from services.decoder.probe import Probe, declared_duration, frame_rate, sample_aspect_ratio
-from services.decoder.segments import ClosedSegment, Segmenter, SegmentPolicy
-from services.decoder.shots import ShotConfig, ShotDetector
+from services.media.errors import DecodeError
+from services.media.pictures import clockwise_rotation, display_size, jpeg, picture, thumb
+from services.media.probe import Probe, declared_duration, frame_rate, sample_aspect_ratio
+from services.media.segments import ClosedSegment, Segmenter, SegmentPolicy
+from services.media.shots import ShotConfig, ShotDetector
 
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe", "tiff_pipe")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from services.decoder.decode import DecodeOptions, decode_video
+from services.media.decode import DecodeOptions, decode_video
 from tests.clips import shared_clips
 
 CLIPS = shared_clips()

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from services.decoder.errors import DecodeError
+from services.media.errors import DecodeError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

@@ -14,7 +14,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from services.decoder.shots import Thumb
+from services.media.shots import Thumb
 
 THUMB_SIZE = (64, 36)
 _TRANSPOSE = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_90}

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from services.decoder.segments import ClosedSegment, Segmenter, SegmentPolicy
+from services.media.segments import ClosedSegment, Segmenter, SegmentPolicy
 
 
 def _run(policy: SegmentPolicy, times: list[float], cuts: set[float], end: float) -> list[ClosedSegment[float]]:

@@ -1,0 +1,32 @@
+"""The one error tree every package raises from.
+
+A stage decides what to do with a failed message by its family alone: a `TransientError` (a dependency is
+unavailable, the same message may succeed later) is retried with backoff, a bounded number of times, then
+dead-lettered with its history; a `PermanentError` (the message or its input can never succeed) is
+dead-lettered at once. `reason` is machine-readable: it becomes the dead-letter record's `reason` and the
+API's error code, so operators can count and route failures without parsing text.
+"""
+
+from __future__ import annotations
+
+
+class ClipstreamError(Exception):
+    reason: str = "error"
+
+    def __init__(self, detail: str, reason: str | None = None) -> None:
+        if reason is not None:
+            self.reason = reason
+        super().__init__(f"{self.reason}: {detail}")
+        self.detail = detail
+
+
+class TransientError(ClipstreamError):
+    """A dependency is unavailable: retry the same work later; nothing it covers is committed meanwhile."""
+
+    reason = "unavailable"
+
+
+class PermanentError(ClipstreamError):
+    """The input itself can never be processed: dead-letter it (or answer 4xx) with the reason."""
+
+    reason = "rejected"

@@ -1,0 +1,141 @@
+"""Names, keys, fields and index settings of the Milvus collections: what a row looks like on every backend.
+
+Tenant is the partition key (a plain indexed field on Milvus 2.3, which loses upserted rows to partition-key
+filters). Tags live in eight indexed VARCHAR slots, because ARRAY fields take no scalar index and
+`array_contains` runs row by row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pymilvus import DataType, MilvusClient
+
+from services.common.messages import MAX_TAGS, ModelRef
+from services.common.settings import CommonSettings
+
+SEGMENTS_ALIAS = "clipstream_segments"
+VIDEOS_ALIAS = "clipstream_videos"
+MAX_TOPK = 16384
+ABOUT = "clipstream.about"  # collection property: the model (and how to load it) its vectors come from
+TAG_FIELDS = [f"tag{i}" for i in range(MAX_TAGS)]
+VIDEO_FIELDS = [
+    "video_id",
+    "creator",
+    "tenant",
+    "title",
+    "uri",
+    "uploaded_at",
+    "width",
+    "height",
+    "duration_s",
+    *TAG_FIELDS,
+]
+OUTPUT_FIELDS = [*VIDEO_FIELDS, "segment_index", "start_s", "end_s", "keyframe_s", "thumb"]
+STRING_FIELDS = frozenset({"video_id", "creator", "tenant", *TAG_FIELDS})
+SCALAR_INDEXED = ("video_id", "creator", "tenant", "uploaded_at", "duration_s", "height", "width", *TAG_FIELDS)
+# VARCHAR capacities; a Milvus server counts them in UTF-8 bytes
+MAX_LENGTHS = {
+    "pk": 256,
+    "video_id": 128,
+    "tenant": 64,
+    "creator": 256,
+    "title": 1024,
+    "uri": 4096,
+    "event_id": 64,
+    "thumb": 16384,
+    **dict.fromkeys(TAG_FIELDS, 64),
+}
+
+
+def _collection(kind: str, model: ModelRef) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"clipstream_{kind}_{model.name}_{model.version}")[:255]
+
+
+def segments_collection(model: ModelRef) -> str:
+    return _collection("segments", model)
+
+
+def videos_collection(model: ModelRef) -> str:
+    return _collection("videos", model)
+
+
+def segment_pk(video_id: str, segment_index: int, model_version: str) -> str:
+    return f"{video_id}#{segment_index:05d}@{model_version}"
+
+
+def video_pk(video_id: str, model_version: str) -> str:
+    return f"{video_id}@{model_version}"
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    index_type: str = "HNSW"
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 200
+    search_ef: int = 512
+    exact_max_rows: int = 256
+    consistency: str = "Bounded"
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> IndexConfig:
+        return cls(
+            settings.milvus_index_type,
+            settings.milvus_hnsw_m,
+            settings.milvus_hnsw_ef_construction,
+            settings.milvus_search_ef,
+            settings.milvus_exact_max_rows,
+            settings.milvus_search_consistency,
+        )
+
+    def build_params(self) -> dict[str, Any]:
+        if self.index_type == "HNSW":
+            return {"M": self.hnsw_m, "efConstruction": self.hnsw_ef_construction}
+        if self.index_type == "IVF_FLAT":
+            return {"nlist": 1024}
+        return {}
+
+    def search_params(self, fetch: int) -> dict[str, Any]:
+        if self.index_type == "HNSW":
+            return {"ef": max(fetch, self.search_ef)}
+        if self.index_type == "IVF_FLAT":
+            return {"nprobe": 32}
+        return {}
+
+
+def create_collection(
+    client: MilvusClient, name: str, dim: int, video_level: bool, index: IndexConfig, legacy: bool
+) -> None:
+    """One collection of the layout; `legacy` is a server before 2.4 (no partition key, Trie/STL_SORT)."""
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("pk", DataType.VARCHAR, max_length=MAX_LENGTHS["pk"], is_primary=True)
+    schema.add_field("video_id", DataType.VARCHAR, max_length=MAX_LENGTHS["video_id"])
+    schema.add_field("tenant", DataType.VARCHAR, max_length=MAX_LENGTHS["tenant"], is_partition_key=not legacy)
+    schema.add_field("creator", DataType.VARCHAR, max_length=MAX_LENGTHS["creator"])
+    schema.add_field("title", DataType.VARCHAR, max_length=MAX_LENGTHS["title"])
+    schema.add_field("uri", DataType.VARCHAR, max_length=MAX_LENGTHS["uri"])
+    schema.add_field("uploaded_at", DataType.INT64)
+    schema.add_field("width", DataType.INT32)
+    schema.add_field("height", DataType.INT32)
+    schema.add_field("duration_s", DataType.FLOAT)
+    for tag in TAG_FIELDS:
+        schema.add_field(tag, DataType.VARCHAR, max_length=MAX_LENGTHS[tag])
+    if video_level:
+        schema.add_field("segment_count", DataType.INT32)
+    else:
+        schema.add_field("segment_index", DataType.INT32)
+        schema.add_field("start_s", DataType.FLOAT)
+        schema.add_field("end_s", DataType.FLOAT)
+        schema.add_field("keyframe_s", DataType.FLOAT)
+        schema.add_field("event_id", DataType.VARCHAR, max_length=MAX_LENGTHS["event_id"])
+    schema.add_field("thumb", DataType.VARCHAR, max_length=MAX_LENGTHS["thumb"])
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    params = client.prepare_index_params()
+    params.add_index("vector", index_type=index.index_type, metric_type="COSINE", params=index.build_params())
+    for scalar in SCALAR_INDEXED:
+        # Milvus 2.4+ and Lite build INVERTED for strings and numbers; 2.3 has Trie / STL_SORT
+        kind = ("Trie" if scalar in STRING_FIELDS else "STL_SORT") if legacy else "INVERTED"
+        params.add_index(scalar, index_type=kind)
+    client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")

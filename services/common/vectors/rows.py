@@ -1,0 +1,67 @@
+"""Rows as the layout stores them, built from embedding messages."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from services.common.messages import MAX_TAGS, ModelRef, SegmentEmbedding
+from services.common.vectors.layout import TAG_FIELDS, segment_pk, video_pk
+
+
+def mean_vector(vectors: npt.ArrayLike) -> list[float]:
+    """The L2-normalised mean: a segment's vector from its keyframes, a video's from its segments."""
+    mean = np.asarray(vectors, dtype=np.float64).mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(float).tolist()
+
+
+def video_fields(e: SegmentEmbedding) -> dict[str, Any]:
+    tags = list(e.video.tags) + [""] * (MAX_TAGS - len(e.video.tags))
+    return {
+        "video_id": e.video_id,
+        "creator": e.video.creator,
+        "tenant": e.video.tenant,
+        "title": e.video.title[:1024],
+        "uri": e.video.uri[:4096],
+        "uploaded_at": int(e.video.uploaded_at.timestamp()),
+        "width": e.video.width,
+        "height": e.video.height,
+        "duration_s": e.video.duration_s,
+        **dict(zip(TAG_FIELDS, tags, strict=True)),
+    }
+
+
+def _thumb(jpeg: bytes) -> str:
+    encoded = base64.b64encode(jpeg).decode()
+    return encoded if len(encoded) <= 16384 else ""
+
+
+def segment_row(e: SegmentEmbedding) -> dict[str, Any]:
+    keyframe_s = e.keyframe_times[len(e.keyframe_times) // 2] if e.keyframe_times else e.start_s
+    return {
+        "pk": segment_pk(e.video_id, e.segment_index, e.model.version),
+        **video_fields(e),
+        "segment_index": e.segment_index,
+        "start_s": e.start_s,
+        "end_s": e.end_s,
+        "keyframe_s": keyframe_s,
+        "thumb": _thumb(e.thumbnail),
+        "event_id": e.event_id,
+        "vector": e.vector,
+    }
+
+
+def video_row(model: ModelRef, e: SegmentEmbedding, stored: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The video's row from the latest embedding's metadata and its stored segments' vectors."""
+    current = sorted((r for r in stored if r["segment_index"] < e.segment_count), key=lambda r: r["segment_index"])
+    return {
+        "pk": video_pk(e.video_id, model.version),
+        **video_fields(e),
+        "segment_count": e.segment_count,
+        "thumb": current[len(current) // 2]["thumb"],
+        "vector": mean_vector([r["vector"] for r in current]),
+    }

@@ -1,0 +1,176 @@
+"""The one owner of the Milvus client: collections, aliases, writes, reads and catalogue iteration."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pymilvus import MilvusClient
+
+from services.common.messages import ModelRef, SegmentEmbedding
+from services.common.settings import CommonSettings
+from services.common.vectors.layout import (
+    ABOUT,
+    OUTPUT_FIELDS,
+    SEGMENTS_ALIAS,
+    VIDEO_FIELDS,
+    VIDEOS_ALIAS,
+    IndexConfig,
+    create_collection,
+    segments_collection,
+    videos_collection,
+)
+from services.common.vectors.rows import segment_row, video_row
+from services.common.vectors.search import Searcher, SegmentHit
+
+log = logging.getLogger(__name__)
+
+# servers (Milvus Lite's among them) answer pings more often than every 5 min with GOAWAY "too_many_pings",
+# which kills the channel every client in the process shares
+_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
+
+
+class SegmentStore:
+    def __init__(self, settings: CommonSettings, index: IndexConfig | None = None) -> None:
+        token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+        self.client = MilvusClient(uri=settings.milvus_uri, token=token, grpc_options=_GRPC_OPTIONS)
+        self.index = index or IndexConfig.from_settings(settings)
+        self._searcher = Searcher(self.client, self.index, self._read)
+        self._known: set[str] = set()
+
+    # --- layout -----------------------------------------------------------------------------------------
+
+    def ensure_collections(self, model: ModelRef, spec: str = "", serve: bool = True) -> tuple[str, str]:
+        """Create the model's segment and video collections (and the aliases, if none exist); idempotent.
+
+        `spec` (how to load the model) is recorded on the collection, so search can embed queries for a
+        collection whose model Triton does not serve yet."""
+        names = segments_collection(model), videos_collection(model)
+        if names[0] in self._known:
+            return names
+        about = json.dumps({"model": model.model_dump(), "spec": spec})
+        for name, video_level in zip(names, (False, True), strict=True):
+            if not self.client.has_collection(name):
+                create_collection(self.client, name, model.dim, video_level, self.index, self._server_before_2_4())
+                self.client.alter_collection_properties(name, properties={ABOUT: about})
+                log.info("created collection", extra={"collection": name, "dim": model.dim})
+            self.client.load_collection(name)
+        aliases = self.client.list_aliases().get("aliases", [])
+        if serve:
+            for alias, name in zip((SEGMENTS_ALIAS, VIDEOS_ALIAS), names, strict=True):
+                if alias not in aliases:
+                    self.client.create_alias(collection_name=name, alias=alias)
+        self._known.add(names[0])
+        return names
+
+    def _server_before_2_4(self) -> bool:
+        found = re.match(r"v?(\d+)\.(\d+)", str(self.client.get_server_version()))
+        return found is not None and (int(found.group(1)), int(found.group(2))) < (2, 4)
+
+    def served(self, alias: str = SEGMENTS_ALIAS) -> str | None:
+        if alias not in self.client.list_aliases().get("aliases", []):
+            return None
+        return str(self.client.describe_alias(alias)["collection_name"])
+
+    def served_collection(self) -> str | None:
+        return self.served(SEGMENTS_ALIAS)
+
+    def model_of(self, collection: str) -> tuple[ModelRef, str]:
+        about = json.loads(self.client.describe_collection(collection).get("properties", {}).get(ABOUT) or "{}")
+        return ModelRef(**about["model"]), str(about.get("spec", ""))
+
+    def switch_aliases(self, model: ModelRef) -> None:
+        """Point both aliases at `model`'s collections: each switch is one atomic metadata operation."""
+        for alias, name in ((SEGMENTS_ALIAS, segments_collection(model)), (VIDEOS_ALIAS, videos_collection(model))):
+            if alias in self.client.list_aliases().get("aliases", []):
+                self.client.alter_alias(collection_name=name, alias=alias)
+            else:
+                self.client.create_alias(collection_name=name, alias=alias)
+
+    # --- writes -----------------------------------------------------------------------------------------
+
+    def write_segments(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding]) -> None:
+        """Upsert segment rows, drop rows beyond each video's current segment count, refresh video rows.
+
+        Two Strong reads a batch, whatever its number of videos: each waits for the server's next time tick
+        (~200 ms on a Milvus server)."""
+        segments, videos = self.ensure_collections(model)
+        rows = {row["pk"]: row for row in (segment_row(e) for e in embeddings)}  # last write of a key wins
+        self.client.upsert(segments, list(rows.values()))
+        latest = {e.video_id: e for e in embeddings}
+        stored: dict[str, list[dict[str, Any]]] = {video_id: [] for video_id in latest}
+        for row in self.client.query(
+            segments,
+            filter=f"video_id in {json.dumps(list(latest))}",
+            output_fields=["pk", "video_id", "segment_index", "vector", "thumb"],
+            consistency_level="Strong",  # sees the rows just upserted, and earlier batches' segments
+        ):
+            stored[row["video_id"]].append(row)
+        stale = [r["pk"] for vid, rs in stored.items() for r in rs if r["segment_index"] >= latest[vid].segment_count]
+        if stale:  # a re-upload cut into fewer segments
+            self.client.delete(segments, ids=stale)
+        video_rows = [video_row(model, latest[vid], found) for vid, found in stored.items()]
+        self.client.upsert(videos, video_rows)
+        # a Strong read waits until the query nodes have applied these writes; reads at any level see
+        # them from then on, so a `videos.indexed` sent after this returns is searchable at once
+        self.client.query(
+            videos,
+            filter=f"pk in {json.dumps([r['pk'] for r in video_rows])}",
+            output_fields=["pk"],
+            consistency_level="Strong",
+        )
+
+    # --- reads ------------------------------------------------------------------------------------------
+
+    def _read(self, collection: str, expr: str, fields: list[str], limit: int | None = None) -> list[dict[str, Any]]:
+        extra = {} if limit is None else {"limit": limit}
+        found = self.client.query(
+            collection, filter=expr, output_fields=fields, consistency_level=self.index.consistency, **extra
+        )
+        return list(found)
+
+    def count(self, expr: str = "", collection: str = SEGMENTS_ALIAS) -> int:
+        res = self._read(collection, expr, ["count(*)"])
+        return int(res[0]["count(*)"])
+
+    def rows(self, expr: str, fields: Sequence[str], collection: str = SEGMENTS_ALIAS) -> list[dict[str, Any]]:
+        """Rows matching a filter built by `services.common.filters` (never from user strings)."""
+        return self._read(collection, expr, list(fields))
+
+    def iter_rows(
+        self, collection: str = VIDEOS_ALIAS, fields: Sequence[str] = VIDEO_FIELDS, expr: str = "", batch: int = 100
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The catalogue in batches, streamed with a query iterator: never one list of a whole collection."""
+        iterator = self.client.query_iterator(collection, filter=expr, output_fields=list(fields), batch_size=batch)
+        try:
+            while rows := iterator.next():
+                yield list(rows)
+        finally:
+            iterator.close()
+
+    def video(self, video_id: str, expr: str = "") -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """A video's row and its segments (in order), or None; `expr` adds the caller's tenant scope."""
+        scope = f"video_id == {json.dumps(video_id)}" + (f" and ({expr})" if expr else "")
+        found = self._read(VIDEOS_ALIAS, scope, [*VIDEO_FIELDS, "segment_count", "thumb"])
+        if not found:
+            return None
+        segments = self._read(SEGMENTS_ALIAS, scope, OUTPUT_FIELDS)
+        return found[0], sorted(segments, key=lambda r: r["segment_index"])
+
+    def video_vector(self, video_id: str, expr: str = "", collection: str = VIDEOS_ALIAS) -> list[float] | None:
+        scope = f"video_id == {json.dumps(video_id)}" + (f" and ({expr})" if expr else "")
+        found = self._read(collection, scope, ["vector"])
+        return [float(x) for x in found[0]["vector"]] if found else None
+
+    def best_segments(
+        self,
+        vectors: Sequence[Sequence[float]],
+        limit: int,
+        offset: int = 0,
+        expr: str = "",
+        collection: str = SEGMENTS_ALIAS,
+    ) -> list[SegmentHit]:
+        return self._searcher.best_segments(vectors, limit, offset, expr, collection)

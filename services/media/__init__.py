@@ -1,0 +1,1 @@
+"""Media library: read and picture videos — sources, probe, shot detection, segments, decoding, keyframes."""
