@@ -19,6 +19,17 @@ class ClipstreamError(Exception):
         super().__init__(f"{self.reason}: {detail}")
         self.detail = detail
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # errors cross process boundaries (decoding runs in a child): rebuild from the fields, whatever
+        # signature a subclass gives its constructor
+        return (_rebuild, (type(self), self.detail, self.reason))
+
+
+def _rebuild(cls: type[ClipstreamError], detail: str, reason: str) -> ClipstreamError:
+    error = cls.__new__(cls)
+    ClipstreamError.__init__(error, detail, reason)
+    return error
+
 
 class TransientError(ClipstreamError):
     """A dependency is unavailable: retry the same work later; nothing it covers is committed meanwhile."""

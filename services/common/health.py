@@ -16,9 +16,12 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class HealthServer:
-    """`/healthz` answers while the process runs; `/readyz` answers 200 only once `ready()` is true."""
+    """`/healthz` answers 200 while `live()` (a stuck process answers 503 and is restarted); `/readyz` answers
+    200 only while `ready()` is true (started, and its dependencies usable)."""
 
-    def __init__(self, host: str, port: int, ready: Callable[[], bool]) -> None:
+    def __init__(
+        self, host: str, port: int, ready: Callable[[], bool], live: Callable[[], bool] = lambda: True
+    ) -> None:
         metrics_app = make_wsgi_app()
 
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -26,8 +29,9 @@ class HealthServer:
             if path == "/metrics":
                 return metrics_app(environ, start_response)
             if path == "/healthz":
-                start_response("200 OK", [("Content-Type", "text/plain")])
-                return [b"ok"]
+                alive = live()
+                start_response("200 OK" if alive else "503 Service Unavailable", [("Content-Type", "text/plain")])
+                return [b"ok" if alive else b"stuck"]
             if path == "/readyz":
                 ok = ready()
                 start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])

@@ -10,12 +10,31 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 MAX_TAGS = 8
+
+
+def _utf8_at_most(limit: int) -> AfterValidator:
+    """Milvus servers size VARCHAR columns in UTF-8 bytes: a 400-character CJK title is 1,200 bytes."""
+
+    def check(value: str) -> str:
+        if len(value.encode()) > limit:
+            raise ValueError(f"{len(value.encode())} UTF-8 bytes, at most {limit} allowed")
+        return value
+
+    return AfterValidator(check)
+
+
+EventId = Annotated[str, Field(min_length=1, max_length=64), _utf8_at_most(64)]
+Uri = Annotated[str, Field(min_length=1, max_length=4096), _utf8_at_most(4096)]
+Creator = Annotated[str, Field(max_length=256), _utf8_at_most(256)]
+Title = Annotated[str, Field(max_length=1024), _utf8_at_most(1024)]
+
+
 MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
 MAX_DEAD_LETTER_DETAIL = 4000
-Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w .:/-]+$")]
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w .:/-]+$"), _utf8_at_most(64)]
 
 
 def utcnow() -> datetime:
@@ -52,11 +71,11 @@ class VideoUploaded(Message):
     """An upload was registered: where the bytes are and who owns them."""
 
     schema_version: Literal[1] = 1
-    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    uri: str = Field(min_length=1, max_length=4096)
-    creator: str = Field(default="", max_length=256)
+    event_id: EventId = Field(default_factory=lambda: uuid.uuid4().hex)
+    uri: Uri
+    creator: Creator = ""
     tenant: str = Field(default="default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    title: str = Field(default="", max_length=1024)
+    title: Title = ""
     uploaded_at: AwareDatetime = Field(default_factory=utcnow)
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS, description="filterable labels")
     metadata: dict[str, str] = Field(default_factory=dict)
@@ -162,6 +181,9 @@ class DeadLetter(BaseModel):
     key: str | None = None
     payload: bytes = Field(description="the original message value, truncated to 64 KiB")
     failed_at: AwareDatetime = Field(default_factory=utcnow)
+    attempts: list[str] = Field(
+        default_factory=list, description="each failed attempt of a transient failure: 'time reason: detail'"
+    )
 
     @classmethod
     def of(
@@ -172,6 +194,7 @@ class DeadLetter(BaseModel):
         source: tuple[str, int, int],
         key: bytes | None,
         payload: bytes | None,
+        attempts: tuple[str, ...] = (),
     ) -> DeadLetter:
         """The one way to build a dead letter: bounded detail and payload, whatever the caller hands in."""
         topic, partition, offset = source
@@ -184,6 +207,7 @@ class DeadLetter(BaseModel):
             source_offset=offset,
             key=key.decode(errors="replace") if key else None,
             payload=(payload or b"")[:MAX_DEAD_LETTER_PAYLOAD],
+            attempts=list(attempts),
         )
 
 

@@ -30,7 +30,7 @@ def serve(service: str, settings: S, build: Callable[[S], TransactionalProcessor
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    health = HealthServer(settings.health_host, settings.health_port, processor.ready).start()
+    health = HealthServer(settings.health_host, settings.health_port, processor.ready, processor.live).start()
     log.info("started", extra={"health_port": health.port})
     try:
         processor.run(stop)

@@ -7,7 +7,7 @@ Secrets (Milvus token, API keys) come only from here, never from code or CLI arg
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +44,12 @@ class CommonSettings(BaseSettings):
     clip_device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="where CLIP runs in Triton's Python backend and in-process: auto = GPU if any"
     )
+    retry_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        description="tries of a message failing transiently before it is dead-lettered with its history",
+    )
+    retry_backoff_max_s: float = Field(default=30.0, gt=0, description="longest wait between two tries")
     log_level: str = "INFO"
     otel_exporter: str = Field(default="none", description="none | console")
 
@@ -53,6 +59,10 @@ class CommonSettings(BaseSettings):
 
     def resolved_clip_model(self) -> str:
         return self.clip_model or str(self.default_model_dir)
+
+    def retry_policy(self) -> dict[str, Any]:
+        """The `ProcessorConfig` fields every stage takes from here."""
+        return {"max_attempts": self.retry_max_attempts, "backoff_max_s": self.retry_backoff_max_s}
 
 
 class StageSettings(BaseSettings):

@@ -12,31 +12,27 @@ from services.common.kafka.processor import (
 )
 from services.common.messages import Keyframe, Topics, VideoInfo, VideoProbed, VideoSegment, VideoUploaded
 from services.decoder.settings import DecoderSettings
-from services.media.decode import DecodedVideo, decode_video
+from services.media.decode import DecodedVideo
 from services.media.errors import DecodeError
-from services.media.sources import open_source
 
 
 class Decoder:
+    """Decodes in a child process (`IsolatedDecoder`): no upload can hang, crash or exhaust the stage."""
+
     def __init__(self, settings: DecoderSettings) -> None:
         self.settings = settings
-        self.options = settings.decode_options()
-        self.sources = settings.source_policy()
+        self.isolated = settings.isolated_decoder()
 
     def handle(self, batch: list[Received[VideoUploaded]]) -> list[Result]:
         results: list[Result] = []
         for received in batch:
             try:
-                decoded = self.decode(received.value)
+                decoded = self.isolated.decode(received.value.uri)
             except DecodeError as exc:
                 results.append(Rejected(received.raw, exc.reason, exc.detail))
                 continue
             results.extend(self.outputs(received, decoded))
         return results
-
-    def decode(self, upload: VideoUploaded) -> DecodedVideo:
-        with open_source(upload.uri, self.sources) as source:
-            return decode_video(source, self.options)
 
     @staticmethod
     def outputs(received: Received[VideoUploaded], decoded: DecodedVideo) -> list[Result]:
@@ -90,5 +86,12 @@ class Decoder:
 
 def build(settings: DecoderSettings) -> TransactionalProcessor[VideoUploaded]:
     decoder = Decoder(settings)
-    config = ProcessorConfig(service="decoder", group_id=settings.group_id, input_topic=Topics.UPLOADED, max_batch=1)
+    config = ProcessorConfig(
+        service="decoder",
+        group_id=settings.group_id,
+        input_topic=Topics.UPLOADED,
+        max_batch=1,
+        handle_timeout_s=decoder.isolated.deadline_s + 60,
+        **settings.common.retry_policy(),
+    )
     return TransactionalProcessor(settings.common, config, VideoUploaded, decoder.handle)

@@ -79,5 +79,7 @@ def build(settings: EmbedderSettings) -> TransactionalProcessor[VideoSegment]:
         input_topic=Topics.SEGMENTS,
         max_batch=settings.max_batch_messages,
         max_wait_s=settings.max_wait_s,
+        handle_timeout_s=settings.triton_timeout_s * 4 + 60,
+        **settings.common.retry_policy(),
     )
-    return TransactionalProcessor(settings.common, config, VideoSegment, embedder.handle)
+    return TransactionalProcessor(settings.common, config, VideoSegment, embedder.handle, client.ready)

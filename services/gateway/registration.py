@@ -1,7 +1,8 @@
 """Turn a local path or URI plus business metadata into a `videos.uploaded` event.
 
-The video id derives from the canonical URI, so registering the same source twice addresses the same
-video (its rows are rewritten, not duplicated), while each registration gets its own event id.
+The video id derives from the tenant and the canonical URI, so registering the same source twice addresses
+the same video (its rows are rewritten, not duplicated), two tenants registering one URI get two isolated
+videos, and each registration gets its own event id.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def canonical_uri(source: str | Path) -> str:
     return source
 
 
-def video_id_for(uri: str) -> str:
-    return "v" + hashlib.sha256(uri.encode()).hexdigest()[:24]
+def video_id_for(tenant: str, uri: str) -> str:
+    return "v" + hashlib.sha256(f"{tenant}\n{uri}".encode()).hexdigest()[:24]
 
 
 def register(
@@ -44,5 +45,5 @@ def register(
     uri = canonical_uri(source)
     name = title or Path(uri.rsplit("/", 1)[-1]).stem
     return VideoUploaded(
-        video_id=video_id_for(uri), uri=uri, creator=creator, tenant=tenant, title=name, tags=tags or []
+        video_id=video_id_for(tenant, uri), uri=uri, creator=creator, tenant=tenant, title=name, tags=tags or []
     )

@@ -9,9 +9,6 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from pymilvus import MilvusException
-
-from services.common.errors import TransientError
 from services.common.kafka.processor import (
     Outgoing,
     ProcessorConfig,
@@ -34,10 +31,8 @@ class Indexer:
             by_model[received.value.model].append(received)
         results: list[Result] = []
         for model, group in by_model.items():
-            try:
-                self.store.write_segments(model, [r.value for r in group])
-            except MilvusException as exc:
-                raise TransientError(f"Milvus: {exc}", reason="milvus_unavailable") from exc
+            # raises TransientError (Milvus down: retried) or PermanentError (rows refused: isolated, dead-lettered)
+            self.store.write_segments(model, [r.value for r in group])
             collection = segments_collection(model)
             for r in group:
                 e = r.value
@@ -54,12 +49,15 @@ class Indexer:
 
 
 def build(settings: IndexerSettings) -> TransactionalProcessor[SegmentEmbedding]:
-    indexer = Indexer(SegmentStore(settings.common))
+    store = SegmentStore(settings.common)
+    indexer = Indexer(store)
     config = ProcessorConfig(
         service="indexer",
         group_id=settings.group_id,
         input_topic=Topics.EMBEDDINGS,
         max_batch=settings.max_batch_messages,
         max_wait_s=settings.max_wait_s,
+        handle_timeout_s=300.0,
+        **settings.common.retry_policy(),
     )
-    return TransactionalProcessor(settings.common, config, SegmentEmbedding, indexer.handle)
+    return TransactionalProcessor(settings.common, config, SegmentEmbedding, indexer.handle, store.ready)

@@ -8,6 +8,7 @@ compensation at all), which is what makes sampling cheap on long-GOP sources.
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,36 @@ from services.media.segments import ClosedSegment, Segmenter, SegmentPolicy
 from services.media.shots import ShotConfig, ShotDetector
 
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe", "tiff_pipe")
+# The demuxers FFmpeg may use. Each reads only the bytes it was given: playlist and list formats (hls, dash,
+# concat, ffconcat, image2 patterns, tee...) open further files or hosts and would escape the allowlist.
+# Still images and audio-only formats stay, so such uploads get their precise reason.
+ALLOWED_FORMATS = ",".join(
+    (
+        "mov,mp4,m4a,3gp,3g2,mj2",
+        "matroska,webm",
+        "avi",
+        "ogg",
+        "flv",
+        "asf",
+        "mpeg",
+        "mpegts",
+        "mpegvideo",
+        "mxf",
+        "nut",
+        "ivf",
+        "h264",
+        "hevc",
+        "m4v",
+        "yuv4mpegpipe",
+        "dv",
+        "gif",
+        *(f for f in _IMAGE_FORMATS if f not in ("image2", "gif")),
+        "wav",
+        "mp3",
+        "aac",
+        "flac",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +63,7 @@ class DecodeLimits:
     max_duration_s: float = 4 * 3600.0
     max_pixels: int = 8192 * 8192
     time_budget_s: float = 900.0
+    max_aspect_ratio: float = 20.0  # of the displayed picture (after the sample aspect ratio)
 
 
 @dataclass(frozen=True)
@@ -67,10 +99,19 @@ class DecodedVideo:
 
 def decode_video(source: Path | BinaryIO, options: DecodeOptions) -> DecodedVideo:
     target = str(source) if isinstance(source, Path) else source
+    restrict = {"format_whitelist": ALLOWED_FORMATS}
+    if isinstance(source, Path):
+        restrict["protocol_whitelist"] = "file"
     try:
-        container = av.open(target, metadata_errors="ignore")
+        container = av.open(target, metadata_errors="ignore", options=restrict)
     except av.error.FFmpegError as exc:
         message = str(exc)
+        if exc.errno == errno.EINVAL:
+            raise DecodeError(
+                "format_not_allowed",
+                "not an allowed video container (playlists, concat lists and other formats that open further "
+                f"files are refused): {message}",
+            ) from exc
         if "moov atom not found" in message:
             raise DecodeError("truncated_video", f"the MP4 index (moov) is missing: {message}") from exc
         raise DecodeError("not_a_video", f"not a media file FFmpeg can read: {message}") from exc
@@ -120,6 +161,14 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
     if keyframes_only:
         ctx.skip_frame = "NONKEY"
     sar = sample_aspect_ratio(stream)
+    shown_w, shown_h = display_size(ctx.width, ctx.height, sar, 0)
+    if shown_w * shown_h > limits.max_pixels:
+        raise DecodeError("too_many_pixels", f"displayed at {shown_w}x{shown_h}, over {limits.max_pixels} pixels")
+    if max(shown_w, shown_h) > limits.max_aspect_ratio * min(shown_w, shown_h):
+        raise DecodeError(
+            "bad_aspect_ratio",
+            f"displayed at {shown_w}x{shown_h} (sample aspect ratio {sar}), longer than {limits.max_aspect_ratio:g}:1",
+        )
     detector = ShotDetector(options.shots) if policy.mode == "shots" else None
     segmenter: Segmenter[Image.Image] = Segmenter(policy)
     segments: list[Segment] = []

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.media.decode import DecodeLimits, DecodeOptions
+from services.media.isolated import IsolatedDecoder
 from services.media.segments import SegmentPolicy
 from services.media.shots import ShotConfig
 from services.media.sources import S3Access, SourcePolicy
@@ -54,6 +55,10 @@ class MediaSettings(BaseSettings):
     max_duration_s: float = 4 * 3600.0
     max_pixels: int = 8192 * 8192
     decode_time_budget_s: float = Field(default=900.0, gt=0)
+    max_aspect_ratio: float = Field(default=20.0, ge=1, description="of the displayed picture, after SAR")
+    max_memory_bytes: int = Field(
+        default=8 * 1024**3, ge=0, description="address-space limit of the decoding child process (0: none)"
+    )
 
     def decode_options(self) -> DecodeOptions:
         return DecodeOptions(
@@ -72,11 +77,15 @@ class MediaSettings(BaseSettings):
                 max_duration_s=self.max_duration_s,
                 max_pixels=self.max_pixels,
                 time_budget_s=self.decode_time_budget_s,
+                max_aspect_ratio=self.max_aspect_ratio,
             ),
             short_side=self.keyframe_short_side,
             jpeg_quality=self.jpeg_quality,
             keyframes_only=self.keyframes_only,
         )
+
+    def isolated_decoder(self) -> IsolatedDecoder:
+        return IsolatedDecoder(self.source_policy(), self.decode_options(), self.max_memory_bytes)
 
     def source_policy(self) -> SourcePolicy:
         return SourcePolicy(

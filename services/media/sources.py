@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from services.media.errors import DecodeError
+from services.media.errors import DecodeError, SourceUnavailable
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -57,11 +57,15 @@ def resolve_file(uri: str, allowed_roots: list[Path]) -> Path:
     raw = unquote(parsed.path)
     if "\x00" in raw:
         raise _refuse("NUL byte in path")
-    path = Path(raw).resolve()
-    if not any(path.is_relative_to(root.resolve()) for root in allowed_roots):
+    try:
+        path = Path(raw).resolve(strict=False)
+        inside = any(path.is_relative_to(root.resolve()) for root in allowed_roots)
+        if inside and not path.is_file():
+            raise DecodeError("source_not_found", f"{path} does not exist or is not a file")
+    except (OSError, RuntimeError) as exc:  # a name too long for the filesystem, a symlink loop (3.11: RuntimeError)
+        raise DecodeError("bad_uri", f"the path cannot be resolved: {getattr(exc, 'strerror', None) or exc}") from exc
+    if not inside:
         raise _refuse(f"{path} is outside the allowed roots")
-    if not path.is_file():
-        raise DecodeError("source_not_found", f"{path} does not exist or is not a file")
     return path
 
 
@@ -111,7 +115,11 @@ def check_s3(uri: str, prefixes: list[str]) -> tuple[str, str]:
         raise _refuse("empty key, '..' or NUL in s3 key")
     for prefix in prefixes:
         allowed = urlsplit(prefix)
-        if allowed.scheme == "s3" and allowed.netloc == url.netloc and key.startswith(allowed.path.lstrip("/")):
+        if (
+            allowed.scheme == "s3"
+            and allowed.netloc == url.netloc
+            and _under("/" + key, "/" + allowed.path.lstrip("/"))
+        ):
             return url.netloc, key
     raise _refuse(f"s3://{url.netloc}/{key} is under no allowed prefix")
 
@@ -146,9 +154,14 @@ class RangeReader(io.RawIOBase):
             return 0
         if not (self._buf_start <= self._pos < self._buf_start + len(self._buf)):
             end = min(self.size, self._pos + max(self.block, len(buffer))) - 1
-            response = self._client.get(self._url, headers={"Range": f"bytes={self._pos}-{end}"})
+            try:
+                response = self._client.get(self._url, headers={"Range": f"bytes={self._pos}-{end}"})
+            except httpx.HTTPError as exc:
+                raise SourceUnavailable("source_unreachable", f"reading at byte {self._pos}: {exc!r}") from exc
+            if response.status_code >= 500 or response.status_code == 429:
+                raise SourceUnavailable("source_unavailable", f"range request answered HTTP {response.status_code}")
             if response.status_code != 206:
-                raise OSError(f"range request answered {response.status_code}")
+                raise DecodeError("source_unreadable", f"range request answered HTTP {response.status_code}")
             self._buf_start, self._buf = self._pos, response.content
         offset = self._pos - self._buf_start
         chunk = self._buf[offset : offset + len(buffer)]
@@ -160,17 +173,20 @@ class RangeReader(io.RawIOBase):
 @contextmanager
 def _remote(url: str, policy: SourcePolicy) -> Iterator[BinaryIO]:
     with httpx.Client(follow_redirects=False, timeout=policy.timeout_s) as client:
-        try:
-            head = client.get(url, headers={"Range": "bytes=0-0"})
+        try:  # streamed: a server that ignores the range is refused without reading its body
+            with client.stream("GET", url, headers={"Range": "bytes=0-0"}) as head:
+                status, headers = head.status_code, head.headers
         except httpx.HTTPError as exc:
-            raise DecodeError("source_unreachable", f"{type(exc).__name__}: {exc}") from exc
-        if head.status_code in (401, 403, 404):
-            raise DecodeError("source_not_found", f"the source answered HTTP {head.status_code}")
-        if head.is_redirect:
-            raise _refuse(f"redirect to {head.headers.get('location', '?')!r} is not followed")
-        total = head.headers.get("content-range", "").rpartition("/")[2]
-        if head.status_code != 206 or not total.isdigit():
-            raise DecodeError("source_unreadable", f"no byte-range support (HTTP {head.status_code})")
+            raise SourceUnavailable("source_unreachable", f"{type(exc).__name__}: {exc}") from exc
+        if status in (401, 403, 404, 410):
+            raise DecodeError("source_not_found", f"the source answered HTTP {status}")
+        if status >= 500 or status in (408, 429):
+            raise SourceUnavailable("source_unavailable", f"the source answered HTTP {status}")
+        if 300 <= status < 400:
+            raise _refuse(f"redirect to {headers.get('location', '?')!r} is not followed")
+        total = headers.get("content-range", "").rpartition("/")[2]
+        if status != 206 or not total.isdigit():
+            raise DecodeError("source_unreadable", f"no byte-range support (HTTP {status})")
         size = int(total)
         if size == 0:
             raise DecodeError("empty_file", "the source is empty")
@@ -199,6 +215,8 @@ def _presign(bucket: str, key: str, access: S3Access) -> str:
 @contextmanager
 def open_source(uri: str, policy: SourcePolicy) -> Iterator[Path | BinaryIO]:
     """The thing PyAV should open: a local path, or a seekable reader over a remote object."""
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uri):
+        raise DecodeError("bad_uri", "white space or a control character in the URI (encode it as %XX)")
     scheme = urlsplit(uri).scheme
     if scheme in ("file", ""):
         path = resolve_file(uri, policy.allowed_roots)

@@ -10,17 +10,19 @@ import torch.nn.functional as F
 
 
 def resize_crop(pixels: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float (N, 3, size, size) in [0, 1]: shortest side to `size`, centre crop."""
+    """uint8 (N, H, W, 3) -> float (N, 3, size, size) in [0, 1]: CLIP's "shortest side to `size`, centre crop".
+
+    The centre square is cut out *before* resizing, so work and memory are bounded by the input and
+    `size`² whatever the aspect ratio: resizing first would blow a 40000x1 picture up to 224 x 8.96M."""
     if pixels.ndim != 4 or pixels.shape[-1] != 3:
         raise ValueError(f"expected (N, H, W, 3) pixels, got {tuple(pixels.shape)}")
-    x = pixels.permute(0, 3, 1, 2).float().div_(255.0)
-    h, w = x.shape[-2:]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    if (nh, nw) != (h, w):
-        x = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return x[..., top : top + size, left : left + size]
+    h, w = pixels.shape[1:3]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    x = pixels[:, top : top + side, left : left + side].permute(0, 3, 1, 2).float().div_(255.0)
+    if side != size:
+        x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
+    return x
 
 
 def preprocess_pixels(pixels: torch.Tensor, size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:

@@ -4,11 +4,24 @@ Each consumed batch is handled, its outputs (and dead letters) produced, and its
 transaction, so a crash either publishes everything a batch caused together with its offsets, or nothing.
 Side effects outside Kafka (Milvus upserts) happen before the commit and must be idempotent: a replay
 after a crash repeats them (at-least-once).
+
+Every failure of a message is classified (`services.common.errors`):
+- `TransientError`: the batch is rewound and retried with backoff; after `max_attempts` its messages are
+  dead-lettered with the attempt history, so a dependency that never comes back cannot wedge a partition;
+- any other exception: the batch is split and each message handled alone, so the one that fails is
+  dead-lettered at once (its `reason`, or `internal_error` with the exception type) and the others go on.
+
+Kafka itself failing is handled apart from messages: an abortable transaction is aborted and the batch
+replayed; a fatal producer or consumer error (fenced after a broker restart) rebuilds both clients, which
+rejoin the group and resume from the committed offsets. A call that never returns (librdkafka can hang in
+`send_offsets_to_transaction` across a broker restart) is caught by a watchdog that fails liveness and
+exits the process, so the supervisor restarts it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -21,7 +34,7 @@ from confluent_kafka import Message as KafkaMessage
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
-from services.common.errors import TransientError
+from services.common.errors import ClipstreamError, TransientError
 from services.common.kafka.codec import CONTENT_TYPE, decode, encode
 from services.common.kafka.config import consumer_config, producer_config
 from services.common.messages import DeadLetter, Topics
@@ -40,6 +53,7 @@ from services.common.telemetry import (
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+WATCHDOG_EXIT_CODE = 70
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,7 @@ class Rejected:
     raw: KafkaMessage
     reason: str
     detail: str
+    attempts: tuple[str, ...] = ()
 
 
 Result = Outgoing | Rejected
@@ -79,39 +94,130 @@ class ProcessorConfig:
     max_wait_s: float = 0.1
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 10.0
+    max_attempts: int = 8
+    kafka_timeout_s: float = 30.0
+    handle_timeout_s: float = 600.0  # one handler call longer than this means the stage is stuck
     consumer_overrides: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # a handler call may legitimately take up to handle_timeout_s without polling: keep group membership
+        poll_ms = int((self.handle_timeout_s + 2 * self.kafka_timeout_s + 60) * 1000)
+        self.consumer_overrides.setdefault("max.poll.interval.ms", max(300_000, poll_ms))
+
+
+def _key(m: KafkaMessage) -> tuple[str, int, int]:
+    return (m.topic() or "", m.partition() or 0, m.offset() or 0)
 
 
 class TransactionalProcessor(Generic[M]):
-    def __init__(self, settings: CommonSettings, config: ProcessorConfig, model: type[M], handle: Handler[M]) -> None:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        config: ProcessorConfig,
+        model: type[M],
+        handle: Handler[M],
+        dependencies_ready: Callable[[], bool] | None = None,
+    ) -> None:
         self.config = config
+        self._settings = settings
         self._model = model
         self._handle = handle
+        self._dependencies_ready = dependencies_ready
         self._tracer = trace.get_tracer(f"clipstream.{config.service}")
-        self._consumer = Consumer(consumer_config(settings, config.group_id, **config.consumer_overrides))
-        transactional_id = f"{config.group_id}-{uuid.uuid4().hex[:12]}"
-        self._producer = Producer(producer_config(settings, transactional_id))
-        self._ready = threading.Event()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._started = threading.Event()
+        self._degraded = False  # the last batch failed transiently: a dependency is down
+        self._busy_since: float | None = None  # when the current blocking step began
+        self._busy_limit = 0.0
+        self._busy_what = ""
         self._backoff_s = 0.0
+        self._history: dict[tuple[str, int, int], list[str]] = {}
+
+    # --- health -----------------------------------------------------------------------------------------
+
+    def live(self) -> bool:
+        """False once a blocking step (a Kafka call, a handler) has run past its limit: restart us."""
+        since = self._busy_since
+        return since is None or time.monotonic() - since <= self._busy_limit
 
     def ready(self) -> bool:
-        return self._ready.is_set()
+        if not (self._started.is_set() and self.live()) or self._degraded:
+            return False
+        return self._dependencies_ready() if self._dependencies_ready is not None else True
+
+    def _watch(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            if not self.live():
+                log.critical(
+                    "stuck: exiting so the supervisor restarts us",
+                    extra={"step": self._busy_what, "limit_s": self._busy_limit},
+                )
+                logging.shutdown()
+                os._exit(WATCHDOG_EXIT_CODE)  # the stuck thread is inside librdkafka: nothing else gets out
+
+    def _busy(self, what: str, limit_s: float) -> None:
+        self._busy_what, self._busy_limit, self._busy_since = what, limit_s, time.monotonic()
+
+    def _idle(self) -> None:
+        self._busy_since = None
+
+    # --- clients ----------------------------------------------------------------------------------------
+
+    def _connect(self, stop: threading.Event) -> None:
+        """Fresh clients: a new transactional id, the group rejoined from its committed offsets."""
+        self._close_clients()
+        while not stop.is_set():
+            transactional_id = f"{self.config.group_id}-{uuid.uuid4().hex[:12]}"
+            producer = Producer(producer_config(self._settings, transactional_id))
+            try:
+                self._busy("init_transactions", self.config.kafka_timeout_s * 2 + 30)
+                producer.init_transactions(self.config.kafka_timeout_s)
+            except KafkaException as exc:
+                log.warning("init_transactions failed, retrying", extra={"error": str(exc)})
+                self._sleep(stop)
+                continue
+            finally:
+                self._idle()
+            self._producer = producer
+            consumer = Consumer(consumer_config(self._settings, self.config.group_id, **self.config.consumer_overrides))
+            consumer.subscribe([self.config.input_topic])
+            self._consumer = consumer
+            self._backoff_s = 0.0
+            return
+
+    def _close_clients(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.info("consumer close failed", extra={"error": str(exc)})
+            self._consumer = None
+        if self._producer is not None:
+            self._producer.flush(5)
+            self._producer = None
 
     def run(self, stop: threading.Event) -> None:
-        self._producer.init_transactions(30)
-        self._consumer.subscribe([self.config.input_topic])
-        self._ready.set()
+        threading.Thread(target=self._watch, args=(stop,), name="watchdog", daemon=True).start()
+        self._connect(stop)
+        if stop.is_set():
+            return
+        self._started.set()
         log.info("consuming", extra={"topic": self.config.input_topic, "group": self.config.group_id})
         try:
             while not stop.is_set():
+                assert self._consumer is not None
                 msgs = self._consumer.consume(self.config.max_batch, self.config.max_wait_s)
-                live = [m for m in msgs if not self._is_error(m)]
-                if live:
-                    self._process(live, stop)
+                try:
+                    live = [m for m in msgs if not self._is_error(m)]
+                    if live:
+                        self._process(live, stop)
+                except _Reconnect as exc:
+                    log.error("fatal Kafka error: rebuilding the clients", extra={"error": str(exc)})
+                    self._connect(stop)
         finally:
-            self._ready.clear()
-            self._consumer.close()
-            self._producer.flush(10)
+            self._started.clear()
+            self._close_clients()
 
     def _is_error(self, msg: KafkaMessage) -> bool:
         err = msg.error()
@@ -120,8 +226,10 @@ class TransactionalProcessor(Generic[M]):
         if err.code() != KafkaError._PARTITION_EOF:
             log.warning("consumer error", extra={"error": str(err)})
             if err.fatal():
-                raise KafkaException(err)
+                raise _Reconnect(str(err))
         return True
+
+    # --- one batch --------------------------------------------------------------------------------------
 
     def _process(self, msgs: list[KafkaMessage], stop: threading.Event) -> None:
         start = time.perf_counter()
@@ -137,43 +245,154 @@ class TransactionalProcessor(Generic[M]):
                 batch.append(Received(decode(m.value(), self._model), m, span))
             except (ValidationError, ValueError) as exc:
                 span.end()
-                results.append(Rejected(m, "malformed_message", str(exc)[:2000]))
+                results.append(Rejected(m, "malformed_message", str(exc)))
         try:
             if batch:
-                results.extend(self._handle(batch))
+                results.extend(self._handle_classified(batch))
         except TransientError as exc:
-            self._retry_later(msgs, batch, exc)
-            return
+            self._end_spans(batch, exc)
+            exhausted = self._note_attempt(msgs, exc)
+            if not exhausted:
+                self._retry_later(msgs, exc, stop)
+                return
+            results = self._give_up(msgs, exc)
         try:
             self._commit(msgs, results)
-        except KafkaException as exc:
-            self._abort(msgs, batch, exc)
+        except _Replay as exc:
+            log.warning("transaction aborted, replaying the batch", extra={"error": str(exc)})
+            self._rewind(msgs)
             return
         finally:
-            for r in batch:
-                r.span.end()
+            self._end_spans(batch)
+        for m in msgs:
+            self._history.pop(_key(m), None)
+        self._degraded = False
         self._backoff_s = 0.0
         BATCH_SECONDS.labels(service).observe(time.perf_counter() - start)
         BATCH_SIZE.labels(service).observe(len(msgs))
 
-    def _commit(self, msgs: list[KafkaMessage], results: Sequence[Result]) -> None:
-        self._producer.begin_transaction()
-        for result in results:
-            out = self._dead_letter(result) if isinstance(result, Rejected) else result
-            ctx = trace.set_span_in_context(out.source.span) if out.source else None
-            self._producer.produce(
-                out.topic,
-                key=out.key.encode(),
-                value=encode(out.message),
-                headers=[CONTENT_TYPE, *headers_with_trace(ctx)],
+    def _handle_classified(self, batch: list[Received[M]]) -> list[Result]:
+        """The handler's results; a non-transient failure is pinned on the message(s) that cause it."""
+        try:
+            return list(self._call(batch))
+        except TransientError:
+            raise
+        except Exception as exc:
+            if len(batch) == 1:
+                return [self._rejection(batch[0].raw, exc)]
+            log.warning("batch failed: handling its messages one by one", extra={"error": repr(exc)[:500]})
+        results: list[Result] = []
+        for received in batch:
+            try:
+                results.extend(self._call([received]))
+            except TransientError:
+                raise
+            except Exception as exc:
+                results.append(self._rejection(received.raw, exc))
+        return results
+
+    def _call(self, batch: list[Received[M]]) -> Sequence[Result]:
+        self._busy("handler", self.config.handle_timeout_s)
+        try:
+            return self._handle(batch)
+        finally:
+            self._idle()
+
+    @staticmethod
+    def _rejection(raw: KafkaMessage, exc: Exception) -> Rejected:
+        if isinstance(exc, ClipstreamError):
+            return Rejected(raw, exc.reason, exc.detail)
+        log.exception("unexpected error for one message", exc_info=exc)
+        return Rejected(raw, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    def _note_attempt(self, msgs: list[KafkaMessage], exc: TransientError) -> bool:
+        """Record a failed attempt on every message of the batch; whether any has used up its attempts."""
+        note = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {exc.reason}: {exc.detail[:300]}"
+        exhausted = False
+        for m in msgs:
+            history = self._history.setdefault(_key(m), [])
+            history.append(note)
+            exhausted |= len(history) >= self.config.max_attempts
+        return exhausted
+
+    def _give_up(self, msgs: list[KafkaMessage], exc: TransientError) -> list[Result]:
+        log.error("retries exhausted: dead-lettering the batch", extra={"messages": len(msgs), "reason": exc.reason})
+        return [
+            Rejected(
+                m,
+                exc.reason,
+                f"gave up after {len(self._history.get(_key(m), []))} attempts: {exc.detail}",
+                tuple(self._history.get(_key(m), [])),
             )
-            MESSAGES_OUT.labels(self.config.service, out.topic).inc()
-        self._producer.send_offsets_to_transaction(_next_offsets(msgs), self._consumer.consumer_group_metadata(), 30)
-        self._producer.commit_transaction(30)
+            for m in msgs
+        ]
+
+    @staticmethod
+    def _end_spans(batch: list[Received[M]], exc: Exception | None = None) -> None:
+        for r in batch:
+            if not r.span.is_recording():
+                continue
+            if exc is not None:
+                r.span.record_exception(exc)
+            r.span.end()
+
+    # --- the transaction --------------------------------------------------------------------------------
+
+    def _commit(self, msgs: list[KafkaMessage], results: Sequence[Result]) -> None:
+        producer, consumer, timeout = self._producer, self._consumer, self.config.kafka_timeout_s
+        assert producer is not None and consumer is not None
+        try:
+            self._busy("begin_transaction", timeout + 30)
+            producer.begin_transaction()
+            for result in results:
+                out = self._dead_letter(result) if isinstance(result, Rejected) else result
+                ctx = trace.set_span_in_context(out.source.span) if out.source else None
+                producer.produce(
+                    out.topic,
+                    key=out.key.encode(),
+                    value=encode(out.message),
+                    headers=[CONTENT_TYPE, *headers_with_trace(ctx)],
+                )
+                MESSAGES_OUT.labels(self.config.service, out.topic).inc()
+            self._busy("send_offsets_to_transaction", timeout + 30)
+            producer.send_offsets_to_transaction(_next_offsets(msgs), consumer.consumer_group_metadata(), timeout)
+            self._commit_transaction(producer, timeout)
+        except KafkaException as exc:
+            self._fail_transaction(producer, exc)
+        except BufferError as exc:  # the local queue is full: nothing was committed
+            self._abort(producer)
+            raise _Replay(str(exc)) from exc
+        finally:
+            self._idle()
+
+    def _commit_transaction(self, producer: Producer, timeout: float) -> None:
+        for attempt in range(3):
+            self._busy("commit_transaction", timeout + 30)
+            try:
+                producer.commit_transaction(timeout)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if error is None or not error.retriable() or attempt == 2:
+                    raise
+                log.warning("commit retriable, retrying", extra={"error": str(exc)})
+
+    def _fail_transaction(self, producer: Producer, exc: KafkaException) -> None:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is not None and error.txn_requires_abort():
+            self._abort(producer)
+            raise _Replay(str(exc)) from exc
+        raise _Reconnect(str(exc)) from exc  # fatal (fenced) or unknown: new clients, resume from commits
+
+    def _abort(self, producer: Producer) -> None:
+        self._busy("abort_transaction", self.config.kafka_timeout_s + 30)
+        try:
+            producer.abort_transaction(self.config.kafka_timeout_s)
+        except KafkaException as exc:
+            raise _Reconnect(f"abort failed: {exc}") from exc
 
     def _dead_letter(self, rejected: Rejected) -> Outgoing:
         raw = rejected.raw
-        key = raw.key()
         DEAD_LETTERS.labels(self.config.service, rejected.reason).inc()
         log.warning(
             "dead letter",
@@ -186,43 +405,39 @@ class TransactionalProcessor(Generic[M]):
             },
         )
         letter = DeadLetter.of(
-            self.config.service,
-            rejected.reason,
-            rejected.detail,
-            (raw.topic() or "", raw.partition() or 0, raw.offset() or 0),
-            key,
-            raw.value(),
+            self.config.service, rejected.reason, rejected.detail, _key(raw), raw.key(), raw.value(), rejected.attempts
         )
         return Outgoing(Topics.DEAD_LETTER, letter, key=letter.key or "")
 
-    def _retry_later(self, msgs: list[KafkaMessage], batch: list[Received[M]], exc: Exception) -> None:
-        RETRIES.labels(self.config.service).inc()
-        self._backoff_s = min(max(self._backoff_s * 2, self.config.backoff_initial_s), self.config.backoff_max_s)
-        log.warning("transient failure, will retry", extra={"error": str(exc)[:500], "backoff_s": self._backoff_s})
-        for r in batch:
-            r.span.record_exception(exc)
-            r.span.end()
-        self._rewind(msgs)
-        time.sleep(self._backoff_s)
+    # --- retries ----------------------------------------------------------------------------------------
 
-    def _abort(self, msgs: list[KafkaMessage], batch: list[Received[M]], exc: KafkaException) -> None:
-        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-        log.error("transaction failed", extra={"error": str(exc)})
-        if error is not None and error.fatal():
-            raise exc  # fenced or otherwise unrecoverable: let the orchestrator restart us
-        try:
-            self._producer.abort_transaction(30)
-        except KafkaException:
-            log.exception("abort failed")
+    def _retry_later(self, msgs: list[KafkaMessage], exc: TransientError, stop: threading.Event) -> None:
+        RETRIES.labels(self.config.service).inc()
+        self._degraded = True
+        log.warning("transient failure, will retry", extra={"error": str(exc)[:500]})
         self._rewind(msgs)
+        self._sleep(stop)
+
+    def _sleep(self, stop: threading.Event) -> None:
+        self._backoff_s = min(max(self._backoff_s * 2, self.config.backoff_initial_s), self.config.backoff_max_s)
+        stop.wait(self._backoff_s)
 
     def _rewind(self, msgs: list[KafkaMessage]) -> None:
         """Seek back to the first message of the batch on each partition so it is consumed again."""
+        assert self._consumer is not None
         for tp in _first_offsets(msgs):
             try:
                 self._consumer.seek(tp)
             except KafkaException as exc:  # partition revoked meanwhile: its new owner replays it
                 log.info("seek skipped", extra={"partition": tp.partition, "error": str(exc)})
+
+
+class _Replay(Exception):
+    """The transaction was aborted: nothing of the batch is visible; consume it again."""
+
+
+class _Reconnect(Exception):
+    """The clients are unusable (fenced, fatal): build new ones and resume from the committed offsets."""
 
 
 def _next_offsets(msgs: list[KafkaMessage]) -> list[TopicPartition]:

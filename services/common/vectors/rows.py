@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from services.common.errors import PermanentError
 from services.common.messages import MAX_TAGS, ModelRef, SegmentEmbedding
-from services.common.vectors.layout import TAG_FIELDS, segment_pk, video_pk
+from services.common.vectors.layout import MAX_LENGTHS, TAG_FIELDS, segment_pk, video_pk
 
 
 def mean_vector(vectors: npt.ArrayLike) -> list[float]:
@@ -25,14 +26,19 @@ def video_fields(e: SegmentEmbedding) -> dict[str, Any]:
         "video_id": e.video_id,
         "creator": e.video.creator,
         "tenant": e.video.tenant,
-        "title": e.video.title[:1024],
-        "uri": e.video.uri[:4096],
+        "title": _clip_utf8(e.video.title, MAX_LENGTHS["title"]),
+        "uri": e.video.uri,
         "uploaded_at": int(e.video.uploaded_at.timestamp()),
         "width": e.video.width,
         "height": e.video.height,
         "duration_s": e.video.duration_s,
         **dict(zip(TAG_FIELDS, tags, strict=True)),
     }
+
+
+def _clip_utf8(text: str, max_bytes: int) -> str:
+    """A display field cut to its column's byte capacity on a character boundary."""
+    return text.encode()[:max_bytes].decode(errors="ignore")
 
 
 def _thumb(jpeg: bytes) -> str:
@@ -65,3 +71,13 @@ def video_row(model: ModelRef, e: SegmentEmbedding, stored: Sequence[dict[str, A
         "thumb": current[len(current) // 2]["thumb"],
         "vector": mean_vector([r["vector"] for r in current]),
     }
+
+
+def check_row(row: dict[str, Any]) -> None:
+    """Refuse what a Milvus server would: VARCHAR capacities count UTF-8 bytes there (Lite counts characters)."""
+    for name, limit in MAX_LENGTHS.items():
+        value = row.get(name)
+        if isinstance(value, str) and len(value.encode()) > limit:
+            raise PermanentError(
+                f"{name} is {len(value.encode())} UTF-8 bytes, over the column's {limit}", reason="field_too_long"
+            )

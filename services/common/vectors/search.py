@@ -17,6 +17,7 @@ from pymilvus import MilvusClient
 from services.common.vectors.layout import MAX_TOPK, OUTPUT_FIELDS, IndexConfig
 
 Read = Callable[..., list[dict[str, Any]]]  # (collection, expr, fields, limit=None) -> rows
+Recovering = Callable[[Callable[[], Any]], Any]  # runs a Milvus call, recovering from a restart
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,11 @@ def merge(per_query: Sequence[Mapping[str, SegmentHit]]) -> list[SegmentHit]:
 
 
 class Searcher:
-    def __init__(self, client: MilvusClient, index: IndexConfig, read: Read) -> None:
+    def __init__(self, client: MilvusClient, index: IndexConfig, read: Read, recovering: Recovering) -> None:
         self.client = client
         self.index = index
         self._read = read
+        self._recovering = recovering
 
     def best_segments(
         self, vectors: Sequence[Sequence[float]], limit: int, offset: int, expr: str, collection: str
@@ -100,14 +102,16 @@ class Searcher:
     def _search(
         self, vectors: Sequence[Sequence[float]], fetch: int, expr: str, collection: str
     ) -> tuple[list[dict[str, SegmentHit]], list[int]]:
-        results = self.client.search(
-            collection,
-            data=[list(v) for v in vectors],
-            limit=fetch,
-            filter=expr,
-            output_fields=OUTPUT_FIELDS,
-            search_params={"metric_type": "COSINE", "params": self.index.search_params(fetch)},
-            consistency_level=self.index.consistency,
+        results = self._recovering(
+            lambda: self.client.search(
+                collection,
+                data=[list(v) for v in vectors],
+                limit=fetch,
+                filter=expr,
+                output_fields=OUTPUT_FIELDS,
+                search_params={"metric_type": "COSINE", "params": self.index.search_params(fetch)},
+                consistency_level=self.index.consistency,
+            )
         )
         per_query: list[dict[str, SegmentHit]] = []
         for hits in results:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
-from pymilvus import MilvusClient
+from pymilvus import MilvusClient, MilvusException
 
 from services.common.messages import ModelRef, SegmentEmbedding
 from services.common.settings import CommonSettings
+from services.common.vectors.errors import COLLECTION_NOT_FOUND, classify, released_collection
 from services.common.vectors.layout import (
     ABOUT,
     OUTPUT_FIELDS,
@@ -23,7 +25,7 @@ from services.common.vectors.layout import (
     segments_collection,
     videos_collection,
 )
-from services.common.vectors.rows import segment_row, video_row
+from services.common.vectors.rows import check_row, segment_row, video_row
 from services.common.vectors.search import Searcher, SegmentHit
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 # servers (Milvus Lite's among them) answer pings more often than every 5 min with GOAWAY "too_many_pings",
 # which kills the channel every client in the process shares
 _GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
+T = TypeVar("T")
 
 
 class SegmentStore:
@@ -38,8 +41,53 @@ class SegmentStore:
         token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
         self.client = MilvusClient(uri=settings.milvus_uri, token=token, grpc_options=_GRPC_OPTIONS)
         self.index = index or IndexConfig.from_settings(settings)
-        self._searcher = Searcher(self.client, self.index, self._read)
+        self._searcher = Searcher(self.client, self.index, self._read, self.recovering)
         self._known: set[str] = set()
+        self._checked_at = 0.0
+        self._loaded = False
+
+    # --- failures ---------------------------------------------------------------------------------------
+
+    def recovering(self, op: Callable[[], T]) -> T:
+        """Run `op`; after a Milvus restart (collections released, or not yet known) put things back and run
+        it once more. What still fails is raised as a `TransientError` or a `PermanentError`."""
+        try:
+            try:
+                return op()
+            except MilvusException as exc:
+                released = released_collection(exc)
+                if released is not None:
+                    self._load_served(released)
+                elif getattr(exc, "code", None) == COLLECTION_NOT_FOUND:
+                    self._known.clear()
+                else:
+                    raise
+                log.warning("Milvus lost state: recovered, retrying once", extra={"error": str(exc)[:300]})
+                return op()
+        except MilvusException as exc:
+            raise classify(exc) from exc
+
+    def _load_served(self, name: str) -> None:
+        names = {name} if name else {c for c in (self.served(SEGMENTS_ALIAS), self.served(VIDEOS_ALIAS)) if c}
+        for collection in names:
+            log.warning("loading released collection", extra={"collection": collection})
+            self.client.load_collection(collection)
+
+    def ready(self, every_s: float = 5.0) -> bool:
+        """Whether the served collections can be read; loads any a restart released (checked every `every_s`)."""
+        if time.monotonic() - self._checked_at < every_s:
+            return self._loaded
+        try:
+            for alias in (SEGMENTS_ALIAS, VIDEOS_ALIAS):
+                collection = self.served(alias)
+                if collection and str(self.client.get_load_state(collection).get("state")) != "Loaded":
+                    self._load_served(collection)
+            self._loaded = True
+        except MilvusException as exc:
+            log.warning("Milvus not ready", extra={"error": str(exc)[:300]})
+            self._loaded = False
+        self._checked_at = time.monotonic()
+        return self._loaded
 
     # --- layout -----------------------------------------------------------------------------------------
 
@@ -71,6 +119,7 @@ class SegmentStore:
         return found is not None and (int(found.group(1)), int(found.group(2))) < (2, 4)
 
     def served(self, alias: str = SEGMENTS_ALIAS) -> str | None:
+        """The collection an alias points at (None before anything is indexed)."""
         if alias not in self.client.list_aliases().get("aliases", []):
             return None
         return str(self.client.describe_alias(alias)["collection_name"])
@@ -96,19 +145,25 @@ class SegmentStore:
         """Upsert segment rows, drop rows beyond each video's current segment count, refresh video rows.
 
         Two Strong reads a batch, whatever its number of videos: each waits for the server's next time tick
-        (~200 ms on a Milvus server)."""
-        segments, videos = self.ensure_collections(model)
+        (~200 ms on a Milvus server). Rows a server would refuse raise `PermanentError` before any write."""
         rows = {row["pk"]: row for row in (segment_row(e) for e in embeddings)}  # last write of a key wins
+        for row in rows.values():
+            check_row(row)
+        self.recovering(lambda: self._write(model, embeddings, rows))
+
+    def _write(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding], rows: dict[str, Any]) -> None:
+        segments, videos = self.ensure_collections(model)
         self.client.upsert(segments, list(rows.values()))
         latest = {e.video_id: e for e in embeddings}
         stored: dict[str, list[dict[str, Any]]] = {video_id: [] for video_id in latest}
         for row in self.client.query(
             segments,
             filter=f"video_id in {json.dumps(list(latest))}",
-            output_fields=["pk", "video_id", "segment_index", "vector", "thumb"],
+            output_fields=["pk", "video_id", "tenant", "segment_index", "vector", "thumb"],
             consistency_level="Strong",  # sees the rows just upserted, and earlier batches' segments
         ):
-            stored[row["video_id"]].append(row)
+            if row["tenant"] == latest[row["video_id"]].video.tenant:  # never touch another tenant's rows
+                stored[row["video_id"]].append(row)
         stale = [r["pk"] for vid, rs in stored.items() for r in rs if r["segment_index"] >= latest[vid].segment_count]
         if stale:  # a re-upload cut into fewer segments
             self.client.delete(segments, ids=stale)
@@ -127,10 +182,13 @@ class SegmentStore:
 
     def _read(self, collection: str, expr: str, fields: list[str], limit: int | None = None) -> list[dict[str, Any]]:
         extra = {} if limit is None else {"limit": limit}
-        found = self.client.query(
-            collection, filter=expr, output_fields=fields, consistency_level=self.index.consistency, **extra
+        return self.recovering(
+            lambda: list(
+                self.client.query(
+                    collection, filter=expr, output_fields=fields, consistency_level=self.index.consistency, **extra
+                )
+            )
         )
-        return list(found)
 
     def count(self, expr: str = "", collection: str = SEGMENTS_ALIAS) -> int:
         res = self._read(collection, expr, ["count(*)"])

@@ -13,7 +13,13 @@ def test_same_source_same_video_new_event(tmp_path: Path) -> None:
 
 
 def test_video_ids_differ_by_source() -> None:
-    assert video_id_for("file:///a.mp4") != video_id_for("file:///b.mp4")
+    assert video_id_for("t", "file:///a.mp4") != video_id_for("t", "file:///b.mp4")
+
+
+def test_two_tenants_registering_one_uri_get_two_videos(tmp_path: Path) -> None:
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"x")
+    assert register(clip, tenant="a").video_id != register(clip, tenant="b").video_id
 
 
 def test_discover_walks_folders_for_video_suffixes(tmp_path: Path) -> None:
