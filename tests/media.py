@@ -110,3 +110,18 @@ def write_large(path: Path, size: int) -> Path:
     with path.open("wb") as f:
         f.truncate(size)
     return path
+
+
+def write_playlist(path: Path, target: Path) -> Path:
+    """An HLS playlist whose only entry is `target` (outside whatever folder the playlist sits in)."""
+    path.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{target.as_uri()}\n#EXT-X-ENDLIST\n")
+    return path
+
+
+def write_sample_aspect(path: Path, size: tuple[int, int], sar: Fraction) -> Path:
+    """Pixels of `size` that a player stretches by `sar`: 640x360 at 200:1 displays 128000 pixels wide."""
+
+    def stretch(stream: av.video.stream.VideoStream) -> None:
+        stream.codec_context.sample_aspect_ratio = sar
+
+    return write_frames(path, [quadrant_frame(*size)] * 3, codec="libx264", configure=stretch)

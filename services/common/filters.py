@@ -1,24 +1,29 @@
-"""Typed metadata filters compiled to Milvus boolean expressions by one builder.
+r"""Typed metadata filters compiled to Milvus boolean expressions by one builder.
 
 User values never become expression syntax: field names come from this module, numbers are validated
-numbers, and strings are encoded as escaped double-quoted literals (JSON escaping, which Milvus'
-grammar reads back verbatim), so a value like `x" or 1==1 or "` stays one string. Milvus Lite does not
-accept parameter templates, or those would carry the values instead.
+numbers, and strings are encoded as double-quoted literals with only the escapes Milvus' parser reads
+back (`\\`, `\"`, `\n`, `\t`, `\r`; it knows no `\uXXXX`, so other characters, emoji included, stay
+raw UTF-8 and other control characters are refused), so a value like `x" or 1==1 or "` stays one string.
+Milvus Lite does not accept parameter templates, or those would carry the values instead.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from services.common.messages import MAX_TAGS, Tag
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
 
 def string_literal(value: str) -> str:
-    return json.dumps(value, ensure_ascii=True)
+    bad = next((c for c in value if (ord(c) < 0x20 and c not in _ESCAPES) or ord(c) == 0x7F), None)
+    if bad is not None:
+        raise ValueError(f"control character U+{ord(bad):04X} cannot be filtered on")
+    return '"' + "".join(_ESCAPES.get(c, c) for c in value) + '"'
 
 
 def number_literal(value: float | int) -> str:
@@ -42,6 +47,13 @@ class MetadataFilters(BaseModel):
     max_height: int | None = Field(default=None, ge=0, le=100_000)
     min_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    @field_validator("creator")
+    @classmethod
+    def _expressible(cls, value: str | None) -> str | None:
+        if value is not None:
+            string_literal(value)  # refused here (422), not when the expression is built
+        return value
 
     def scoped(self, tenant: str) -> Filters:
         return Filters(**self.model_dump(exclude_none=True), tenant=tenant)

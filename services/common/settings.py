@@ -6,6 +6,7 @@ Secrets (Milvus token, API keys) come only from here, never from code or CLI arg
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,6 +60,15 @@ class CommonSettings(BaseSettings):
 
     def resolved_clip_model(self) -> str:
         return self.clip_model or str(self.default_model_dir)
+
+    def local_api_key(self) -> str:
+        """A generated API key kept in the state folder (mode 0600): for a local stack that configured none."""
+        path = self.home / "search-api-key"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(24))
+        return path.read_text().strip()
 
     def retry_policy(self) -> dict[str, Any]:
         """The `ProcessorConfig` fields every stage takes from here."""

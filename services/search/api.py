@@ -5,18 +5,19 @@ tenant, and the tenant is forced into every filter, so a tenant only ever sees i
 """
 
 import logging
-import secrets
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, UploadFile
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 
+from services.common.errors import TransientError
 from services.common.filters import Filters, MetadataFilters
+from services.common.http import ApiKeys, Guard
 from services.search.engine import NotFound, QueryError, SearchEngine, hits_to_json
 from services.search.settings import SearchSettings
 
@@ -38,12 +39,16 @@ class Results(BaseModel):
 
 
 def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> FastAPI:
-    keys = dict(settings.api_keys)
-    if not keys:
-        generated = secrets.token_urlsafe(24)
-        keys[generated] = "default"
-        log.warning("no API keys configured: generated one for tenant 'default'", extra={"api_key": generated})
+    configured = dict(settings.api_keys)
+    if not configured:
+        path = settings.common.home / "search-api-key"
+        configured[settings.common.local_api_key()] = "default"
+        log.warning("no API keys configured: using the generated key for tenant 'default'", extra={"path": str(path)})
+    keys = ApiKeys(configured)
     app = FastAPI(title="clipstream search", version="1", description=__doc__)
+    # keys and body size are checked before FastAPI reads (and spools) a multipart body; the query
+    # fields of a form add a little to the file's bytes
+    app.add_middleware(Guard, keys=keys, max_body_bytes=settings.max_upload_bytes + 64 * 1024)
     state: dict[str, SearchEngine] = {}
 
     def get_engine() -> SearchEngine:
@@ -55,11 +60,10 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
     ) -> str:
-        token = x_api_key or (authorization or "").removeprefix("Bearer ").strip()
-        for key, tenant in keys.items():
-            if token and secrets.compare_digest(token.encode(), key.encode()):
-                return tenant
-        raise HTTPException(401, detail="missing or unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        tenant = keys.tenant(authorization, x_api_key)
+        if tenant is None:
+            raise HTTPException(401, detail="missing or unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        return tenant
 
     Tenant = Annotated[str, Depends(tenant_of)]
     Engine = Annotated[SearchEngine, Depends(get_engine)]
@@ -84,7 +88,13 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         except QueryError as exc:
             raise HTTPException(400, detail=str(exc)) from exc
         except NotFound as exc:
-            raise HTTPException(404, detail=f"no video {exc.args[0]!r}") from exc
+            raise HTTPException(404, detail=f"no video {exc.detail!r}") from exc
+        except TransientError as exc:
+            raise HTTPException(503, detail=f"{exc.reason}: try again shortly", headers={"Retry-After": "2"}) from exc
+
+    async def run_blocking(call: Any, *args: Any) -> Any:
+        """Decoding and embedding off the event loop, so health checks and other requests keep answering."""
+        return await run_in_threadpool(run, call, *args)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -96,8 +106,10 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
 
     @app.get("/readyz", include_in_schema=False)
     def readyz(engine: Engine) -> PlainTextResponse:
-        ready = engine.clip.ready()
-        return PlainTextResponse("ready" if ready else "triton not ready", status_code=200 if ready else 503)
+        problems = [name for name, ok in (("triton", engine.clip.ready()), ("milvus", engine.store.ready())) if not ok]
+        if problems:
+            return PlainTextResponse(f"not ready: {', '.join(problems)}", status_code=503)
+        return PlainTextResponse("ready")
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -118,7 +130,7 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         offset: Annotated[int, Form(ge=0, le=1000)] = 0,
     ) -> Results:
         data = await read_upload(file)
-        hits = run(engine.by_image, data, limit, parse_filters(filters).scoped(tenant), offset)
+        hits = await run_blocking(engine.by_image, data, limit, parse_filters(filters).scoped(tenant), offset)
         return Results(results=hits_to_json(hits), limit=limit, offset=offset)
 
     @app.post("/v1/search/video", response_model=Results)
@@ -132,10 +144,7 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
     ) -> Results:
         data = await read_upload(file)
         scoped = parse_filters(filters).scoped(tenant)
-        with tempfile.NamedTemporaryFile(suffix=Path(file.filename or "q").suffix[:8]) as tmp:
-            tmp.write(data)
-            tmp.flush()
-            hits = run(engine.by_video, Path(tmp.name), limit, scoped, offset)
+        hits = await run_blocking(engine.by_video, data, limit, scoped, offset)
         return Results(results=hits_to_json(hits), limit=limit, offset=offset)
 
     @app.get("/v1/videos/{video_id}")

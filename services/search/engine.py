@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,10 +23,12 @@ from services.common.filters import Filters
 from services.common.messages import ModelRef
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentHit, SegmentStore, videos_collection
-from services.media.decode import DecodeOptions, decode_video
+from services.media.decode import DecodeLimits, DecodeOptions
 from services.media.errors import DecodeError
 from services.media.images import jpeg_to_pixels
+from services.media.isolated import IsolatedDecoder
 from services.media.segments import SegmentPolicy
+from services.media.sources import SourcePolicy
 from services.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,17 @@ class SearchEngine:
         self.clip = ClipClient(settings.common.triton_grpc_url)
         self.store = SegmentStore(settings.common)
         self._models: dict[str, tuple[ModelRef, str]] = {}
+        policy = SegmentPolicy(
+            mode="fixed", fixed_segment_s=settings.query_frame_seconds, max_segments=settings.query_max_frames
+        )
+        # a query video is the caller's own bytes (written by us) or a local path given to the CLI: the
+        # upload allowlist does not apply, the format whitelist and the child's limits do
+        self._videos = IsolatedDecoder(
+            SourcePolicy(allowed_roots=[Path("/")], max_bytes=settings.max_upload_bytes),
+            DecodeOptions(segments=policy, limits=DecodeLimits(time_budget_s=settings.query_decode_budget_s)),
+            max_memory_bytes=settings.query_decode_max_memory_bytes,
+            grace_s=10.0,
+        )
 
     # --- queries ----------------------------------------------------------------------------------------
 
@@ -68,26 +82,49 @@ class SearchEngine:
     def by_image(
         self, data: bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0
     ) -> list[SegmentHit]:
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                if img.width * img.height > 40_000_000:
-                    raise QueryError(f"image of {img.width}x{img.height} is too large")
-                pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-            raise QueryError(f"not a readable image: {exc}") from exc
+        pixels = self._query_pixels(data)
         found = self._embed(lambda c: c.embed_images([pixels]), lambda m: m.embed_pixels(pixels[None]))
         return self._search(found, limit, offset, filters)
 
-    def by_video(
-        self, path: Path, limit: int = 10, filters: Filters | None = None, offset: int = 0
-    ) -> list[SegmentHit]:
-        policy = SegmentPolicy(
-            mode="fixed", fixed_segment_s=self.settings.query_frame_seconds, max_segments=self.settings.query_max_frames
-        )
+    def _query_pixels(self, data: bytes) -> np.ndarray:
+        """The image as RGB pixels, its size checked from the header before any pixel is decoded, and scaled
+        down to what the model can use (its short side to `query_image_short_side`)."""
+        s = self.settings
         try:
-            decoded = decode_video(path, DecodeOptions(segments=policy))
-        except DecodeError as exc:
-            raise QueryError(f"{exc.reason}: {exc.detail}") from exc
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+                if width * height > s.query_image_max_pixels or max(width, height) > s.query_image_max_side:
+                    raise QueryError(
+                        f"image of {width}x{height} is too large (at most {s.query_image_max_side} px a side, "
+                        f"{s.query_image_max_pixels} pixels)"
+                    )
+                if max(width, height) > s.query_image_max_aspect * min(width, height):
+                    raise QueryError(f"image of {width}x{height} is longer than {s.query_image_max_aspect:g}:1")
+                scale = s.query_image_short_side / min(width, height)
+                if scale < 1:
+                    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+                    img.draft("RGB", size)  # JPEGs decode at a reduced scale directly
+                    rgb = img.convert("RGB").resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+                else:
+                    rgb = img.convert("RGB")
+                return np.asarray(rgb, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+            raise QueryError(f"not a readable image: {exc}") from exc
+
+    def by_video(
+        self, video: Path | bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0
+    ) -> list[SegmentHit]:
+        """A video (or an excerpt) as the query: decoded in the killable child, like an upload."""
+        with tempfile.TemporaryDirectory(prefix="clipstream-query-") as tmp:
+            if isinstance(video, bytes):
+                path = Path(tmp) / "query"
+                path.write_bytes(video)
+            else:
+                path = video
+            try:
+                decoded = self._videos.decode(path.resolve().as_uri())
+            except DecodeError as exc:
+                raise QueryError(f"{exc.reason}: {exc.detail}") from exc
         images = [jpeg_to_pixels(k.jpeg) for s in decoded.segments for k in s.keyframes]
         found = self._embed(
             lambda c: c.embed_images(images), lambda m: np.concatenate([m.embed_pixels(i[None]) for i in images])

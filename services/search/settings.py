@@ -14,6 +14,12 @@ class SearchSettings(BaseSettings):
     port: int = 8080
     query_frame_seconds: float = Field(default=0.25, gt=0, description="frame spacing for video queries")
     query_max_frames: int = Field(default=64, ge=1, description="a video query uses at most this many frames")
+    query_decode_budget_s: float = Field(default=30.0, gt=0, description="a video query's decode is cut off after")
+    query_decode_max_memory_bytes: int = Field(default=4 * 1024**3, ge=0, description="its child's address space")
+    query_image_max_pixels: int = Field(default=40_000_000, ge=1)
+    query_image_max_side: int = Field(default=16384, ge=1)
+    query_image_max_aspect: float = Field(default=20.0, ge=1)
+    query_image_short_side: int = Field(default=448, ge=32, description="larger query images are scaled down")
     max_limit: int = 100
     max_offset: int = 1000
     max_upload_bytes: int = Field(default=50 * 1024**2, description="image/video query uploads")

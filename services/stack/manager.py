@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -37,16 +36,6 @@ def ensure_model(settings: StackSettings) -> str:
     return str(target)
 
 
-def local_api_key(settings: StackSettings) -> str:
-    """The local stack's search API key: generated once, kept in the state folder (mode 0600)."""
-    path = settings.common.home / "search-api-key"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(24))
-    return path.read_text().strip()
-
-
 def _env(settings: StackSettings, clip_model: str) -> dict[str, str]:
     env = {
         "CLIPSTREAM_HOME": str(settings.common.home.resolve()),
@@ -54,7 +43,7 @@ def _env(settings: StackSettings, clip_model: str) -> dict[str, str]:
         "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
     }
     if "CLIPSTREAM_SEARCH_API_KEYS" not in os.environ:
-        env["CLIPSTREAM_SEARCH_API_KEYS"] = json.dumps({local_api_key(settings): "default"})
+        env["CLIPSTREAM_SEARCH_API_KEYS"] = json.dumps({settings.common.local_api_key(): "default"})
     return env
 
 

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +68,20 @@ def test_open_clip_and_hugging_face_folders_give_identical_embeddings(tmp_path: 
     np.testing.assert_allclose(oc.embed_texts(texts), hf.embed_texts(texts), atol=1e-5)
     other = load_clip(str(write_random_clip(tmp_path / "hf2", seed=4, fmt="hf")))
     assert not np.allclose(other.embed_texts(texts), hf.embed_texts(texts), atol=1e-3)
+
+
+def test_extreme_aspect_ratio_costs_no_more_memory_than_the_crop() -> None:
+    """A 1x40000 picture is cropped to its 1x1 centre before resizing; resizing first would allocate
+    224 x 8.96M floats (24 GB). Measured in a child so the parent's peak memory does not count."""
+    code = (
+        "import resource, torch\n"
+        "from services.common.clip.preprocess import preprocess_pixels\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "out = preprocess_pixels(torch.full((1, 1, 40000, 3), 200, dtype=torch.uint8), 224, (0, 0, 0), (1, 1, 1))\n"
+        "assert tuple(out.shape) == (1, 3, 224, 224), out.shape\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    grown_kib = int(done.stdout.strip())
+    assert grown_kib < 200 * 1024, f"preprocessing grew the process by {grown_kib} KiB"

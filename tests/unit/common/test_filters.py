@@ -66,3 +66,17 @@ def test_tags_compile_to_indexed_slots_and_all_must_match() -> None:
     assert '(tag0 == "beach" or tag1 == "beach"' in expr and "width >= 640" in expr
     with pytest.raises(ValidationError):
         Filters(tags=['beach" or "1'])
+
+
+@pytest.mark.parametrize("value", ["ann 😀", "日本語", "tab\there", "line\nbreak", 'q"uote\\back'])
+def test_literals_use_only_escapes_milvus_reads(value: str) -> None:
+    """Milvus' parser knows no \\uXXXX: characters outside ASCII stay raw, never JSON-escaped."""
+    literal = string_literal(value)
+    assert "\\u" not in literal
+    unescaped = literal[1:-1].replace("\\n", "\n").replace("\\t", "\t").replace('\\"', '"').replace("\\\\", "\\")
+    assert unescaped == value
+
+
+def test_control_characters_are_refused_at_validation() -> None:
+    with pytest.raises(ValidationError):
+        Filters(creator="a\x01b")

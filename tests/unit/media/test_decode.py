@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from PIL import Image
 from services.media.decode import DecodeLimits, DecodeOptions, decode_video
 from services.media.errors import DecodeError
 from services.media.segments import SegmentPolicy
+from services.media.sources import SourcePolicy, open_source
 from services.media.synthetic import write_clip
 from tests import media
 
@@ -153,3 +155,27 @@ def test_limits(tmp_path: Path, limits: DecodeLimits, reason: str) -> None:
     with pytest.raises(DecodeError) as err:
         decode_video(clip, DecodeOptions(limits=limits))
     assert err.value.reason == reason
+
+
+@pytest.mark.parametrize("suffix", [".m3u8", ".m3u"])
+def test_a_playlist_cannot_reach_a_file_outside_the_allowed_root(tmp_path: Path, suffix: str) -> None:
+    (tmp_path / "allowed").mkdir()
+    secret = write_clip(tmp_path / "secret.mp4", seconds=1.0)
+    playlist = media.write_playlist(tmp_path / "allowed" / f"p{suffix}", secret)
+    policy = SourcePolicy(allowed_roots=[tmp_path / "allowed"])
+    with pytest.raises(DecodeError) as err, open_source(playlist.as_uri(), policy) as source:
+        decode_video(source, DecodeOptions())
+    assert err.value.reason == "format_not_allowed"
+    with pytest.raises(DecodeError) as err, playlist.open("rb") as stream:  # a remote reader gets the same
+        decode_video(stream, DecodeOptions())
+    assert err.value.reason == "format_not_allowed"
+
+
+@pytest.mark.parametrize(("size", "sar"), [((640, 360), Fraction(200, 1)), ((64, 512), Fraction(1, 64))])
+def test_extreme_sample_aspect_ratios_are_refused_before_decoding(
+    tmp_path: Path, size: tuple[int, int], sar: Fraction
+) -> None:
+    clip = media.write_sample_aspect(tmp_path / "sar.mkv", size, sar)
+    with pytest.raises(DecodeError) as err:
+        decode_video(clip, DecodeOptions())
+    assert err.value.reason == "bad_aspect_ratio"

@@ -103,3 +103,28 @@ def test_remote_schemes_are_closed_unless_configured(uri: str) -> None:
     with pytest.raises(DecodeError) as err, open_source(uri, SourcePolicy()):
         pass
     assert err.value.reason == "source_not_allowed"
+
+
+def test_s3_prefixes_match_whole_path_segments() -> None:
+    assert check_s3("s3://b/tenant-a/x.mp4", ["s3://b/tenant-a"]) == ("b", "tenant-a/x.mp4")
+    with pytest.raises(DecodeError) as err:
+        check_s3("s3://b/tenant-a-evil/x.mp4", ["s3://b/tenant-a"])
+    assert err.value.reason == "source_not_allowed"
+
+
+@pytest.mark.parametrize("bad", ["\t", "\n", " ", "\x7f"])
+def test_white_space_and_control_characters_in_uris_are_refused(root: Path, bad: str) -> None:
+    policy = SourcePolicy(allowed_roots=[root], http_prefixes=["http://127.0.0.1:1/v/"])
+    for uri in ((root / "ok.mp4").as_uri() + bad, f"http://127.0.0.1:1/v/a{bad}.mp4"):
+        with pytest.raises(DecodeError) as err, open_source(uri, policy):
+            pass
+        assert err.value.reason == "bad_uri"
+
+
+def test_names_too_long_and_symlink_loops_are_precise_errors(root: Path) -> None:
+    (root / "loop-a").symlink_to(root / "loop-b")
+    (root / "loop-b").symlink_to(root / "loop-a")
+    for uri in ((root / ("x" * 5000)).as_uri(), (root / "loop-a").as_uri()):
+        with pytest.raises(DecodeError) as err:
+            resolve_file(uri, [root])
+        assert err.value.reason == "bad_uri", err.value.detail
