@@ -154,10 +154,13 @@ class SegmentIndexed(Message):
     segment_count: int = Field(ge=1)
     collection: str
     model_version: str
+    uploaded_at: AwareDatetime | None = Field(default=None, description="when the upload was registered")
 
 
 class VideoIndexed(Message):
-    """All segments of an upload are searchable. Downstream consumers subscribe to this."""
+    """All segments of an upload are searchable. Downstream consumers subscribe to this.
+
+    Published by the indexer in the transaction that made the last segment durable: once per upload."""
 
     schema_version: Literal[1] = 1
     segment_count: int

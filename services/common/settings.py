@@ -20,6 +20,9 @@ class CommonSettings(BaseSettings):
     home: Path = Field(default=Path(".clipstream"), description="state of the local stack: data, logs, pids")
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_session_timeout_ms: int = 10000
+    kafka_transaction_timeout_ms: int = Field(
+        default=60000, ge=1000, description="the broker aborts a transaction left open this long (a stuck producer)"
+    )
     topic_partitions: int = Field(default=6, ge=1, description="the most replicas a consuming service can use")
     topic_replication_factor: int = Field(default=1, ge=1, description="3 on a production cluster")
     triton_grpc_url: str = "127.0.0.1:18001"
@@ -44,6 +47,9 @@ class CommonSettings(BaseSettings):
     )
     clip_device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="where CLIP runs in Triton's Python backend and in-process: auto = GPU if any"
+    )
+    kafka_call_timeout_s: float = Field(
+        default=30.0, gt=0, description="a transactional Kafka call; one stuck past 1.5x this exits the process"
     )
     retry_max_attempts: int = Field(
         default=8,
@@ -72,7 +78,11 @@ class CommonSettings(BaseSettings):
 
     def retry_policy(self) -> dict[str, Any]:
         """The `ProcessorConfig` fields every stage takes from here."""
-        return {"max_attempts": self.retry_max_attempts, "backoff_max_s": self.retry_backoff_max_s}
+        return {
+            "max_attempts": self.retry_max_attempts,
+            "backoff_max_s": self.retry_backoff_max_s,
+            "kafka_timeout_s": self.kafka_call_timeout_s,
+        }
 
 
 class StageSettings(BaseSettings):

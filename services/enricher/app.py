@@ -1,4 +1,7 @@
-"""The faust-streaming app. Table updates, emitted events and offsets commit together (exactly_once)."""
+"""The faust-streaming app: per-video upload progress (segments durable so far) in a changelogged table.
+
+It tracks uploads in flight for status queries; it publishes nothing downstream but dead letters.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from services.common import telemetry
-from services.common.kafka.codec import CONTENT_TYPE
 from services.common.messages import DeadLetter, SegmentIndexed, Topics
-from services.enricher.completion import Completion, apply_ack
+from services.enricher.completion import Progress, apply_ack
 from services.enricher.settings import EnricherSettings
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,10 @@ app = faust.App(
     broker=f"kafka://{settings.common.kafka_bootstrap}",
     datadir=settings.data_dir or str(settings.common.home / "enricher"),
     store="memory://",
-    processing_guarantee="exactly_once",
+    # at least once: the table update is idempotent (acks repeat harmlessly); faust-streaming's exactly_once
+    # sends agent output outside the transaction (upstream issues 177, 517), measured: a kill -9 duplicated
+    # committed events. `videos.indexed` is therefore published by the indexer, in its own transaction.
+    processing_guarantee="at_least_once",
     topic_partitions=settings.common.topic_partitions,
     web_host=settings.health_host,
     web_port=settings.health_port,
@@ -35,14 +40,8 @@ app = faust.App(
 )
 
 acks_topic = app.topic(Topics.SEGMENTS_INDEXED, key_serializer="raw", value_serializer="raw")
-indexed_topic = app.topic(Topics.INDEXED, key_serializer="raw", value_serializer="raw")
 dead_letter_topic = app.topic(Topics.DEAD_LETTER, key_serializer="raw", value_serializer="raw")
-completion = app.Table("completion", default=None, partitions=settings.common.topic_partitions)
-
-
-def _headers(event: Any) -> list[tuple[str, bytes]]:
-    ctx = telemetry.context_from_headers(list((event.headers or {}).items()))
-    return [CONTENT_TYPE, *telemetry.headers_with_trace(ctx)]
+progress = app.Table("progress", default=None, partitions=settings.common.topic_partitions)
 
 
 @app.agent(acks_topic)
@@ -64,14 +63,14 @@ async def track_completion(stream: faust.StreamT[bytes]) -> None:
             await dead_letter_topic.send(key=event.key, value=letter.model_dump_json().encode())
             continue
         key = ack.video_id.encode()
-        raw = completion.get(key)
-        state = Completion.model_validate(raw) if raw else None
-        new_state, done = apply_ack(state, ack)
-        completion[key] = new_state.model_dump(mode="json")
-        if done is not None:
-            await indexed_topic.send(key=key, value=done.model_dump_json().encode(), headers=_headers(event))
-            telemetry.MESSAGES_OUT.labels("enricher", Topics.INDEXED).inc()
-            log.info("video indexed", extra={"video_id": ack.video_id, "segments": done.segment_count})
+        raw = progress.get(key)
+        state = Progress.model_validate(raw) if raw else None
+        new_state = apply_ack(state, ack)
+        if new_state is None:
+            if raw is not None:
+                del progress[key]  # complete: the indexer's `videos.indexed` is the record
+        elif new_state != state:
+            progress[key] = new_state.model_dump(mode="json")
 
 
 @app.page("/healthz")  # type: ignore[arg-type]

@@ -1,40 +1,53 @@
-"""Completion tracking of one upload's segments, as a pure state transition the faust table stores.
+"""Per-upload progress of one video, as a pure state transition the faust table stores.
 
-Acks can repeat (the indexer is at-least-once) and a re-upload of the same video starts a new run, so
-state is keyed by video and reset when an ack with a newer event id arrives.
+Acks can repeat (the indexer is at-least-once towards Milvus) and a re-upload of the same video starts a new
+run. The newest upload wins by its upload time, never merely by being a different event: an ack of an
+older upload that arrives late is ignored instead of wiping the newer one's progress. A run that is complete
+is dropped from the table (its `videos.indexed` event, published by the indexer, is the record), so the
+table holds only uploads in flight.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from datetime import datetime
 
-from services.common.messages import SegmentIndexed, VideoIndexed
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from services.common.messages import SegmentIndexed
 
 
-class Completion(BaseModel):
+class Progress(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     event_id: str
+    uploaded_at: AwareDatetime | None = None
     expected: int
     indexed: tuple[int, ...] = ()
-    emitted: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return len(self.indexed) >= self.expected
 
 
-def apply_ack(state: Completion | None, ack: SegmentIndexed) -> tuple[Completion, VideoIndexed | None]:
-    if state is None or state.event_id != ack.event_id:
-        state = Completion(event_id=ack.event_id, expected=ack.segment_count)
-    if ack.segment_index in state.indexed or state.emitted:
-        return state, None
-    indexed = tuple(sorted({*state.indexed, ack.segment_index}))
-    done = len(indexed) >= state.expected
-    new_state = Completion(event_id=state.event_id, expected=state.expected, indexed=indexed, emitted=done)
-    if not done:
-        return new_state, None
-    event = VideoIndexed(
-        event_id=ack.event_id,
-        video_id=ack.video_id,
-        segment_count=state.expected,
-        collection=ack.collection,
-        model_version=ack.model_version,
-    )
-    return new_state, event
+def _older(ack: SegmentIndexed, state: Progress) -> bool:
+    if ack.uploaded_at is None or state.uploaded_at is None:
+        return False
+    return _as_utc(ack.uploaded_at) < _as_utc(state.uploaded_at)
+
+
+def _as_utc(t: datetime) -> float:
+    return t.timestamp()
+
+
+def apply_ack(state: Progress | None, ack: SegmentIndexed) -> Progress | None:
+    """The progress after `ack`; None when the run is complete (drop it from the table)."""
+    if state is not None and state.event_id != ack.event_id:
+        if _older(ack, state):
+            return state  # a late ack of a superseded upload
+        state = None
+    if state is None:
+        state = Progress(event_id=ack.event_id, uploaded_at=ack.uploaded_at, expected=ack.segment_count)
+    if ack.segment_index in state.indexed:
+        return state
+    progress = state.model_copy(update={"indexed": tuple(sorted({*state.indexed, ack.segment_index}))})
+    return None if progress.complete else progress

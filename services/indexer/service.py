@@ -1,7 +1,10 @@
-"""The indexer stage: upsert rows, then ack each segment in the same transaction as the offsets.
+"""The indexer stage: upsert rows, then ack each segment, and announce each upload whose segments are now all
+durable (`videos.indexed`), in the same transaction as the offsets.
 
 Rows are written before the transaction commits, so a crash in between replays the batch: the upsert
-rewrites identical rows (primary key from video, segment, model version) and the enricher dedups acks.
+rewrites identical rows (primary key from video, segment, model version) and the replayed batch announces
+the same completions again, in the one transaction that commits. Completion is read from the rows
+themselves (their event id), so it needs no state that a crash could lose or double.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from services.common.kafka.processor import (
     Result,
     TransactionalProcessor,
 )
-from services.common.messages import SegmentEmbedding, SegmentIndexed, Topics
+from services.common.messages import SegmentEmbedding, SegmentIndexed, Topics, VideoIndexed
 from services.common.vectors import SegmentStore, segments_collection
 from services.indexer.settings import IndexerSettings
 
@@ -32,7 +35,7 @@ class Indexer:
         results: list[Result] = []
         for model, group in by_model.items():
             # raises TransientError (Milvus down: retried) or PermanentError (rows refused: isolated, dead-lettered)
-            self.store.write_segments(model, [r.value for r in group])
+            completed = self.store.write_segments(model, [r.value for r in group])
             collection = segments_collection(model)
             for r in group:
                 e = r.value
@@ -43,8 +46,20 @@ class Indexer:
                     segment_count=e.segment_count,
                     collection=collection,
                     model_version=model.version,
+                    uploaded_at=e.video.uploaded_at,
                 )
                 results.append(Outgoing(Topics.SEGMENTS_INDEXED, ack, e.video_id, r))
+            by_event = {(r.value.video_id, r.value.event_id): r for r in group}
+            for e in completed:
+                done = VideoIndexed(
+                    event_id=e.event_id,
+                    video_id=e.video_id,
+                    segment_count=e.segment_count,
+                    collection=collection,
+                    model_version=model.version,
+                )
+                source = by_event[(e.video_id, e.event_id)]
+                results.append(Outgoing(Topics.INDEXED, done, e.video_id, source, unique=e.event_id))
         return results
 
 

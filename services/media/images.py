@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 THUMB_SHORT_SIDE = 96
+THUMB_LONG_SIDE = 384  # bounds a thumbnail of an extreme aspect ratio (JPEG stops at 65,500 pixels a side)
 
 
 def jpeg_to_pixels(data: bytes) -> np.ndarray:
@@ -18,7 +19,7 @@ def jpeg_to_pixels(data: bytes) -> np.ndarray:
 def thumbnail(jpeg: bytes) -> bytes:
     """A small JPEG for result pages; Milvus stores it beside the vector."""
     with Image.open(io.BytesIO(jpeg)) as img:
-        scale = THUMB_SHORT_SIDE / min(img.size)
+        scale = min(THUMB_SHORT_SIDE / min(img.size), THUMB_LONG_SIDE / max(img.size))
         small = img.convert("RGB").resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
     buf = io.BytesIO()
     small.save(buf, format="JPEG", quality=75)

@@ -64,7 +64,20 @@ def up(settings: StackSettings, services: bool = True) -> dict[str, int]:
         started = []
         for name, (module, port_var, default_port) in SERVICES.items():
             proc = Proc(name, settings.run_dir)
-            argv = [sys.executable, "-m", module]
+            port = int(os.environ.get(port_var, default_port))
+            # each service runs under a supervisor that restarts it on exit or failed liveness, as Kubernetes would
+            argv = [
+                sys.executable,
+                "-m",
+                "services.stack.supervisor",
+                name,
+                f"http://127.0.0.1:{port}/healthz",
+                str(settings.run_dir),
+                "--",
+                sys.executable,
+                "-m",
+                module,
+            ]
             if name == "enricher":
                 argv += [
                     "worker",
@@ -73,14 +86,27 @@ def up(settings: StackSettings, services: bool = True) -> dict[str, int]:
                     "--web-host",
                     "127.0.0.1",
                     "--web-port",
-                    os.environ.get(port_var, str(default_port)),
+                    str(port),
                 ]
             proc.start(argv, env=env)
-            started.append((proc, int(os.environ.get(port_var, default_port))))
+            started.append((proc, port))
         for proc, port in started:
             wait_until(lambda port=port: _ready(port), proc, f"{proc.name} readiness on :{port}", 180)  # type: ignore[misc]
         procs.extend(p for p, _ in started)
     return {p.name: p.pid() or 0 for p in procs}
+
+
+def service_pid(settings: StackSettings, name: str) -> int | None:
+    """The PID of the service process itself (its supervisor's child), e.g. to kill it in a chaos test."""
+    try:
+        pid = int((settings.run_dir / f"{name}.child.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
 
 
 def down(settings: StackSettings) -> list[str]:

@@ -21,6 +21,11 @@ TEST_ENV = {
     "CLIPSTREAM_STACK_TRITON_METRICS_PORT": "28002",
     "CLIPSTREAM_MILVUS_URI": "http://127.0.0.1:29530",
     "CLIPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "CLIPSTREAM_KAFKA_TRANSACTION_TIMEOUT_MS": "10000",
+    "CLIPSTREAM_KAFKA_CALL_TIMEOUT_S": "10",
+    # transient failures: ~20 s of tries (outlasting a restart of Triton or Milvus), then the dead letter
+    "CLIPSTREAM_RETRY_MAX_ATTEMPTS": "8",
+    "CLIPSTREAM_RETRY_BACKOFF_MAX_S": "5",
     "CLIPSTREAM_DECODER_HEALTH_PORT": "9201",
     "CLIPSTREAM_EMBEDDER_HEALTH_PORT": "9202",
     "CLIPSTREAM_INDEXER_HEALTH_PORT": "9203",
@@ -39,13 +44,15 @@ TEST_ENV = {
     "CLIPSTREAM_DECODER_S3_PREFIXES": '["s3://uploads/allowed/"]',
     "CLIPSTREAM_DECODER_S3_ACCESS_KEY": "test-access-key",
     "CLIPSTREAM_DECODER_S3_SECRET_KEY": "test-secret-key",
-    "CLIPSTREAM_DECODER_HTTP_PREFIXES": '["http://127.0.0.1:28332/public/"]',
+    # the filer's public folder, and the hostile suite's own misbehaving HTTP server
+    "CLIPSTREAM_DECODER_HTTP_PREFIXES": '["http://127.0.0.1:28332/public/", "http://127.0.0.1:28399/hostile/"]',
     # limits low enough that the tests can cross each one with a small file
     "CLIPSTREAM_DECODER_MAX_BYTES": str(64 * 1024**2),
     "CLIPSTREAM_DECODER_MAX_DURATION_S": "120",
     "CLIPSTREAM_DECODER_MAX_PIXELS": str(1920 * 1088),
 }
 FILER_URL = "http://127.0.0.1:28332"
+HOSTILE_HTTP_PORT = 28399
 SEARCH_URL = "http://127.0.0.1:28080"
 
 

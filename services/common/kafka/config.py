@@ -32,5 +32,6 @@ def producer_config(settings: CommonSettings, transactional_id: str | None = Non
     }
     if transactional_id:
         config["transactional.id"] = transactional_id
+        config["transaction.timeout.ms"] = settings.kafka_transaction_timeout_ms
     config.update(overrides)
     return config

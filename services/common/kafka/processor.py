@@ -69,6 +69,7 @@ class Outgoing:
     message: BaseModel
     key: str
     source: Received[Any] | None = None
+    unique: str | None = None  # a transaction carries at most one message per (topic, unique)
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,10 @@ class TransactionalProcessor(Generic[M]):
     def _idle(self) -> None:
         self._busy_since = None
 
+    def _kafka_limit(self) -> float:
+        """A Kafka call given `timeout` that has not returned by this is stuck (librdkafka 5456/5511)."""
+        return self.config.kafka_timeout_s * 1.5 + 5
+
     # --- clients ----------------------------------------------------------------------------------------
 
     def _connect(self, stop: threading.Event) -> None:
@@ -171,7 +176,7 @@ class TransactionalProcessor(Generic[M]):
             transactional_id = f"{self.config.group_id}-{uuid.uuid4().hex[:12]}"
             producer = Producer(producer_config(self._settings, transactional_id))
             try:
-                self._busy("init_transactions", self.config.kafka_timeout_s * 2 + 30)
+                self._busy("init_transactions", self._kafka_limit())
                 producer.init_transactions(self.config.kafka_timeout_s)
             except KafkaException as exc:
                 log.warning("init_transactions failed, retrying", extra={"error": str(exc)})
@@ -187,15 +192,19 @@ class TransactionalProcessor(Generic[M]):
             return
 
     def _close_clients(self) -> None:
-        if self._consumer is not None:
-            try:
-                self._consumer.close()
-            except (KafkaException, RuntimeError) as exc:
-                log.info("consumer close failed", extra={"error": str(exc)})
-            self._consumer = None
-        if self._producer is not None:
-            self._producer.flush(5)
-            self._producer = None
+        self._busy("close", self._kafka_limit())
+        try:
+            if self._consumer is not None:
+                try:
+                    self._consumer.close()
+                except (KafkaException, RuntimeError) as exc:
+                    log.info("consumer close failed", extra={"error": str(exc)})
+                self._consumer = None
+            if self._producer is not None:
+                self._producer.flush(5)
+                self._producer = None
+        finally:
+            self._idle()
 
     def run(self, stop: threading.Event) -> None:
         threading.Thread(target=self._watch, args=(stop,), name="watchdog", daemon=True).start()
@@ -342,10 +351,15 @@ class TransactionalProcessor(Generic[M]):
         producer, consumer, timeout = self._producer, self._consumer, self.config.kafka_timeout_s
         assert producer is not None and consumer is not None
         try:
-            self._busy("begin_transaction", timeout + 30)
+            self._busy("begin_transaction", self._kafka_limit())
             producer.begin_transaction()
+            sent: set[tuple[str, str]] = set()
             for result in results:
                 out = self._dead_letter(result) if isinstance(result, Rejected) else result
+                if out.unique is not None:
+                    if (out.topic, out.unique) in sent:
+                        continue  # e.g. a completion seen again when a failed batch is handled one by one
+                    sent.add((out.topic, out.unique))
                 ctx = trace.set_span_in_context(out.source.span) if out.source else None
                 producer.produce(
                     out.topic,
@@ -354,7 +368,7 @@ class TransactionalProcessor(Generic[M]):
                     headers=[CONTENT_TYPE, *headers_with_trace(ctx)],
                 )
                 MESSAGES_OUT.labels(self.config.service, out.topic).inc()
-            self._busy("send_offsets_to_transaction", timeout + 30)
+            self._busy("send_offsets_to_transaction", self._kafka_limit())
             producer.send_offsets_to_transaction(_next_offsets(msgs), consumer.consumer_group_metadata(), timeout)
             self._commit_transaction(producer, timeout)
         except KafkaException as exc:
@@ -367,7 +381,7 @@ class TransactionalProcessor(Generic[M]):
 
     def _commit_transaction(self, producer: Producer, timeout: float) -> None:
         for attempt in range(3):
-            self._busy("commit_transaction", timeout + 30)
+            self._busy("commit_transaction", self._kafka_limit())
             try:
                 producer.commit_transaction(timeout)
                 return
@@ -385,7 +399,7 @@ class TransactionalProcessor(Generic[M]):
         raise _Reconnect(str(exc)) from exc  # fatal (fenced) or unknown: new clients, resume from commits
 
     def _abort(self, producer: Producer) -> None:
-        self._busy("abort_transaction", self.config.kafka_timeout_s + 30)
+        self._busy("abort_transaction", self._kafka_limit())
         try:
             producer.abort_transaction(self.config.kafka_timeout_s)
         except KafkaException as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -81,3 +81,24 @@ def check_row(row: dict[str, Any]) -> None:
             raise PermanentError(
                 f"{name} is {len(value.encode())} UTF-8 bytes, over the column's {limit}", reason="field_too_long"
             )
+
+
+def completed_uploads(
+    embeddings: Sequence[SegmentEmbedding], stored: Mapping[str, Sequence[dict[str, Any]]]
+) -> list[SegmentEmbedding]:
+    """The uploads of this write whose segments 0..count-1 are all durable: written now, or stored earlier
+    under the same event id. Computed from the rows themselves, so the indexer can announce completion in
+    the very transaction that consumed the last segment: exactly once, with no state of its own."""
+    done: list[SegmentEmbedding] = []
+    last: dict[tuple[str, str], SegmentEmbedding] = {}
+    written: dict[tuple[str, str], set[int]] = {}
+    for e in embeddings:
+        last[(e.video_id, e.event_id)] = e
+        written.setdefault((e.video_id, e.event_id), set()).add(e.segment_index)
+    for (video_id, event_id), e in last.items():
+        covered = written[(video_id, event_id)] | {
+            r["segment_index"] for r in stored.get(video_id, ()) if r.get("event_id") == event_id
+        }
+        if covered >= set(range(e.segment_count)):
+            done.append(e)
+    return done

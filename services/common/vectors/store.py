@@ -25,7 +25,7 @@ from services.common.vectors.layout import (
     segments_collection,
     videos_collection,
 )
-from services.common.vectors.rows import check_row, segment_row, video_row
+from services.common.vectors.rows import check_row, completed_uploads, segment_row, video_row
 from services.common.vectors.search import Searcher, SegmentHit
 
 log = logging.getLogger(__name__)
@@ -141,17 +141,21 @@ class SegmentStore:
 
     # --- writes -----------------------------------------------------------------------------------------
 
-    def write_segments(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding]) -> None:
+    def write_segments(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding]) -> list[SegmentEmbedding]:
         """Upsert segment rows, drop rows beyond each video's current segment count, refresh video rows.
 
-        Two Strong reads a batch, whatever its number of videos: each waits for the server's next time tick
-        (~200 ms on a Milvus server). Rows a server would refuse raise `PermanentError` before any write."""
+        Returns one embedding (the last written) of each upload whose every segment is now durable: the
+        uploads this write completed or, on a replay, completes again. Two Strong reads a batch, whatever its
+        number of videos: each waits for the server's next time tick (~200 ms on a Milvus server). Rows a
+        server would refuse raise `PermanentError` before any write."""
         rows = {row["pk"]: row for row in (segment_row(e) for e in embeddings)}  # last write of a key wins
         for row in rows.values():
             check_row(row)
-        self.recovering(lambda: self._write(model, embeddings, rows))
+        return self.recovering(lambda: self._write(model, embeddings, rows))
 
-    def _write(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding], rows: dict[str, Any]) -> None:
+    def _write(
+        self, model: ModelRef, embeddings: Sequence[SegmentEmbedding], rows: dict[str, Any]
+    ) -> list[SegmentEmbedding]:
         segments, videos = self.ensure_collections(model)
         self.client.upsert(segments, list(rows.values()))
         latest = {e.video_id: e for e in embeddings}
@@ -159,7 +163,7 @@ class SegmentStore:
         for row in self.client.query(
             segments,
             filter=f"video_id in {json.dumps(list(latest))}",
-            output_fields=["pk", "video_id", "tenant", "segment_index", "vector", "thumb"],
+            output_fields=["pk", "video_id", "tenant", "event_id", "segment_index", "vector", "thumb"],
             consistency_level="Strong",  # sees the rows just upserted, and earlier batches' segments
         ):
             if row["tenant"] == latest[row["video_id"]].video.tenant:  # never touch another tenant's rows
@@ -177,6 +181,7 @@ class SegmentStore:
             output_fields=["pk"],
             consistency_level="Strong",
         )
+        return completed_uploads(embeddings, stored)
 
     # --- reads ------------------------------------------------------------------------------------------
 

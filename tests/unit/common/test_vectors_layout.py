@@ -1,5 +1,6 @@
 import pytest
 
+from services.common.errors import PermanentError
 from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo, utcnow
 from services.common.vectors import (
     mean_vector,
@@ -9,6 +10,7 @@ from services.common.vectors import (
     video_pk,
     videos_collection,
 )
+from services.common.vectors.rows import check_row, completed_uploads
 
 
 def _embedding(segment_index: int, version: str = "abc") -> SegmentEmbedding:
@@ -58,3 +60,29 @@ def test_video_vector_is_the_normalised_mean() -> None:
     assert videos_collection(ModelRef(name="m", version="1", dim=2)) != segments_collection(
         ModelRef(name="m", version="1", dim=2)
     )
+
+
+def test_an_upload_completes_when_its_segments_are_durable_in_any_order_and_batches() -> None:
+    first = [_embedding(2), _embedding(0)]
+    assert completed_uploads(first, {"v1": [segment_row(e) for e in first]}) == []
+    last = [_embedding(1)]
+    stored = {"v1": [segment_row(e) for e in (*first, *last)]}
+    assert [e.segment_index for e in completed_uploads(last, stored)] == [1]
+
+
+def test_rows_of_another_upload_of_the_same_video_do_not_complete_this_one() -> None:
+    older = [segment_row(_embedding(i).model_copy(update={"event_id": "old"})) for i in (0, 1)]
+    assert completed_uploads([_embedding(2)], {"v1": older}) == []
+
+
+def test_rows_a_server_would_refuse_are_refused_first_in_utf8_bytes() -> None:
+    e = _embedding(0).model_copy(update={"event_id": "x" * 70})
+    with pytest.raises(PermanentError) as err:
+        check_row(segment_row(e))
+    assert err.value.reason == "field_too_long"
+    title = "漢" * 400  # 400 characters, 1,200 bytes: cut on a character boundary to the column's 1,024
+    row = segment_row(
+        _embedding(0).model_copy(update={"video": VideoInfo(uri="file:///a", uploaded_at=utcnow(), title=title)})
+    )
+    check_row(row)
+    assert len(row["title"].encode()) <= 1024 and row["title"] == "漢" * 341

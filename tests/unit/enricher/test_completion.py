@@ -1,35 +1,39 @@
+from datetime import UTC, datetime, timedelta
+
 from services.common.messages import SegmentIndexed
 from services.enricher.completion import apply_ack
 
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
-def ack(i: int, event: str = "e1", count: int = 3) -> SegmentIndexed:
+
+def ack(i: int, event: str = "e1", count: int = 3, uploaded_at: datetime = T0) -> SegmentIndexed:
     return SegmentIndexed(
-        event_id=event, video_id="v1", segment_index=i, segment_count=count, collection="c", model_version="m"
+        event_id=event,
+        video_id="v1",
+        segment_index=i,
+        segment_count=count,
+        collection="c",
+        model_version="m",
+        uploaded_at=uploaded_at,
     )
 
 
-def test_emits_once_when_every_segment_is_acked_in_any_order() -> None:
-    state, emitted = None, []
-    for i in (2, 0, 0, 2, 1, 1):
-        state, done = apply_ack(state, ack(i))
-        if done:
-            emitted.append(done)
-    assert len(emitted) == 1
-    assert emitted[0].segment_count == 3
-    assert state is not None and state.emitted
+def test_progress_grows_with_repeated_acks_and_is_dropped_when_complete() -> None:
+    state = apply_ack(None, ack(2))
+    state = apply_ack(state, ack(2))
+    assert state is not None and state.indexed == (2,)
+    state = apply_ack(state, ack(0))
+    assert state is not None and state.indexed == (0, 2)
+    assert apply_ack(state, ack(1)) is None  # complete: pruned from the table
 
 
-def test_reupload_starts_a_new_run() -> None:
-    state = None
-    for i in range(3):
-        state, _ = apply_ack(state, ack(i, "e1"))
-    state, done = apply_ack(state, ack(0, "e2", count=2))
-    assert done is None and state.indexed == (0,)
-    state, done = apply_ack(state, ack(1, "e2", count=2))
-    assert done is not None and done.event_id == "e2"
+def test_a_newer_upload_starts_a_new_run() -> None:
+    state = apply_ack(None, ack(0, "e1"))
+    state = apply_ack(state, ack(0, "e2", count=2, uploaded_at=T0 + timedelta(seconds=5)))
+    assert state is not None and state.event_id == "e2" and state.indexed == (0,)
 
 
-def test_incomplete_run_does_not_emit() -> None:
-    state, done = apply_ack(None, ack(0))
-    state, done = apply_ack(state, ack(1))
-    assert done is None
+def test_a_late_ack_of_an_older_upload_does_not_wipe_the_newer_run() -> None:
+    newer = apply_ack(None, ack(0, "e2", count=2, uploaded_at=T0 + timedelta(seconds=5)))
+    state = apply_ack(newer, ack(1, "e1", uploaded_at=T0))
+    assert state == newer

@@ -1,0 +1,166 @@
+"""Break each component mid-ingest and count what came out: every upload indexed once or dead-lettered once.
+
+Each scenario publishes the shared clips under its own tenant (so its video ids are its own), waits until
+the pipeline is mid-work, then kills (SIGKILL) or pauses (SIGSTOP) one component. Services come back by
+themselves (the stack supervises them as Kubernetes would); infrastructure is restarted by the test, as an
+operator's platform would. Then: each upload has exactly one committed `videos.indexed` or one dead
+letter, no topic holds a duplicate, Milvus holds exactly the indexed segments, and the time from the fault
+to the last outcome is recorded (printed as the README's table).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from services.common.filters import Filters
+from services.common.kafka.publisher import Publisher
+from services.common.messages import Topics, VideoUploaded
+from services.common.vectors import SegmentStore
+from services.gateway.registration import register
+from services.gateway.watch import UploadWatch
+from services.stack import manager
+from services.stack.kafka import start_kafka
+from services.stack.milvus import start_milvus_lite
+from services.stack.process import Proc, http_ok
+from services.stack.settings import StackSettings
+from services.stack.triton import start_triton
+from tests.clips import shared_clips
+from tests.integration.conftest import SEARCH_URL
+from tests.ledger import TopicTap
+
+pytestmark = pytest.mark.chaos
+
+CLIPS = shared_clips()
+OUTCOME_TIMEOUT_S = 300
+READY_TIMEOUT_S = 60
+RESULTS: list[tuple[str, int, int, int, int, float]] = []
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    when_indexed: int  # strike once this many uploads are indexed (0: as soon as segments flow)
+    strike: Callable[[StackSettings], None]
+
+
+def _kill_service(name: str) -> Callable[[StackSettings], None]:
+    def strike(settings: StackSettings) -> None:
+        pid = manager.service_pid(settings, name)
+        assert pid is not None, f"{name} is not running"
+        os.kill(pid, signal.SIGKILL)  # its supervisor starts it again
+
+    return strike
+
+
+def _kill_infra(name: str, restart: Callable[[StackSettings], object], down_s: float = 2.0) -> Callable[..., None]:
+    def strike(settings: StackSettings) -> None:
+        proc = Proc(name, settings.run_dir)
+        pid = proc.pid()
+        assert pid is not None, f"{name} is not running"
+        os.killpg(pid, signal.SIGKILL)
+        while proc.running():
+            time.sleep(0.05)
+        time.sleep(down_s)
+        restart(settings)
+
+    return strike
+
+
+def _pause_broker(seconds: float) -> Callable[[StackSettings], None]:
+    def strike(settings: StackSettings) -> None:
+        pid = Proc("kafka", settings.run_dir).pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    return strike
+
+
+FAULTS = [
+    Fault("decoder", 0, _kill_service("decoder")),
+    Fault("embedder", 0, _kill_service("embedder")),
+    Fault("indexer", 2, _kill_service("indexer")),
+    Fault("enricher", 1, _kill_service("enricher")),
+    Fault("search", 0, _kill_service("search")),
+    Fault("triton", 0, _kill_infra("triton", lambda s: start_triton(s, manager.ensure_model(s)))),
+    Fault("milvus", 2, _kill_infra("milvus", start_milvus_lite)),
+    Fault("kafka", 2, _kill_infra("kafka", start_kafka)),
+    # longer than the transaction timeout (TEST_ENV): the broker aborts the open transactions meanwhile
+    Fault("kafka-paused", 2, _pause_broker(20.0)),
+]
+
+
+def _every_service_ready_and_search_answers(timeout_s: float) -> None:
+    ports = {name: int(os.environ[var]) for name, (_, var, _) in manager.SERVICES.items()}
+    deadline = time.monotonic() + timeout_s
+    waiting = dict(ports)
+    while waiting and time.monotonic() < deadline:
+        waiting = {n: p for n, p in waiting.items() if not http_ok(f"http://127.0.0.1:{p}/readyz")}
+        time.sleep(0.5)
+    assert not waiting, f"not ready {timeout_s:.0f}s after the fault: {sorted(waiting)}"
+    answer = httpx.post(
+        f"{SEARCH_URL}/v1/search/text", json={"query": "a street"}, headers={"X-API-Key": "key-a"}, timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def _strike_mid_ingest(settings: StackSettings, watch: UploadWatch, uploads: list[VideoUploaded], fault: Fault) -> int:
+    """Strike once `when_indexed` uploads are done; returns how many were done by then."""
+    deadline = time.monotonic() + 120
+    seen = 0
+    while seen < fault.when_indexed and time.monotonic() < deadline:
+        seen += len(watch.wait([u.event_id for u in uploads], 0.2).indexed)
+    fault.strike(settings)
+    return seen
+
+
+@pytest.mark.skipif(len(CLIPS) < 5, reason="needs the shared clips")
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_fault_mid_ingest_loses_and_duplicates_nothing(stack: StackSettings, fault: Fault) -> None:
+    settings = stack
+    tenant = f"chaos-{fault.name}"
+    uploads = [register(clip, tenant=tenant, creator="chaos") for clip in CLIPS]
+    events = {u.event_id for u in uploads}
+    tap = TopicTap(settings.common)
+    trigger = UploadWatch(settings.common)
+    outcomes = UploadWatch(settings.common)
+    publisher = Publisher(settings.common, "chaos-test")
+    for upload in uploads:
+        publisher.publish(Topics.UPLOADED, upload)
+    publisher.flush()
+    try:
+        done_before = _strike_mid_ingest(settings, trigger, uploads, fault)
+        struck = time.monotonic()
+        done = outcomes.wait(events, OUTCOME_TIMEOUT_S)
+        recovery_s = time.monotonic() - struck
+        ledger = tap.read(events)
+    finally:
+        for closing in (trigger, outcomes, tap):
+            closing.close()
+
+    assert done_before < len(uploads), "the fault struck after the ingest had finished"
+    missing = events - set(done.indexed) - set(done.failed)
+    assert not missing, f"{len(missing)} uploads have no outcome {OUTCOME_TIMEOUT_S}s after {fault.name} broke"
+    assert ledger.duplicates() == {}, f"duplicates after {fault.name}: {ledger.duplicates()}"
+    for event in events:
+        indexed, dead = ledger.count(Topics.INDEXED, event), len(ledger.dead.get(event, []))
+        assert indexed + dead == 1, f"{event}: {indexed} indexed, {dead} dead letters"
+    assert ledger.dead == {}, {e: [d.reason for d in ds] for e, ds in ledger.dead.items()}
+    store = SegmentStore(settings.common)
+    expected = sum(i.segment_count for i in done.indexed.values())
+    assert store.count(Filters(tenant=tenant).compile()) == expected
+    _every_service_ready_and_search_answers(READY_TIMEOUT_S)
+    RESULTS.append(
+        (fault.name, len(uploads), len(done.indexed), len(ledger.duplicates()), len(ledger.dead), recovery_s)
+    )
+    print(f"\nchaos {fault.name}: {len(done.indexed)}/{len(uploads)} indexed once, recovered in {recovery_s:.1f}s")
