@@ -1,7 +1,8 @@
-"""What every HTTP service of ours puts in front of its routes: API keys → tenants, bounded bodies.
+"""What every HTTP service of ours puts in front of its routes: API keys → tenants, checked before the body.
 
-Both act before a request body is read: FastAPI parses multipart forms (spooling uploads to disk) before it
-runs an endpoint's dependencies, so a key check or a size check inside the endpoint comes too late.
+FastAPI parses multipart forms (spooling uploads to disk) before it runs an endpoint's dependencies, so a
+key check inside the endpoint comes too late: `KeyGuard` answers 401 from the headers alone. Body sizes are
+bounded by FastAPI's own `max_body_size` (Content-Length up front, bytes received for chunked bodies).
 """
 
 from __future__ import annotations
@@ -32,63 +33,28 @@ class ApiKeys:
         return found
 
 
-class Guard:
-    """ASGI middleware: under `prefix`, no key → 401 and an oversized body → 413, before the body is read.
+class KeyGuard:
+    """ASGI middleware: under `prefix`, a request without a known key is answered 401 before its body is read."""
 
-    The size is checked against Content-Length up front and against the bytes actually received (chunked
-    uploads carry no length)."""
-
-    def __init__(self, app: ASGIApp, keys: ApiKeys, max_body_bytes: int, prefix: str = "/v1/") -> None:
-        self.app, self.keys, self.max_body_bytes, self.prefix = app, keys, max_body_bytes, prefix
+    def __init__(self, app: ASGIApp, keys: ApiKeys, prefix: str = "/v1/") -> None:
+        self.app, self.keys, self.prefix = app, keys, prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.keys.tenant(headers.get("authorization"), headers.get("x-api-key")) is None:
-            await _reply(send, 401, "missing or unknown API key", [(b"www-authenticate", b"Bearer")])
-            return
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body_bytes:
-            await _reply(send, 413, f"request body larger than {self.max_body_bytes} bytes")
-            return
-        received = 0
-        started = False
-
-        async def bounded_receive() -> dict[str, Any]:
-            nonlocal received
-            message: dict[str, Any] = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: dict[str, Any]) -> None:
-            nonlocal started
-            started |= message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, bounded_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _reply(send, 413, f"request body larger than {self.max_body_bytes} bytes")
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _reply(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            + (headers or []),
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            if self.keys.tenant(headers.get("authorization"), headers.get("x-api-key")) is None:
+                body = json.dumps({"detail": "missing or unknown API key"}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"www-authenticate", b"Bearer"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import UnidentifiedImageError
 
+from services.common.clip.routing import ModelRouter
 from services.common.kafka.processor import (
     Outgoing,
     ProcessorConfig,
@@ -17,16 +18,20 @@ from services.common.kafka.processor import (
     Result,
     TransactionalProcessor,
 )
-from services.common.messages import SegmentEmbedding, Topics, VideoSegment
+from services.common.messages import ModelRef, SegmentEmbedding, Topics, VideoSegment
 from services.common.triton import ClipClient
-from services.common.vectors import mean_vector
+from services.common.vectors import SegmentStore, mean_vector
 from services.embedder.settings import EmbedderSettings
 from services.media.images import jpeg_to_pixels, thumbnail
 
 
 class Embedder:
-    def __init__(self, client: ClipClient) -> None:
+    """Embeds with Triton, or in-process with the served collection's model while Triton still serves the one
+    `reindex` switched away from (see `services.common.clip.routing`)."""
+
+    def __init__(self, client: ClipClient, router: ModelRouter | None = None) -> None:
         self.client = client
+        self.router = router
 
     def handle(self, batch: list[Received[VideoSegment]]) -> list[Result]:
         results: list[Result] = []
@@ -42,7 +47,7 @@ class Embedder:
             images.extend(pixels)
         if not images:
             return results
-        embeddings, model = self.client.embed_images(images)
+        embeddings, model = self._embed(images)
         for received, rows in owners:
             seg = received.value
             message = SegmentEmbedding(
@@ -61,6 +66,15 @@ class Embedder:
             results.append(Outgoing(Topics.EMBEDDINGS, message, seg.video_id, received))
         return results
 
+    def _embed(self, images: list[np.ndarray]) -> tuple[np.ndarray, ModelRef]:
+        if self.router is None:
+            return self.client.embed_images(images)
+        vectors, model, _ = self.router.embed(
+            lambda: self.client.embed_images(images),
+            lambda clip: np.concatenate([clip.embed_pixels(image[None]) for image in images]),
+        )
+        return vectors, model
+
 
 def build(settings: EmbedderSettings) -> TransactionalProcessor[VideoSegment]:
     url = settings.common.triton_grpc_url if settings.triton_transport == "grpc" else settings.common.triton_http_url
@@ -72,7 +86,7 @@ def build(settings: EmbedderSettings) -> TransactionalProcessor[VideoSegment]:
         transport=settings.triton_transport,
         shared_memory=settings.shared_memory,
     )
-    embedder = Embedder(client)
+    embedder = Embedder(client, ModelRouter(SegmentStore(settings.common), ttl_s=settings.served_model_ttl_s))
     config = ProcessorConfig(
         service="embedder",
         group_id=settings.group_id,

@@ -21,6 +21,9 @@ class EmbedderSettings(StageSettings):
         default=64, ge=1, description="images per Triton request (the model's max_batch_size)"
     )
     max_in_flight: int = Field(default=4, ge=1, description="Triton requests outstanding at once")
+    served_model_ttl_s: float = Field(
+        default=5.0, gt=0, description="how long the served collection's model is cached (after a reindex switch)"
+    )
     shared_memory: Literal["none", "system"] = Field(
         default="none", description="'system' when Triton runs on the same host (pod): pixels skip the socket"
     )

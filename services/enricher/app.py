@@ -33,6 +33,7 @@ app = faust.App(
     processing_guarantee="at_least_once",
     topic_partitions=settings.common.topic_partitions,
     web_host=settings.health_host,
+    web_bind=settings.health_host,  # faust binds 0.0.0.0 unless told: loopback by default
     web_port=settings.health_port,
     web_in_thread=False,
     broker_session_timeout=settings.common.kafka_session_timeout_ms / 1000,

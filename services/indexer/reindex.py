@@ -6,18 +6,26 @@ which nothing serves yet; then both aliases switch, each in one atomic metadata 
 answer from the old collections throughout and from the new ones after the switch (the search engine
 embeds queries in-process with the new model until Triton serves it). If any video fails, the aliases
 stay put unless `force` is set, because switching would make those videos unsearchable.
+
+Uploads keep arriving meanwhile and land in the old collections: reindex catches up (videos that are new,
+or re-uploaded, in the old collection since they were re-embedded) until a pass finds nothing, switches,
+waits `settle_s` for the embedder to notice the switch (from then on it embeds new uploads with the served
+model), and catches up once more, so no upload is left behind in the collections nothing serves.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
-from services.common.clip.loader import load_clip
+from services.common.clip.loader import LoadedClip, load_clip
+from services.common.filters import Filters
 from services.common.messages import SegmentEmbedding, VideoInfo
 from services.common.vectors import TAG_FIELDS, VIDEO_FIELDS, VIDEOS_ALIAS, SegmentStore, mean_vector
 from services.media.decode import decode_video
@@ -41,69 +49,90 @@ class ReindexReport:
 def reindex(
     store: SegmentStore,
     spec: str,
-    decoder: MediaSettings,
+    media: MediaSettings,
     force: bool = False,
     progress: Callable[[str], None] = lambda _: None,
+    settle_s: float = 15.0,
 ) -> ReindexReport:
     clip = load_clip(spec)
-    served = store.served(VIDEOS_ALIAS)
-    if served is None:
+    old = store.served(VIDEOS_ALIAS)
+    if old is None:
         raise RuntimeError("nothing is indexed yet: there is no catalogue to re-embed")
-    current, _ = store.model_of(served)
+    current, _ = store.model_of(old)
     if current.version == clip.ref.version:
-        raise RuntimeError(f"{served} is already embedded with {clip.ref.name}:{clip.ref.version}")
+        raise RuntimeError(f"{old} is already embedded with {clip.ref.name}:{clip.ref.version}")
     report = ReindexReport(collection=store.ensure_collections(clip.ref, spec=spec, serve=False)[0])
-    options, sources = decoder.decode_options(), decoder.source_policy()
-    for rows in store.iter_rows(served, VIDEO_FIELDS):
-        for row in rows:
-            try:
-                with open_source(row["uri"], sources) as source:
-                    decoded = decode_video(source, options)
-            except DecodeError as exc:
-                report.failed[row["video_id"]] = f"{exc.reason}: {exc.detail}"
-                continue
-            info = VideoInfo(
-                uri=row["uri"],
-                creator=row["creator"],
-                tenant=row["tenant"],
-                title=row["title"],
-                uploaded_at=datetime.fromtimestamp(row["uploaded_at"], UTC),
-                tags=[row[t] for t in TAG_FIELDS if row[t]],
-                width=decoded.probe.width,
-                height=decoded.probe.height,
-                duration_s=decoded.probe.duration_s,
-            )
-            embeddings = []
-            for seg in decoded.segments:
-                pixels = [jpeg_to_pixels(k.jpeg) for k in seg.keyframes]
-                vectors = (
-                    clip.embed_pixels(np.stack(pixels))
-                    if len({p.shape for p in pixels}) == 1
-                    else (np.concatenate([clip.embed_pixels(p[None]) for p in pixels]))
-                )
-                middle = seg.keyframes[len(seg.keyframes) // 2]
-                embeddings.append(
-                    SegmentEmbedding(
-                        event_id=f"reindex-{clip.ref.version}",
-                        video_id=row["video_id"],
-                        segment_index=seg.index,
-                        segment_count=len(decoded.segments),
-                        start_s=seg.start_s,
-                        end_s=seg.end_s,
-                        keyframe_times=[k.t for k in seg.keyframes],
-                        vector=mean_vector(vectors),
-                        model=clip.ref,
-                        video=info,
-                        thumbnail=thumbnail(middle.jpeg),
-                    )
-                )
-            store.write_segments(clip.ref, embeddings)
-            report.videos += 1
-            report.segments += len(embeddings)
-            progress(row["video_id"])
+    embedded: dict[str, int] = {}  # video id -> the upload time of the version re-embedded
+
+    def catch_up() -> int:
+        """Re-embed what the old collection holds that is new or newer than what was re-embedded."""
+        todo = [
+            row["video_id"]
+            for rows in store.iter_rows(old, ["video_id", "uploaded_at"])
+            for row in rows
+            if embedded.get(row["video_id"], -1) < row["uploaded_at"] and row["video_id"] not in report.failed
+        ]
+        for start in range(0, len(todo), 100):
+            expr = Filters(video_ids=todo[start : start + 100]).compile()
+            for row in store.rows(expr, VIDEO_FIELDS, collection=old):
+                if _reembed(store, clip, media, row, report):
+                    embedded[row["video_id"]] = row["uploaded_at"]
+                    progress(row["video_id"])
+        return len(todo)
+
+    while catch_up():
+        pass
     if report.failed and not force:
         log.warning("reindex left the aliases alone", extra={"failed": len(report.failed)})
         return report
     store.switch_aliases(clip.ref)
     report.switched = True
+    time.sleep(settle_s)
+    while catch_up():
+        pass
     return report
+
+
+def _reembed(
+    store: SegmentStore, clip: LoadedClip, media: MediaSettings, row: dict[str, Any], report: ReindexReport
+) -> bool:
+    try:
+        with open_source(row["uri"], media.source_policy()) as source:
+            decoded = decode_video(source, media.decode_options())
+    except DecodeError as exc:
+        report.failed[row["video_id"]] = f"{exc.reason}: {exc.detail}"
+        return False
+    info = VideoInfo(
+        uri=row["uri"],
+        creator=row["creator"],
+        tenant=row["tenant"],
+        title=row["title"],
+        uploaded_at=datetime.fromtimestamp(row["uploaded_at"], UTC),
+        tags=[row[t] for t in TAG_FIELDS if row[t]],
+        width=decoded.probe.width,
+        height=decoded.probe.height,
+        duration_s=decoded.probe.duration_s,
+    )
+    embeddings = []
+    for seg in decoded.segments:
+        vectors = np.concatenate([clip.embed_pixels(jpeg_to_pixels(k.jpeg)[None]) for k in seg.keyframes])
+        middle = seg.keyframes[len(seg.keyframes) // 2]
+        embeddings.append(
+            SegmentEmbedding(
+                event_id=f"reindex-{clip.ref.version}"[:64],
+                video_id=row["video_id"],
+                segment_index=seg.index,
+                segment_count=len(decoded.segments),
+                start_s=seg.start_s,
+                end_s=seg.end_s,
+                keyframe_times=[k.t for k in seg.keyframes],
+                vector=mean_vector(vectors),
+                model=clip.ref,
+                video=info,
+                thumbnail=thumbnail(middle.jpeg),
+            )
+        )
+    store.write_segments(clip.ref, embeddings)
+    report.videos += 1
+    report.segments += len(embeddings)
+    return True

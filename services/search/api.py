@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from services.common.errors import TransientError
 from services.common.filters import Filters, MetadataFilters
-from services.common.http import ApiKeys, Guard
+from services.common.http import ApiKeys, KeyGuard
 from services.search.engine import NotFound, QueryError, SearchEngine, hits_to_json
 from services.search.settings import SearchSettings
 
@@ -45,10 +45,15 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         configured[settings.common.local_api_key()] = "default"
         log.warning("no API keys configured: using the generated key for tenant 'default'", extra={"path": str(path)})
     keys = ApiKeys(configured)
-    app = FastAPI(title="clipstream search", version="1", description=__doc__)
-    # keys and body size are checked before FastAPI reads (and spools) a multipart body; the query
-    # fields of a form add a little to the file's bytes
-    app.add_middleware(Guard, keys=keys, max_body_bytes=settings.max_upload_bytes + 64 * 1024)
+    # the key and the body size are checked before FastAPI reads (and spools) a multipart body; the
+    # form's other fields add a little to the file's bytes
+    app = FastAPI(
+        title="clipstream search",
+        version="1",
+        description=__doc__,
+        max_body_size=settings.max_upload_bytes + 64 * 1024,
+    )
+    app.add_middleware(KeyGuard, keys=keys)
     state: dict[str, SearchEngine] = {}
 
     def get_engine() -> SearchEngine:

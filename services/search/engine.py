@@ -7,7 +7,6 @@ engine embeds queries in-process with the model recorded on the collection, so s
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import tempfile
@@ -17,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from services.common.clip.loader import LoadedClip, load_clip
+from services.common.clip.loader import LoadedClip
+from services.common.clip.routing import ModelRouter
 from services.common.errors import PermanentError
 from services.common.filters import Filters
 from services.common.messages import ModelRef
@@ -46,17 +46,12 @@ class NotFound(PermanentError):
     reason = "not_found"
 
 
-@functools.lru_cache(maxsize=2)
-def _in_process(spec: str) -> LoadedClip:
-    return load_clip(spec)
-
-
 class SearchEngine:
     def __init__(self, settings: SearchSettings) -> None:
         self.settings = settings
         self.clip = ClipClient(settings.common.triton_grpc_url)
         self.store = SegmentStore(settings.common)
-        self._models: dict[str, tuple[ModelRef, str]] = {}
+        self.router = ModelRouter(self.store)
         policy = SegmentPolicy(
             mode="fixed", fixed_segment_s=settings.query_frame_seconds, max_segments=settings.query_max_frames
         )
@@ -135,10 +130,10 @@ class SearchEngine:
         self, video_id: str, limit: int = 10, filters: Filters | None = None, offset: int = 0
     ) -> list[SegmentHit]:
         """Videos like this one: its mean vector against every segment, itself excluded."""
-        served = self.store.served_collection()
-        if served is None:
+        target = self.router.target()
+        if target is None:
             raise NotFound(video_id)
-        model, _ = self._model_of(served)
+        served, model = target.collection, target.model
         vector = self.store.video_vector(video_id, _tenant_scope(filters), videos_collection(model))
         if vector is None:
             raise NotFound(video_id)
@@ -153,34 +148,16 @@ class SearchEngine:
 
     # --- plumbing ---------------------------------------------------------------------------------------
 
-    def _model_of(self, collection: str) -> tuple[ModelRef, str]:
-        if collection not in self._models:
-            self._models[collection] = self.store.model_of(collection)
-        return self._models[collection]
-
     def _embed(
         self,
         remote: Callable[[ClipClient], tuple[np.ndarray, ModelRef]],
         local: Callable[[LoadedClip], np.ndarray],
     ) -> tuple[np.ndarray, str]:
         """Query vectors and the concrete collection they belong to (resolved once: the alias may move)."""
-        served = self.store.served_collection()
-        if served is None:
+        vectors, _, target = self.router.embed(lambda: remote(self.clip), local)
+        if target is None:
             return np.zeros((0, 0), dtype=np.float32), ""
-        want, spec = self._model_of(served)
-        vectors, model = remote(self.clip)
-        if model.version == want.version:
-            return vectors, served
-        if not spec:
-            raise RuntimeError(
-                f"Triton serves {model.name}:{model.version}, the served collection needs "
-                f"{want.name}:{want.version}, and no loadable spec is recorded for it"
-            )
-        log.warning(
-            "embedding queries in-process until Triton serves the collection's model",
-            extra={"served": served, "triton_model": model.version, "collection_model": want.version},
-        )
-        return local(_in_process(spec)), served
+        return vectors, target.collection
 
     def _search(
         self, found: tuple[np.ndarray, str], limit: int, offset: int, filters: Filters | None

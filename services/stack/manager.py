@@ -85,6 +85,8 @@ def up(settings: StackSettings, services: bool = True) -> dict[str, int]:
                     "warn",
                     "--web-host",
                     "127.0.0.1",
+                    "--web-bind",
+                    "127.0.0.1",
                     "--web-port",
                     str(port),
                 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from services.common.clip.loader import load_clip
@@ -10,13 +11,15 @@ from services.common.clip.random_model import write_random_clip
 from services.common.settings import CommonSettings
 from services.common.vectors import VIDEOS_ALIAS, SegmentStore, segments_collection
 from services.gateway.registration import register
-from services.gateway.watch import publish_and_wait
+from services.gateway.watch import Outcomes, publish_and_wait
 from services.indexer.reindex import reindex
 from services.media.decode import DecodeOptions, decode_video
 from services.media.settings import MediaSettings
 from services.media.synthetic import write_clip
 from services.search.engine import SearchEngine
 from services.search.settings import SearchSettings
+
+SETTLE_S = 6.0  # the embedder caches the served model for 5 s
 
 
 def test_reindex_switches_aliases_while_searches_answer(
@@ -47,18 +50,26 @@ def test_reindex_switches_aliases_while_searches_answer(
             except Exception as exc:
                 errors.append(exc)
 
+    late = register(write_clip(media_root / "reindex" / "late.mp4", seconds=4.0, seed=78), tenant="reindex")
+    late_outcome: list[Outcomes] = []
+    publisher = threading.Thread(target=lambda: late_outcome.append(publish_and_wait(common, [late], 300)), daemon=True)
     searcher = threading.Thread(target=search_forever, daemon=True)
     searcher.start()
     try:
-        report = reindex(store, str(new_spec), MediaSettings())
+        publisher.start()  # an upload that arrives while reindex runs must not be left in the old collections
+        report = reindex(store, str(new_spec), MediaSettings(), settle_s=SETTLE_S)
         switched.set()
+        publisher.join(300)
+        assert late_outcome and late.event_id in late_outcome[0].indexed
+        time.sleep(SETTLE_S)
+        assert store.video(late.video_id) is not None, "the upload indexed during reindex is not served"
         while sum(after for after, _ in answers) < 3 and searcher.is_alive() and not errors:
             stop.wait(0.2)
         stop.set()
         searcher.join(60)
         assert report.failed == {} and report.switched
         assert store.served() == segments_collection(new_model)
-        assert store.count(collection=VIDEOS_ALIAS) == videos_before == report.videos
+        assert store.count(collection=VIDEOS_ALIAS) == videos_before + 1 <= report.videos + 1
         assert errors == []
         before = [vid for after, vid in answers if not after]
         after = [vid for after, vid in answers if after]
@@ -67,3 +78,4 @@ def test_reindex_switches_aliases_while_searches_answer(
     finally:
         stop.set()
         store.switch_aliases(old_model)  # later test modules search the pipeline's own model
+        time.sleep(SETTLE_S)  # the embedder sees the old model served again before later modules upload

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -33,6 +34,7 @@ def catalogue(common: CommonSettings, media_root: Path) -> dict[str, VideoUpload
         "a-forest": ("tenant-a", "ann", ["forest", "summer"], 23),
         "b-beach": ("tenant-b", "cid", ["beach"], 24),
         "b-snow": ("tenant-b", "cid", ["snow"], 25),
+        "b-emoji": ("tenant-b", "zoë 🎬 studio", ["emoji"], 26),
     }
     uploads = {}
     for name, (tenant, creator, tags, seed) in specs.items():
@@ -61,7 +63,7 @@ def test_keys_are_required(catalogue: dict[str, VideoUploaded]) -> None:
 def test_tenants_see_only_their_videos(catalogue: dict[str, VideoUploaded]) -> None:
     ids = {name: u.video_id for name, u in catalogue.items()}
     assert set(_ids(_text(A, limit=50))) == {ids["a-beach"], ids["a-city"], ids["a-forest"]}
-    assert set(_ids(_text(B, limit=50))) == {ids["b-beach"], ids["b-snow"]}
+    assert set(_ids(_text(B, limit=50))) == {ids["b-beach"], ids["b-snow"], ids["b-emoji"]}
     own = httpx.get(f"{SEARCH_URL}/v1/videos/{ids['a-city']}", headers=A)
     assert own.status_code == 200 and len(own.json()["segments"]) == 2
     assert httpx.get(f"{SEARCH_URL}/v1/videos/{ids['a-city']}", headers=B).status_code == 404
@@ -78,6 +80,46 @@ def test_filters_and_pagination(catalogue: dict[str, VideoUploaded]) -> None:
     assert _ids(_text(A, filters={"tags": ["snow"]})) == []  # tenant-b's tag
     assert _ids(_text(A, filters={"min_height": 181})) == []
     assert len(_ids(_text(A, filters={"min_height": 180, "max_duration_s": 9}))) == 3
+
+
+def test_creators_outside_the_basic_multilingual_plane_can_be_filtered(catalogue: dict[str, VideoUploaded]) -> None:
+    """An emoji was JSON-escaped as a surrogate pair, which Milvus' parser refused: HTTP 500, never a match."""
+    assert _ids(_text(B, filters={"creator": "zoë 🎬 studio"})) == [catalogue["b-emoji"].video_id]
+    assert _ids(_text(B, filters={"creator": 'back\\slash " quote'})) == []
+    assert _text(B, filters={"creator": "bell" + chr(7)}).status_code == 422  # a control character
+
+
+def test_uploads_are_refused_before_they_are_read(catalogue: dict[str, VideoUploaded]) -> None:
+    """No key: 401 from the headers, before a streamed body is read (FastAPI would parse and spool the whole
+    form first, and answer 413 here); over the size limit: 413, with or without a Content-Length."""
+
+    def streamed(megabytes: int) -> Iterator[bytes]:
+        yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="q.mp4"\r\n\r\n'
+        for _ in range(megabytes):
+            yield b"\0" * 1024**2
+
+    multipart = {"Content-Type": "multipart/form-data; boundary=x"}
+    url = f"{SEARCH_URL}/v1/search/video"
+    assert httpx.post(url, headers=multipart, content=streamed(60), timeout=60).status_code == 401
+    assert httpx.post(url, headers={**A, **multipart}, content=streamed(60), timeout=60).status_code == 413
+    too_big = httpx.post(url, headers=A, files={"file": ("q.mp4", b"\0" * (60 * 1024**2))}, timeout=60)
+    assert too_big.status_code == 413
+
+
+def test_a_sliver_image_is_refused_and_image_search_keeps_working(catalogue: dict[str, VideoUploaded]) -> None:
+    """A 40000x1 PNG made Triton allocate 22.5 GB and die; now it is refused from its header (400) and,
+    whatever passes, is cropped before it is resized."""
+    buf = io.BytesIO()
+    Image.new("RGB", (40000, 1), (10, 200, 30)).save(buf, format="PNG")
+    sliver = httpx.post(
+        f"{SEARCH_URL}/v1/search/image", headers=A, files={"file": ("s.png", buf.getvalue())}, timeout=60
+    )
+    assert sliver.status_code == 400 and "40000x1" in sliver.json()["detail"]
+    ok = io.BytesIO()
+    Image.new("RGB", (640, 360), (10, 200, 30)).save(ok, format="PNG")
+    after = httpx.post(f"{SEARCH_URL}/v1/search/image", headers=A, files={"file": ("k.png", ok.getvalue())}, timeout=60)
+    assert after.status_code == 200, after.text
+    assert httpx.get(f"{SEARCH_URL}/readyz").status_code == 200
     assert _ids(_text(A, filters={"uploaded_after": "2999-01-01T00:00:00Z"})) == []
     first, second = _ids(_text(A, limit=2)), _ids(_text(A, limit=2, offset=2))
     assert len(first) == 2 and len(second) == 1 and not set(first) & set(second)

@@ -120,15 +120,20 @@ class SegmentStore:
 
     def served(self, alias: str = SEGMENTS_ALIAS) -> str | None:
         """The collection an alias points at (None before anything is indexed)."""
-        if alias not in self.client.list_aliases().get("aliases", []):
-            return None
-        return str(self.client.describe_alias(alias)["collection_name"])
+
+        def lookup() -> str | None:
+            if alias not in self.client.list_aliases().get("aliases", []):
+                return None
+            return str(self.client.describe_alias(alias)["collection_name"])
+
+        return self.recovering(lookup)
 
     def served_collection(self) -> str | None:
         return self.served(SEGMENTS_ALIAS)
 
     def model_of(self, collection: str) -> tuple[ModelRef, str]:
-        about = json.loads(self.client.describe_collection(collection).get("properties", {}).get(ABOUT) or "{}")
+        described = self.recovering(lambda: self.client.describe_collection(collection))
+        about = json.loads(described.get("properties", {}).get(ABOUT) or "{}")
         return ModelRef(**about["model"]), str(about.get("spec", ""))
 
     def switch_aliases(self, model: ModelRef) -> None:
