@@ -42,7 +42,11 @@ app = faust.App(
 
 acks_topic = app.topic(Topics.SEGMENTS_INDEXED, key_serializer="raw", value_serializer="raw")
 dead_letter_topic = app.topic(Topics.DEAD_LETTER, key_serializer="raw", value_serializer="raw")
-progress = app.Table("progress", default=None, partitions=settings.common.topic_partitions)
+# keys and values as JSON (faust's default codec): raw bytes keys were written undecodable for recovery,
+# and a restarted worker hung restoring the changelog
+progress = app.Table(
+    "progress", default=None, partitions=settings.common.topic_partitions, key_type=str, value_type=dict
+)
 
 
 @app.agent(acks_topic)
@@ -63,7 +67,7 @@ async def track_completion(stream: faust.StreamT[bytes]) -> None:
             telemetry.DEAD_LETTERS.labels("enricher", letter.reason).inc()
             await dead_letter_topic.send(key=event.key, value=letter.model_dump_json().encode())
             continue
-        key = ack.video_id.encode()
+        key = ack.video_id
         raw = progress.get(key)
         state = Progress.model_validate(raw) if raw else None
         new_state = apply_ack(state, ack)

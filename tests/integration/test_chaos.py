@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -38,6 +39,7 @@ from tests.ledger import TopicTap
 pytestmark = pytest.mark.chaos
 
 CLIPS = shared_clips()
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 OUTCOME_TIMEOUT_S = 300
 READY_TIMEOUT_S = 60
 RESULTS: list[tuple[str, int, int, int, int, float]] = []
@@ -122,6 +124,19 @@ def _strike_mid_ingest(settings: StackSettings, watch: UploadWatch, uploads: lis
         seen += len(watch.wait([u.event_id for u in uploads], 0.2).indexed)
     fault.strike(settings)
     return seen
+
+
+@pytest.fixture(scope="module", autouse=True)
+def results_table() -> Iterator[None]:
+    """Writes the scenario table the README quotes to test-artifacts/chaos.md."""
+    yield
+    lines = [
+        "| scenario | uploads | indexed once | duplicates | dead letters | recovery s |",
+        "|---|---|---|---|---|---|",
+        *(f"| {name} | {n} | {ok} | {dup} | {dead} | {rec:.1f} |" for name, n, ok, dup, dead, rec in RESULTS),
+    ]
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "chaos.md").write_text("\n".join(lines) + "\n")
 
 
 @pytest.mark.skipif(len(CLIPS) < 5, reason="needs the shared clips")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from services.common.filters import Filters
+from services.common.messages import Topics
 from services.common.settings import CommonSettings
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentStore
@@ -20,10 +21,11 @@ from services.gateway.registration import register
 from services.gateway.watch import UploadWatch, publish_and_wait
 from services.media.synthetic import write_clip
 from services.stack.manager import ensure_model
-from services.stack.process import Proc, wait_until
+from services.stack.process import Proc, http_ok, wait_until
 from services.stack.settings import StackSettings
 from services.stack.triton import start_triton, triton_ready
 from tests.integration.conftest import TEST_ENV
+from tests.ledger import TopicTap
 
 
 @pytest.mark.parametrize(
@@ -61,16 +63,34 @@ def test_triton_restart_mid_stream_loses_and_duplicates_nothing(
     clips = [write_clip(folder / f"r{i}.mp4", seconds=6.0, seed=200 + i, cuts=(3.0,)) for i in range(6)]
     uploads = [register(c, creator="restart") for c in clips]
     retries_before = _retries()
+    ready_url = f"http://127.0.0.1:{TEST_ENV['CLIPSTREAM_EMBEDDER_HEALTH_PORT']}/readyz"
     triton = Proc("triton", stack.run_dir)
-    triton.stop()
     watch = UploadWatch(common)
-    publish_and_wait(common, uploads, None)
-    time.sleep(8)  # the decoder goes on producing segments while the embedder cannot reach Triton
-    start_triton(stack, ensure_model(stack))
+    tap = TopicTap(common)
+    triton.stop()
+    try:
+        publish_and_wait(common, uploads, None)
+        # the decoder goes on producing segments while the embedder cannot reach Triton: not ready
+        deadline = time.monotonic() + 8
+        seen_unready = False
+        while time.monotonic() < deadline:
+            seen_unready |= not http_ok(ready_url)
+            time.sleep(0.2)
+        assert seen_unready, "the embedder stayed ready while Triton was down"
+    finally:
+        start_triton(stack, ensure_model(stack))  # later tests need it, whatever happened here
     outcomes = watch.wait([u.event_id for u in uploads], 300)
     watch.close()
+    deadline = time.monotonic() + 60
+    while not http_ok(ready_url) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert http_ok(ready_url), "the embedder did not become ready again after Triton came back"
     assert outcomes.failed == {}
     assert set(outcomes.indexed) == {u.event_id for u in uploads}
+    ledger = tap.read({u.event_id for u in uploads})
+    tap.close()
+    assert ledger.duplicates() == {}, "a message was committed twice on some topic"
+    assert all(ledger.count(Topics.INDEXED, u.event_id) == 1 for u in uploads)
     assert _retries() > retries_before, "the outage never reached the embedder"
     rows = SegmentStore(common).count(Filters(video_ids=[u.video_id for u in uploads]).compile())
     assert rows == sum(i.segment_count for i in outcomes.indexed.values()) == 2 * len(uploads)
