@@ -20,6 +20,7 @@ import pytest
 from confluent_kafka import Producer
 from PIL import Image
 
+from services.common.filters import Filters
 from services.common.kafka.codec import CONTENT_TYPE
 from services.common.kafka.config import producer_config
 from services.common.messages import (
@@ -33,6 +34,7 @@ from services.common.messages import (
 )
 from services.common.settings import CommonSettings
 from services.common.triton import ClipClient
+from services.common.vectors import SegmentStore
 from services.gateway.registration import register
 from services.gateway.watch import UploadWatch
 from services.media.synthetic import write_clip
@@ -90,8 +92,15 @@ def _jpeg(width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
+@pytest.fixture
+def cleanup(common: CommonSettings) -> Iterator[None]:
+    """The fake segments and embeddings name no real source: later modules (reindex) must not meet them."""
+    yield
+    SegmentStore(common).delete(Filters(tenant="hostile").compile())
+
+
 def test_hostile_uploads_end_precisely_and_the_pipeline_keeps_going(
-    common: CommonSettings, media_root: Path, hostile_server: dict[str, int], tmp_path: Path
+    common: CommonSettings, media_root: Path, hostile_server: dict[str, int], tmp_path: Path, cleanup: None
 ) -> None:
     folder = media_root / "hostile"
     folder.mkdir()
@@ -100,7 +109,7 @@ def test_hostile_uploads_end_precisely_and_the_pipeline_keeps_going(
     (folder / "loop-b").symlink_to(folder / "loop-a")
     decoder_cases: dict[str, tuple[VideoUploaded, str]] = {
         "sar-200-to-1": (
-            register(media.write_sample_aspect(folder / "wide.mkv", (640, 360), Fraction(200, 1))),
+            register(media.write_sample_aspect(folder / "wide.mkv", (64, 36), Fraction(200, 1))),
             "bad_aspect_ratio",
         ),
         "64x4096-sar-1-to-64": (

@@ -23,11 +23,13 @@ CLIPS = shared_clips()
 pytestmark = pytest.mark.skipif(len(CLIPS) < 5, reason="../shared/videos with at least 5 clips is not present")
 
 TIMEOUT_S = 300
+TENANT = "pipeline"  # other modules index the same clips under their own tenants
+OURS = Filters(tenant=TENANT)
 
 
 @pytest.fixture(scope="module")
 def uploads() -> list[VideoUploaded]:
-    return [register(c, creator=f"creator{i % 3}") for i, c in enumerate(CLIPS)]
+    return [register(c, creator=f"creator{i % 3}", tenant=TENANT) for i, c in enumerate(CLIPS)]
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +65,8 @@ def test_exactly_one_row_per_segment(common: CommonSettings, first_run: Outcomes
 def test_keyframe_image_retrieves_its_clip(engine: SearchEngine, clip: Path) -> None:
     segments = decode_video(clip, DecodeOptions()).segments
     keyframe = segments[len(segments) // 2].keyframes[0]
-    hits = engine.by_image(keyframe.jpeg, limit=3)
-    assert hits[0].video_id == register(clip).video_id
+    hits = engine.by_image(keyframe.jpeg, limit=3, filters=OURS)
+    assert hits[0].video_id == register(clip, tenant=TENANT).video_id
     assert hits[0].start_s <= keyframe.t <= hits[0].end_s
 
 
@@ -73,8 +75,8 @@ def test_two_second_excerpt_retrieves_its_clip(engine: SearchEngine, clip: Path,
     segments = decode_video(clip, DecodeOptions()).segments
     middle = segments[len(segments) // 2].keyframes[0].t
     excerpt = write_excerpt(clip, tmp_path / "excerpt.mp4", max(0.0, middle - 1.0), 2.0)
-    hits = engine.by_video(excerpt, limit=3)
-    assert hits[0].video_id == register(clip).video_id
+    hits = engine.by_video(excerpt, limit=3, filters=OURS)
+    assert hits[0].video_id == register(clip, tenant=TENANT).video_id
 
 
 def test_text_query_and_filters(engine: SearchEngine, uploads: list[VideoUploaded]) -> None:
@@ -83,7 +85,7 @@ def test_text_query_and_filters(engine: SearchEngine, uploads: list[VideoUploade
     assert {h.video_id for h in everything} == {u.video_id for u in uploads}
     scores = [h.score for h in everything]
     assert scores == sorted(scores, reverse=True)
-    only = engine.by_text("a dog", limit=50, filters=Filters(creator="creator1"))
+    only = engine.by_text("a dog", limit=50, filters=Filters(creator="creator1", tenant=TENANT))
     assert {h.video_id for h in only} == {u.video_id for u in uploads if u.creator == "creator1"}
     for payload in ('creator1" or video_id != "', "creator1' or 1==1 or '", 'x\\" || true || "', "\u0022 or 1==1"):
         assert engine.by_text("a dog", limit=50, filters=Filters(creator=payload)) == []
@@ -96,7 +98,7 @@ def test_reingest_leaves_row_count_unchanged(
 ) -> None:
     store = SegmentStore(common)
     before = _rows_of(store, uploads)
-    again = [register(Path(u.uri.removeprefix("file://")), creator=u.creator) for u in uploads]
+    again = [register(Path(u.uri.removeprefix("file://")), creator=u.creator, tenant=TENANT) for u in uploads]
     second = publish_and_wait(common, again, TIMEOUT_S)
     assert set(second.indexed) == {u.event_id for u in again}
     assert _rows_of(store, uploads) == before

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from services.common.clip.loader import LoadedClip, load_clip
-from services.common.errors import PermanentError
+from services.common.errors import PermanentError, TransientError
 from services.common.messages import ModelRef
 
 log = logging.getLogger(__name__)
@@ -56,17 +56,26 @@ class ModelRouter:
 
     def target(self) -> Target | None:
         if self.ttl_s <= 0 or time.monotonic() - self._resolved_at > self.ttl_s:
-            served = self.catalogue.served_collection()
-            if served is None:
-                self._target = None
-            else:
-                if served not in self._models:
-                    self._models[served] = self.catalogue.model_of(served)
-                model, spec = self._models[served]
-                self._target = Target(served, model, spec)
-            self._resolved_at = time.monotonic()
-            self._remote_version = None  # ask Triton again: it may have been rolled meanwhile
+            try:
+                self._resolve()
+            except TransientError:
+                if self.ttl_s <= 0:
+                    raise
+                # a stage keeps the last known target while Milvus is away: it is not on its critical path
+                log.warning("served collection unknown (Milvus unavailable): keeping the last one")
         return self._target
+
+    def _resolve(self) -> None:
+        served = self.catalogue.served_collection()
+        if served is None:
+            self._target = None
+        else:
+            if served not in self._models:
+                self._models[served] = self.catalogue.model_of(served)
+            model, spec = self._models[served]
+            self._target = Target(served, model, spec)
+        self._resolved_at = time.monotonic()
+        self._remote_version = None  # ask Triton again: it may have been rolled meanwhile
 
     def embed(
         self,

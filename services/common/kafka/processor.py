@@ -7,7 +7,10 @@ after a crash repeats them (at-least-once).
 
 Every failure of a message is classified (`services.common.errors`):
 - `TransientError`: the batch is rewound and retried with backoff; after `max_attempts` its messages are
-  dead-lettered with the attempt history, so a dependency that never comes back cannot wedge a partition;
+  dead-lettered with the attempt history. Attempts made while the stage's dependencies report themselves
+  down (Triton's models not ready, Milvus's collections not loadable) are not counted: an outage is waited
+  out with readiness false, not turned into dead letters; a message that keeps failing while its
+  dependencies are up is;
 - any other exception: the batch is split and each message handled alone, so the one that fails is
   dead-lettered at once (its `reason`, or `internal_error` with the exception type) and the others go on.
 
@@ -260,8 +263,10 @@ class TransactionalProcessor(Generic[M]):
                 results.extend(self._handle_classified(batch))
         except TransientError as exc:
             self._end_spans(batch, exc)
-            exhausted = self._note_attempt(msgs, exc)
-            if not exhausted:
+            # while a dependency is known to be down the failure is the outage's, not the messages': wait
+            # for it (not ready meanwhile) without spending their attempts
+            outage = self._dependencies_ready is not None and not self._dependencies_ready()
+            if outage or not self._note_attempt(msgs, exc):
                 self._retry_later(msgs, exc, stop)
                 return
             results = self._give_up(msgs, exc)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from pymilvus import MilvusClient, MilvusException
 
+from services.common.errors import ClipstreamError
 from services.common.messages import ModelRef, SegmentEmbedding
 from services.common.settings import CommonSettings
 from services.common.vectors.errors import COLLECTION_NOT_FOUND, classify, released_collection
@@ -83,7 +84,7 @@ class SegmentStore:
                 if collection and str(self.client.get_load_state(collection).get("state")) != "Loaded":
                     self._load_served(collection)
             self._loaded = True
-        except MilvusException as exc:
+        except (MilvusException, ClipstreamError) as exc:
             log.warning("Milvus not ready", extra={"error": str(exc)[:300]})
             self._loaded = False
         self._checked_at = time.monotonic()
@@ -187,6 +188,18 @@ class SegmentStore:
             consistency_level="Strong",
         )
         return completed_uploads(embeddings, stored)
+
+    def delete(self, expr: str) -> None:
+        """Delete the rows a filter built by `services.common.filters` selects, from every model's collections."""
+        if not expr:
+            raise ValueError("refusing to delete without a filter")
+
+        def run() -> None:
+            for name in self.client.list_collections():
+                if name.startswith(("clipstream_segments_", "clipstream_videos_")):
+                    self.client.delete(name, filter=expr)
+
+        self.recovering(run)
 
     # --- reads ------------------------------------------------------------------------------------------
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from services.media.decode import DecodeLimits, DecodeOptions, decode_video
-from services.media.errors import DecodeError
+from services.media.errors import DecodeError, SourceUnavailable
 from services.media.isolated import IsolatedDecoder
-from services.media.sources import SourcePolicy
+from services.media.sources import RangeReader, SourcePolicy, open_source
 from services.media.synthetic import write_clip
 from tests import media
 
@@ -82,3 +82,43 @@ def test_a_decode_that_never_returns_is_killed_and_the_next_one_runs(tmp_path: P
         assert len(isolated.decode(write_clip(tmp_path / "next.mp4", seconds=1.0).as_uri()).segments) == 1
     finally:
         isolated.close()
+
+
+@pytest.fixture
+def dropping_server(tmp_path: Path) -> Iterator[str]:
+    """Serves a real clip by ranges, then drops the connection on every read after the first few."""
+    data = write_clip(tmp_path / "remote.mp4", seconds=8.0, size=(640, 360)).read_bytes()
+    reads = {"n": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            start, _, end = (self.headers.get("Range") or "bytes=0-").removeprefix("bytes=").partition("-")
+            reads["n"] += 1
+            if reads["n"] > 2:  # mid-decode: the network goes away
+                self.connection.close()
+                return
+            first, last = int(start), min(int(end or len(data) - 1), len(data) - 1)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {first}-{last}/{len(data)}")
+            self.send_header("Content-Length", str(last - first + 1))
+            self.end_headers()
+            self.wfile.write(data[first : last + 1])
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v/"
+    server.shutdown()
+
+
+def test_a_network_error_mid_decode_is_transient_not_a_corrupt_video(dropping_server: str) -> None:
+    RangeReader.block = 4096  # several range reads per decode
+    try:
+        policy = SourcePolicy(http_prefixes=[dropping_server], timeout_s=5.0)
+        with pytest.raises(SourceUnavailable) as err, open_source(dropping_server + "remote.mp4", policy) as source:
+            decode_video(source, DecodeOptions())
+        assert err.value.reason == "source_unreachable"
+    finally:
+        RangeReader.block = 1024 * 1024

@@ -23,10 +23,26 @@ LIMIT = 1024**2
 MULTIPART = {"Content-Type": "multipart/form-data; boundary=x"}
 
 
+class SlowEngine:
+    """Stands in for the engine's blocking work (decode + embed) in the test of the event loop."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def by_video(self, *_: object) -> list[object]:
+        self.release.wait(30)
+        return []
+
+
 @pytest.fixture
-def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def engine() -> SlowEngine:
+    return SlowEngine()
+
+
+@pytest.fixture
+def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: SlowEngine) -> Iterator[str]:
     monkeypatch.setenv("CLIPSTREAM_HOME", str(tmp_path))
-    app = create_app(SearchSettings(api_keys={"k": "t"}, max_upload_bytes=LIMIT))
+    app = create_app(SearchSettings(api_keys={"k": "t"}, max_upload_bytes=LIMIT), engine=engine)  # type: ignore[arg-type]
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
@@ -73,3 +89,24 @@ def test_the_generated_key_is_kept_in_the_state_folder_and_never_logged(
     key = (tmp_path / "search-api-key").read_text().strip()
     assert len(key) >= 24 and (tmp_path / "search-api-key").stat().st_mode & 0o077 == 0
     assert key not in caplog.text and all(key not in str(r.__dict__) for r in caplog.records)
+
+
+def test_health_answers_while_a_video_query_is_decoding(url: str, engine: SlowEngine) -> None:
+    """Decoding and embedding run off the event loop: a query in flight does not hold up other requests."""
+    finished: list[str] = []
+
+    def query() -> None:
+        files = {"file": ("q.mp4", b"\0" * 1000)}
+        httpx.post(f"{url}/v1/search/video", headers={"X-API-Key": "k"}, files=files, timeout=60)
+        finished.append("query")
+
+    thread = threading.Thread(target=query)
+    thread.start()
+    try:
+        time.sleep(0.5)  # the query is inside the engine by now
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+        finished.append("health")
+    finally:
+        engine.release.set()
+        thread.join(30)
+    assert finished == ["health", "query"]
