@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, TopicPartition
@@ -55,16 +56,20 @@ class TopicTap:
                 _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
                 self._start.append(TopicPartition(topic, p, max(high, 0)))
 
-    def read(self, event_ids: set[str], idle_s: float = 3.0) -> Ledger:
-        self._consumer.assign(self._start)
-        ledger = Ledger()
+    def _drain(self, partitions: list[TopicPartition], idle_s: float) -> Iterator[tuple[str, bytes]]:
+        """(topic, value) of every message from the remembered ends until none arrives for `idle_s`."""
+        self._consumer.assign(partitions)
         last = time.monotonic()
         while time.monotonic() - last < idle_s:
             msg = self._consumer.poll(0.5)
             if msg is None or msg.error() is not None:
                 continue
             last = time.monotonic()
-            topic, value = msg.topic() or "", msg.value() or b""
+            yield msg.topic() or "", msg.value() or b""
+
+    def read(self, event_ids: set[str], idle_s: float = 3.0) -> Ledger:
+        ledger = Ledger()
+        for topic, value in self._drain(self._start, idle_s):
             try:
                 body = json.loads(value)
             except ValueError:
@@ -88,16 +93,8 @@ class TopicTap:
 
     def dead_letters(self, idle_s: float = 3.0) -> list[DeadLetter]:
         """Every dead letter committed since the tap was made."""
-        self._consumer.assign([tp for tp in self._start if tp.topic == Topics.DEAD_LETTER])
-        found: list[DeadLetter] = []
-        last = time.monotonic()
-        while time.monotonic() - last < idle_s:
-            msg = self._consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
-                continue
-            last = time.monotonic()
-            found.append(DeadLetter.model_validate_json(msg.value() or b""))
-        return found
+        partitions = [tp for tp in self._start if tp.topic == Topics.DEAD_LETTER]
+        return [DeadLetter.model_validate_json(value) for _, value in self._drain(partitions, idle_s)]
 
     def close(self) -> None:
         self._consumer.close()

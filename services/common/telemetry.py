@@ -14,7 +14,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from pythonjsonlogger.json import JsonFormatter
 
 from services.common.settings import CommonSettings
@@ -32,6 +32,8 @@ BATCH_SECONDS = Histogram(
 BATCH_SIZE = Histogram(
     "clipstream_batch_messages", "Messages per processed batch", ["service"], buckets=(1, 2, 4, 8, 16, 32, 64, 128)
 )
+
+UPLOADS_IN_FLIGHT = Gauge("clipstream_uploads_in_flight", "Uploads with some but not all segments durable")
 
 _configured = False
 

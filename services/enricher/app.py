@@ -1,6 +1,10 @@
-"""The faust-streaming app: per-video upload progress (segments durable so far) in a changelogged table.
+"""The faust-streaming app: per-video progress of uploads in flight (segments durable so far).
 
-It tracks uploads in flight for status queries; it publishes nothing downstream but dead letters.
+Progress is derived data kept in memory: the durable records are each segment's Milvus row and ack, and
+the indexer's `videos.indexed` for a complete upload. A faust changelogged table was used first, but after a
+kill -9 its recovery hung for minutes (measured twice in the chaos suite; faust's recovery hangs are a
+known class, robinhood/faust 218, faust-streaming 74), leaving the worker unready; progress restarts empty
+instead and fills again from the acks that follow. It publishes nothing downstream but dead letters.
 """
 
 from __future__ import annotations
@@ -42,11 +46,7 @@ app = faust.App(
 
 acks_topic = app.topic(Topics.SEGMENTS_INDEXED, key_serializer="raw", value_serializer="raw")
 dead_letter_topic = app.topic(Topics.DEAD_LETTER, key_serializer="raw", value_serializer="raw")
-# keys and values as JSON (faust's default codec): raw bytes keys were written undecodable for recovery,
-# and a restarted worker hung restoring the changelog
-progress = app.Table(
-    "progress", default=None, partitions=settings.common.topic_partitions, key_type=str, value_type=dict
-)
+progress: dict[str, Progress] = {}  # video id -> its upload in flight; pruned when complete
 
 
 @app.agent(acks_topic)
@@ -68,14 +68,12 @@ async def track_completion(stream: faust.StreamT[bytes]) -> None:
             await dead_letter_topic.send(key=event.key, value=letter.model_dump_json().encode())
             continue
         key = ack.video_id
-        raw = progress.get(key)
-        state = Progress.model_validate(raw) if raw else None
-        new_state = apply_ack(state, ack)
+        new_state = apply_ack(progress.get(key), ack)
         if new_state is None:
-            if raw is not None:
-                del progress[key]  # complete: the indexer's `videos.indexed` is the record
-        elif new_state != state:
-            progress[key] = new_state.model_dump(mode="json")
+            progress.pop(key, None)  # complete: the indexer's `videos.indexed` is the record
+        else:
+            progress[key] = new_state
+        telemetry.UPLOADS_IN_FLIGHT.set(len(progress))
 
 
 @app.page("/healthz")  # type: ignore[arg-type]

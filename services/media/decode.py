@@ -162,13 +162,13 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
         ctx.skip_frame = "NONKEY"
     sar = sample_aspect_ratio(stream)
     shown_w, shown_h = display_size(ctx.width, ctx.height, sar, 0)
-    if shown_w * shown_h > limits.max_pixels:
-        raise DecodeError("too_many_pixels", f"displayed at {shown_w}x{shown_h}, over {limits.max_pixels} pixels")
     if max(shown_w, shown_h) > limits.max_aspect_ratio * min(shown_w, shown_h):
         raise DecodeError(
             "bad_aspect_ratio",
             f"displayed at {shown_w}x{shown_h} (sample aspect ratio {sar}), longer than {limits.max_aspect_ratio:g}:1",
         )
+    if shown_w * shown_h > limits.max_pixels:
+        raise DecodeError("too_many_pixels", f"displayed at {shown_w}x{shown_h}, over {limits.max_pixels} pixels")
     detector = ShotDetector(options.shots) if policy.mode == "shots" else None
     segmenter: Segmenter[Image.Image] = Segmenter(policy)
     segments: list[Segment] = []

@@ -92,6 +92,20 @@ def _jpeg(width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
+def _segment(event_id: str, jpeg: bytes, info: VideoInfo) -> VideoSegment:
+    """A one-segment video as the decoder would publish it, with the given keyframe bytes."""
+    return VideoSegment(
+        event_id=event_id,
+        video_id=event_id,
+        segment_index=0,
+        segment_count=1,
+        start_s=0,
+        end_s=1,
+        keyframes=[Keyframe(t=0.5, jpeg=jpeg)],
+        video=info,
+    )
+
+
 @pytest.fixture
 def cleanup(common: CommonSettings) -> Iterator[None]:
     """The fake segments and embeddings name no real source: later modules (reindex) must not meet them."""
@@ -109,7 +123,7 @@ def test_hostile_uploads_end_precisely_and_the_pipeline_keeps_going(
     (folder / "loop-b").symlink_to(folder / "loop-a")
     decoder_cases: dict[str, tuple[VideoUploaded, str]] = {
         "sar-200-to-1": (
-            register(media.write_sample_aspect(folder / "wide.mkv", (64, 36), Fraction(200, 1))),
+            register(media.write_sample_aspect(folder / "wide.mkv", (640, 360), Fraction(200, 1))),
             "bad_aspect_ratio",
         ),
         "64x4096-sar-1-to-64": (
@@ -135,32 +149,8 @@ def test_hostile_uploads_end_precisely_and_the_pipeline_keeps_going(
     model = ClipClient(common.triton_grpc_url).embed_texts(["probe"])[1]
     info = VideoInfo(uri="file:///hostile", uploaded_at=utcnow(), tenant="hostile")
     segment_cases: dict[str, tuple[VideoSegment, str | None]] = {
-        "keyframe-not-an-image": (
-            VideoSegment(
-                event_id="h-badjpeg",
-                video_id="h-badjpeg",
-                segment_index=0,
-                segment_count=1,
-                start_s=0,
-                end_s=1,
-                keyframes=[Keyframe(t=0.5, jpeg=b"not a jpeg")],
-                video=info,
-            ),
-            "bad_keyframe",
-        ),
-        "keyframe-40000x1-is-bounded-and-indexed": (
-            VideoSegment(
-                event_id="h-sliver",
-                video_id="h-sliver",
-                segment_index=0,
-                segment_count=1,
-                start_s=0,
-                end_s=1,
-                keyframes=[Keyframe(t=0.5, jpeg=_jpeg(40000, 1))],
-                video=info,
-            ),
-            None,
-        ),
+        "keyframe-not-an-image": (_segment("h-badjpeg", b"not a jpeg", info), "bad_keyframe"),
+        "keyframe-40000x1-is-bounded-and-indexed": (_segment("h-sliver", _jpeg(40000, 1), info), None),
     }
     embedding = SegmentEmbedding(
         event_id="h-dim",
