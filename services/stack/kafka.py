@@ -107,7 +107,7 @@ def start_kafka(settings: StackSettings) -> Proc:
             )
             if fmt.returncode != 0:
                 raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
-        proc.start([*jvm, "kafka.Kafka", str(props)])
+        proc.start([*jvm, "kafka.Kafka", str(props)], ports=[(host, port), (host, ctrl)])
     wait_until(lambda: port_open(host, port), proc, f"Kafka on {host}:{port}", 90)
     ensure_topics(settings.common)
     return proc

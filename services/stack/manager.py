@@ -90,7 +90,7 @@ def up(settings: StackSettings, services: bool = True) -> dict[str, int]:
                     "--web-port",
                     str(port),
                 ]
-            proc.start(argv, env=env)
+            proc.start(argv, env=env, ports=[("127.0.0.1", port)])
             started.append((proc, port))
         for proc, port in started:
             wait_until(lambda port=port: _ready(port), proc, f"{proc.name} readiness on :{port}", 180)  # type: ignore[misc]

@@ -30,7 +30,7 @@ def start_milvus_lite(settings: StackSettings) -> Proc:
     if not proc.running():
         data = settings.data_dir / "milvus"
         data.mkdir(parents=True, exist_ok=True)
-        proc.start(lite_argv(data, host, port))
+        proc.start(lite_argv(data, host, port), ports=[(host, port)])
     wait_until(lambda: port_open(host, port), proc, f"Milvus Lite on {host}:{port}", 60)
     return proc
 

@@ -45,9 +45,20 @@ class Proc:
     def running(self) -> bool:
         return self.pid() is not None
 
-    def start(self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
+    def start(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        ports: Sequence[tuple[str, int]] = (),
+    ) -> int:
+        """Start the process unless ours runs. A port it needs that something else already holds (a leftover
+        of a killed run) is refused: waiting for "port open" would then pass on a stranger with stale data."""
         if (pid := self.pid()) is not None:
             return pid
+        taken = [f"{host}:{port}" for host, port in ports if port_open(host, port)]
+        if taken:
+            raise StackError(f"{self.name}: {', '.join(taken)} already in use by a process this stack did not start")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(

@@ -49,6 +49,6 @@ def start_seaweedfs(settings: StackSettings) -> Proc:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
         ]
-        proc.start(argv, env=env)
+        proc.start(argv, env=env, ports=[(host, base), (host, settings.s3_port)])
     wait_until(lambda: port_open(host, settings.s3_port), proc, f"SeaweedFS S3 on {host}:{settings.s3_port}", 60)
     return proc

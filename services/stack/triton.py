@@ -101,7 +101,8 @@ def start_triton(settings: StackSettings, clip_model: str) -> Proc:
     http = settings.common.triton_http_url
     if not proc.running():
         argv, env = triton_command(settings, clip_model)
-        proc.start(argv, env=env)
+        ports = [(settings.host, port_of(u)) for u in (http, settings.common.triton_grpc_url)]
+        proc.start(argv, env=env, ports=[*ports, (settings.host, settings.triton_metrics_port)])
     wait_until(lambda: triton_ready(http), proc, f"Triton at {http}", 180)
     return proc
 

@@ -1,7 +1,8 @@
 """Break each component mid-ingest and count what came out: every upload indexed once or dead-lettered once.
 
 Each scenario publishes the shared clips under its own tenant (so its video ids are its own), waits until
-the pipeline is mid-work, then kills (SIGKILL) or pauses (SIGSTOP) one component. Services come back by
+the pipeline is mid-work, then kills (SIGKILL) or pauses (SIGSTOP) one component, or scales a stage to two
+replicas and back (partitions move twice while batches are in flight). Services come back by
 themselves (the stack supervises them as Kubernetes would); infrastructure is restarted by the test, as an
 operator's platform would. Then: each upload has exactly one committed `videos.indexed` or one dead
 letter, no topic holds a duplicate, Milvus holds exactly the indexed segments, and the time from the fault
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ pytestmark = pytest.mark.chaos
 CLIPS = shared_clips()
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 OUTCOME_TIMEOUT_S = 300
+EMBEDDER_PORT_VAR, DECODER_PORT_VAR = "CLIPSTREAM_EMBEDDER_HEALTH_PORT", "CLIPSTREAM_DECODER_HEALTH_PORT"
 READY_TIMEOUT_S = 60
 RESULTS: list[tuple[str, int, int, int, int, float]] = []
 
@@ -88,6 +91,23 @@ def _pause_broker(seconds: float) -> Callable[[StackSettings], None]:
     return strike
 
 
+def _second_replica(name: str, module: str, port_var: str, port: int) -> Callable[[StackSettings], None]:
+    """Scale a stage to two replicas mid-ingest (partitions move while batches are in flight), then back."""
+
+    def strike(settings: StackSettings) -> None:
+        replica = Proc(f"{name}-2", settings.run_dir)
+        replica.start([sys.executable, "-m", module], env={port_var: str(port)}, ports=[("127.0.0.1", port)])
+        try:
+            deadline = time.monotonic() + 60
+            while not http_ok(f"http://127.0.0.1:{port}/readyz") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(5)  # it owns partitions and works on some of them
+        finally:
+            replica.stop()  # leaves the group: its partitions move back mid-ingest
+
+    return strike
+
+
 FAULTS = [
     Fault("decoder", 0, _kill_service("decoder")),
     Fault("embedder", 0, _kill_service("embedder")),
@@ -99,6 +119,8 @@ FAULTS = [
     Fault("kafka", 2, _kill_infra("kafka", start_kafka)),
     # longer than the transaction timeout (TEST_ENV): the broker aborts the open transactions meanwhile
     Fault("kafka-paused", 2, _pause_broker(20.0)),
+    Fault("embedder-2-replicas", 0, _second_replica("embedder", "services.embedder", EMBEDDER_PORT_VAR, 9212)),
+    Fault("decoder-2-replicas", 0, _second_replica("decoder", "services.decoder", DECODER_PORT_VAR, 9211)),
 ]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from services.common.clip.loader import load_clip
 from services.common.filters import Filters
 from services.common.messages import Topics
 from services.common.settings import CommonSettings
@@ -122,3 +123,24 @@ def test_container_entry_point_serves_the_same_model(stack: StackSettings, tmp_p
         np.testing.assert_allclose(vectors, reference, atol=1e-5)
     finally:
         proc.stop()
+
+
+def test_triton_and_in_process_torch_agree_on_images_and_texts(stack: StackSettings) -> None:
+    """Search embeds in-process after a reindex switch and the embedder does while Triton lags: both paths
+    must give the same vectors as Triton for the same model (images of several shapes, and texts)."""
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((256, 320, 3), (200, 200, 3), (90, 400, 3))]
+    texts = ["a dog", "aerial sunset over the sea", "two small red circles moving left"]
+    client = ClipClient(TEST_ENV["CLIPSTREAM_TRITON_GRPC_URL"], max_in_flight=1)
+    try:
+        remote_images, model = client.embed_images(images)
+        remote_texts, _ = client.embed_texts(texts)
+    finally:
+        client.close()
+    local = load_clip(ensure_model(stack))
+    assert local.ref == model
+    local_images = np.concatenate([local.embed_pixels(image[None]) for image in images])
+    np.testing.assert_allclose(remote_images, local_images, atol=1e-4)
+    np.testing.assert_allclose(remote_texts, local.embed_texts(texts), atol=1e-4)
+    # different texts are different vectors: a tokenizer that dropped the text would make them equal
+    assert np.abs(remote_texts[0] - remote_texts[1]).max() > 1e-3

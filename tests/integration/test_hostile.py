@@ -194,6 +194,7 @@ def test_hostile_uploads_end_precisely_and_the_pipeline_keeps_going(
         producer.produce(Topics.EMBEDDINGS, key=emb.video_id.encode(), value=emb.model_dump_json().encode())
     for name, value in raw_cases.items():
         producer.produce(Topics.UPLOADED, key=name.encode(), value=value)
+    producer.produce(Topics.SEGMENTS_INDEXED, key=b"enricher-not-json", value=b"{not an ack")
     producer.produce(Topics.UPLOADED, key=after.video_id.encode(), value=after.model_dump_json().encode())
     assert producer.flush(30) == 0
 
@@ -205,7 +206,9 @@ def test_hostile_uploads_end_precisely_and_the_pipeline_keeps_going(
     ]
     outcomes = watch.wait(events, TIMEOUT_S)
     watch.close()
-    raw_letters = {d.key: d for d in tap.dead_letters() if d.key in raw_cases}
+    letters = tap.dead_letters()
+    raw_letters = {d.key: d for d in letters if d.key in raw_cases}
+    enricher_letters = [d for d in letters if d.key == "enricher-not-json"]
     tap.close()
 
     assert after.event_id in outcomes.indexed, "the upload after the hostile ones must still be indexed"
@@ -222,6 +225,9 @@ def test_hostile_uploads_end_precisely_and_the_pipeline_keeps_going(
     assert seen == wanted
     assert {key: d.reason for key, d in raw_letters.items()} == dict.fromkeys(raw_cases, "malformed_message")
     assert "UTF-8 bytes" in raw_letters["title-of-400-cjk-characters"].detail
+    assert [(d.service, d.reason, d.source_topic) for d in enricher_letters] == [
+        ("enricher", "malformed_message", Topics.SEGMENTS_INDEXED)
+    ]
     retried = outcomes.failed[decoder_cases["server-error-is-retried"][0].event_id]
     assert len(retried.attempts) == int(common.retry_max_attempts) and hostile_server["error"] >= 2
     assert all("source_unavailable" in a for a in retried.attempts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def test_exactly_one_row_per_segment(common: CommonSettings, first_run: Outcomes
 
 
 @pytest.mark.parametrize("clip", CLIPS, ids=[c.name for c in CLIPS])
-def test_keyframe_image_retrieves_its_clip(engine: SearchEngine, clip: Path) -> None:
+def test_the_indexed_keyframe_image_finds_its_own_segment(engine: SearchEngine, clip: Path) -> None:
     segments = decode_video(clip, DecodeOptions()).segments
     keyframe = segments[len(segments) // 2].keyframes[0]
     hits = engine.by_image(keyframe.jpeg, limit=3, filters=OURS)
@@ -71,7 +72,7 @@ def test_keyframe_image_retrieves_its_clip(engine: SearchEngine, clip: Path) -> 
 
 
 @pytest.mark.parametrize("clip", CLIPS, ids=[c.name for c in CLIPS])
-def test_two_second_excerpt_retrieves_its_clip(engine: SearchEngine, clip: Path, tmp_path: Path) -> None:
+def test_a_reencoded_excerpt_as_video_query_finds_its_source(engine: SearchEngine, clip: Path, tmp_path: Path) -> None:
     segments = decode_video(clip, DecodeOptions()).segments
     middle = segments[len(segments) // 2].keyframes[0].t
     excerpt = write_excerpt(clip, tmp_path / "excerpt.mp4", max(0.0, middle - 1.0), 2.0)
@@ -79,7 +80,7 @@ def test_two_second_excerpt_retrieves_its_clip(engine: SearchEngine, clip: Path,
     assert hits[0].video_id == register(clip, tenant=TENANT).video_id
 
 
-def test_text_query_and_filters(engine: SearchEngine, uploads: list[VideoUploaded]) -> None:
+def test_text_query_ranks_all_by_score_under_filters(engine: SearchEngine, uploads: list[VideoUploaded]) -> None:
     ours = Filters(video_ids=[u.video_id for u in uploads])  # other test modules index videos too
     everything = engine.by_text("a dog lying on the floor", limit=50, filters=ours)
     assert {h.video_id for h in everything} == {u.video_id for u in uploads}
@@ -136,3 +137,21 @@ def test_bad_inputs_end_as_dead_letters_and_the_pipeline_goes_on(
     junk = outcomes.failed["junk-1"]
     assert (junk.service, junk.source_topic, junk.key) == ("decoder", Topics.UPLOADED, "junk")
     assert good.event_id in outcomes.indexed
+
+
+def test_pages_of_the_hnsw_path_match_the_exact_path(engine: SearchEngine) -> None:
+    """The HNSW path (the tenant filter admits more rows than `exact_max_rows`) pages without gaps or repeats,
+    and on this small catalogue finds what the exact path finds."""
+    exact_config = engine.store.index
+    try:
+        engine.store.index = dataclasses.replace(exact_config, exact_max_rows=0)  # force the HNSW path
+        first = [h.video_id for h in engine.by_text("a street", limit=5, offset=0, filters=OURS)]
+        second = [h.video_id for h in engine.by_text("a street", limit=5, offset=5, filters=OURS)]
+        whole = [h.video_id for h in engine.by_text("a street", limit=10, filters=OURS)]
+        engine.store.index = dataclasses.replace(exact_config, exact_max_rows=10_000)  # force the exact path
+        exact = [h.video_id for h in engine.by_text("a street", limit=10, filters=OURS)]
+    finally:
+        engine.store.index = exact_config
+    assert len(first) == len(second) == 5 and not set(first) & set(second)
+    assert first + second == whole
+    assert set(whole) == set(exact)

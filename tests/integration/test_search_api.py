@@ -164,6 +164,21 @@ def test_image_and_video_uploads(catalogue: dict[str, VideoUploaded], tmp_path: 
     assert bad.status_code == 400
 
 
+def test_image_and_video_queries_are_tenant_scoped_and_need_a_key(catalogue: dict[str, VideoUploaded]) -> None:
+    """Tenant B querying with tenant A's own keyframe and excerpt never sees tenant A's videos."""
+    clip = Path(catalogue["a-forest"].uri.removeprefix("file://"))
+    keyframe = decode_video(clip, DecodeOptions()).segments[1].keyframes[0]
+    image = {"file": ("k.jpg", keyframe.jpeg, "image/jpeg")}
+    video = {"file": ("c.mp4", clip.read_bytes(), "video/mp4")}
+    tenant_b = {catalogue[n].video_id for n in ("b-beach", "b-snow", "b-emoji")}
+    for path, files in (("image", image), ("video", video)):
+        url = f"{SEARCH_URL}/v1/search/{path}"
+        assert httpx.post(url, files=files, timeout=60).status_code == 401
+        assert httpx.post(url, headers={"X-API-Key": "nope"}, files=files, timeout=60).status_code == 401
+        seen = {r["video_id"] for r in httpx.post(url, headers=B, files=files, timeout=60).json()["results"]}
+        assert seen and seen <= tenant_b, seen
+
+
 def test_web_page_in_chromium(catalogue: dict[str, VideoUploaded], tmp_path: Path) -> None:
     playwright = pytest.importorskip("playwright.sync_api")
     chromium = Path("/usr/bin/chromium")

@@ -41,11 +41,20 @@ class SegmentStore:
     def __init__(self, settings: CommonSettings, index: IndexConfig | None = None) -> None:
         token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
         self.client = MilvusClient(uri=settings.milvus_uri, token=token, grpc_options=_GRPC_OPTIONS)
-        self.index = index or IndexConfig.from_settings(settings)
-        self._searcher = Searcher(self.client, self.index, self._read, self.recovering)
+        config = index or IndexConfig.from_settings(settings)
+        self._searcher = Searcher(self.client, config, self._read, self.recovering)
         self._known: set[str] = set()
         self._checked_at = 0.0
         self._loaded = False
+
+    @property
+    def index(self) -> IndexConfig:
+        return self._searcher.index
+
+    @index.setter
+    def index(self, config: IndexConfig) -> None:
+        """Reads and searches use the new index settings from the next call on (e.g. `exact_max_rows`)."""
+        self._searcher.index = config
 
     # --- failures ---------------------------------------------------------------------------------------
 
