@@ -101,7 +101,8 @@ def start_kafka(settings: StackSettings) -> Proc:
         if not (data / "meta.properties").is_file():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+                # `=`: a base64url id may start with "-", which argparse would read as an option (1 start in 64)
+                [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)],
                 capture_output=True,
                 text=True,
             )
