@@ -4,6 +4,8 @@ FFmpeg runs C code on hostile bytes: a stuck demuxer or a network read never ret
 malformed stream can crash the process, a decode bomb can take all memory. The child gets an address-space
 limit and the caller a hard deadline; when either is hit the child is killed, the caller gets a precise
 `DecodeError`, and the next video gets a fresh child. The worker is kept between videos (spawned once).
+A child that dies is a transient failure: a crash that hostile bytes cause again is dead-lettered after
+the bounded retries, with each attempt in its history.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import resource
+import signal
 from concurrent.futures.process import BrokenProcessPool
 
+from services.common.errors import TransientError
 from services.media.decode import DecodedVideo, DecodeOptions, decode_video
 from services.media.errors import DecodeError
 from services.media.sources import SourcePolicy, open_source
@@ -21,7 +25,11 @@ from services.media.sources import SourcePolicy, open_source
 log = logging.getLogger(__name__)
 
 
-def _limit_memory(max_bytes: int) -> None:
+def _init_child(max_bytes: int) -> None:
+    # the parent owns the child's life: a SIGTERM sent to the whole process group (a supervisor stopping the
+    # service) must let the parent finish or hand back its batch, not kill the decode under it
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if max_bytes > 0:
         resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
 
@@ -47,7 +55,7 @@ class IsolatedDecoder:
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),  # never fork a process holding Kafka threads
-                initializer=_limit_memory,
+                initializer=_init_child,
                 initargs=(self.max_memory_bytes,),
             )
         return self._pool
@@ -63,7 +71,11 @@ class IsolatedDecoder:
             ) from exc
         except BrokenProcessPool as exc:
             self._kill()
-            raise DecodeError("decoder_crashed", "the decoding process died on this input (crash or memory)") from exc
+            # a crash on hostile bytes repeats and ends as a dead letter after the bounded retries; a child
+            # killed from outside (the OOM killer under pressure, an operator) gets another chance
+            raise TransientError(
+                "the decoding process died (crash, memory or a signal)", reason="decoder_crashed"
+            ) from exc
 
     def _kill(self) -> None:
         pool, self._pool = self._pool, None

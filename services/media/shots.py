@@ -3,8 +3,8 @@
 A hard cut is a frame whose mean YUV change from the previous frame is both large in absolute terms
 (`threshold`) and large relative to the recent motion (`adaptive_ratio` x the median of the last few
 scores), which keeps fast camera motion from reading as a cut where a fixed threshold (PySceneDetect's
-ContentDetector) fires. A fade through black is a run of dark frames; its boundary is the first frame
-after the run. Cuts closer than `min_shot_s` to the previous boundary are dropped, which merges very
+ContentDetector) fires. A fade through black is a run of dark frames (dark on average and nearly
+everywhere); its boundary is the first frame after the run. Cuts closer than `min_shot_s` to the previous boundary are dropped, which merges very
 short shots into their neighbour.
 """
 
@@ -26,6 +26,7 @@ class ShotConfig:
     window: int = 8
     min_shot_s: float = 0.6
     dark_luma: float = 24.0
+    dark_bright_share: float = 0.02  # a black frame has at most this share of pixels brighter than 2x dark_luma
 
 
 def frame_score(previous: Thumb, current: Thumb) -> float:
@@ -47,7 +48,12 @@ class ShotDetector:
 
     def push(self, t: float, thumb: Thumb) -> bool:
         config = self.config
-        dark = float(thumb[0].mean()) < config.dark_luma
+        luma = thumb[0]
+        # a fade's black is dark everywhere: a bright object on a dark background (a planet on a starfield)
+        # is not black, however low the mean (measured: such a clip read as three fades)
+        dark = float(luma.mean()) < config.dark_luma and (
+            np.count_nonzero(luma > 2 * config.dark_luma) <= config.dark_bright_share * luma.size
+        )
         previous, self._previous = self._previous, thumb
         if previous is None:
             self._in_dark = dark
