@@ -4,8 +4,8 @@ A hard cut is a frame whose mean YUV change from the previous frame is both larg
 (`threshold`) and large relative to the recent motion (`adaptive_ratio` x the median of the last few
 scores), which keeps fast camera motion from reading as a cut where a fixed threshold (PySceneDetect's
 ContentDetector) fires. A fade through black is a run of dark frames (dark on average and nearly
-everywhere); its boundary is the first frame after the run. Cuts closer than `min_shot_s` to the previous boundary are dropped, which merges very
-short shots into their neighbour.
+everywhere); its boundary is the first frame after the run. Cuts closer than `min_shot_s` to the previous
+boundary are dropped, which merges very short shots into their neighbour.
 """
 
 from __future__ import annotations
