@@ -61,16 +61,23 @@ def test_triton_restart_mid_stream_loses_and_duplicates_nothing(
     stack: StackSettings, common: CommonSettings, media_root: Path
 ) -> None:
     folder = media_root / "restart"
-    clips = [write_clip(folder / f"r{i}.mp4", seconds=6.0, seed=200 + i, cuts=(3.0,)) for i in range(6)]
+    clips = [write_clip(folder / f"r{i}.mp4", seconds=8.0, seed=200 + i, cuts=(4.0,)) for i in range(12)]
     uploads = [register(c, creator="restart") for c in clips]
     retries_before = _retries()
     ready_url = f"http://127.0.0.1:{TEST_ENV['CLIPSTREAM_EMBEDDER_HEALTH_PORT']}/readyz"
     triton = Proc("triton", stack.run_dir)
     watch = UploadWatch(common)
+    first = UploadWatch(common)
     tap = TopicTap(common)
-    triton.stop()
+    publish_and_wait(common, uploads, None)
     try:
-        publish_and_wait(common, uploads, None)
+        # stop Triton mid-stream: once the first upload is through, the others are in flight
+        early, deadline = 0, time.monotonic() + 120
+        while not early and time.monotonic() < deadline:
+            early = len(first.wait([u.event_id for u in uploads], 0.2).indexed)
+        first.close()
+        assert 1 <= early < len(uploads), f"{early} of {len(uploads)} done before Triton stopped: none in flight"
+        triton.stop()
         # the decoder goes on producing segments while the embedder cannot reach Triton: not ready
         deadline = time.monotonic() + 8
         seen_unready = False
