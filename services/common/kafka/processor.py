@@ -269,7 +269,7 @@ class TransactionalProcessor(Generic[M]):
             if outage or not self._note_attempt(msgs, exc):
                 self._retry_later(msgs, exc, stop)
                 return
-            results = self._give_up(msgs, exc)
+            results += self._give_up([r.raw for r in batch], exc)  # malformed ones keep their own reason
         try:
             self._commit(msgs, results)
         except _Replay as exc:
