@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -208,8 +207,8 @@ def test_web_page_in_chromium(catalogue: dict[str, VideoUploaded], tmp_path: Pat
         assert page.inner_text("#detailTitle").endswith("· 2 segments")
         assert page.inner_text("#status") == "3 videos"
         page.wait_for_function("[...document.images].every((i) => i.complete)")
-        page.screenshot(path=str(shot), full_page=True)
+        # every card and segment shows its decoded thumbnail (not a broken or empty image)
+        sizes = page.evaluate("[...document.querySelectorAll('.card img, #segments img')].map(i => i.naturalWidth)")
+        assert len(sizes) == page.locator(".card").count() + 2 and all(w > 0 for w in sizes), sizes
+        page.screenshot(path=str(shot), full_page=True)  # kept for a person to look at
         browser.close()
-    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
-    assert pixels.std() > 20, "the screenshot is blank"
-    assert len(np.unique(pixels.reshape(-1, 3)[::7], axis=0)) > 200, "the screenshot shows no thumbnails"
