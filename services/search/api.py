@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 
-from services.common.errors import TransientError
+from services.common.errors import ClipstreamError, TransientError
 from services.common.filters import Filters, MetadataFilters
 from services.common.http import ApiKeys, KeyGuard
 from services.search.engine import NotFound, QueryError, SearchEngine, hits_to_json
@@ -96,6 +96,8 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
             raise HTTPException(404, detail=f"no video {exc.detail!r}") from exc
         except TransientError as exc:
             raise HTTPException(503, detail=f"{exc.reason}: try again shortly", headers={"Retry-After": "2"}) from exc
+        except ClipstreamError as exc:  # the service's own state (e.g. model_mismatch): not the caller's fault
+            raise HTTPException(503, detail=f"{exc.reason}: {exc.detail}") from exc
 
     async def run_blocking(call: Any, *args: Any) -> Any:
         """Decoding and embedding off the event loop, so health checks and other requests keep answering."""

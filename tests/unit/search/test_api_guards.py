@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
+from services.common.errors import PermanentError
 from services.search.api import create_app
 from services.search.settings import SearchSettings
 
@@ -32,6 +33,9 @@ class SlowEngine:
     def by_video(self, *_: object) -> list[object]:
         self.release.wait(30)
         return []
+
+    def by_text(self, *_: object) -> list[object]:
+        raise PermanentError("Triton serves m:1, the served collection needs m:2", reason="model_mismatch")
 
 
 @pytest.fixture
@@ -110,3 +114,9 @@ def test_health_answers_while_a_video_query_is_decoding(url: str, engine: SlowEn
         engine.release.set()
         thread.join(30)
     assert finished == ["health", "query"]
+
+
+def test_the_services_own_errors_are_503_with_their_reason_not_500(url: str) -> None:
+    answer = httpx.post(f"{url}/v1/search/text", json={"query": "x"}, headers={"X-API-Key": "k"}, timeout=10)
+    assert answer.status_code == 503
+    assert answer.json()["detail"].startswith("model_mismatch: ")

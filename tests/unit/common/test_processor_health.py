@@ -1,0 +1,50 @@
+"""A stage whose handler does not return in time reports itself dead (so the watchdog and the orchestrator
+restart it), and one whose dependencies are down reports itself unready. No broker is needed: the clients
+are only made when the processor runs."""
+
+from __future__ import annotations
+
+import threading
+
+from pydantic import BaseModel
+
+from services.common.kafka.processor import ProcessorConfig, Received, Result, TransactionalProcessor
+from services.common.settings import CommonSettings
+
+
+class Nothing(BaseModel):
+    pass
+
+
+def test_a_handler_past_its_limit_makes_the_stage_not_live() -> None:
+    release = threading.Event()
+
+    def stuck(_batch: list[Received[Nothing]]) -> list[Result]:
+        release.wait(10)
+        return []
+
+    config = ProcessorConfig(service="t", group_id="g", input_topic="x", handle_timeout_s=0.2)
+    processor: TransactionalProcessor[Nothing] = TransactionalProcessor(CommonSettings(), config, Nothing, stuck)
+    assert processor.live()
+    worker = threading.Thread(target=processor._call, args=([],))
+    worker.start()
+    try:
+        release.wait(1.0)  # well past the 0.2 s limit while the handler is still inside
+        assert not processor.live()
+    finally:
+        release.set()
+        worker.join(10)
+    assert processor.live()
+
+
+def test_dependencies_down_make_a_started_stage_unready() -> None:
+    up = [True]
+    config = ProcessorConfig(service="t", group_id="g", input_topic="x")
+    processor: TransactionalProcessor[Nothing] = TransactionalProcessor(
+        CommonSettings(), config, Nothing, lambda _b: [], dependencies_ready=lambda: up[0]
+    )
+    assert not processor.ready()  # not started
+    processor._started.set()
+    assert processor.ready()
+    up[0] = False
+    assert not processor.ready()
