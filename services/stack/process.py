@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -117,13 +118,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def http_status(url: str, timeout_s: float = 1.0) -> int | None:
+    """The status a health endpoint answers; None when nothing answers (not listening yet, or gone)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return None
+
+
 def http_ok(url: str) -> bool:
     """A health endpoint answers 200."""
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
+    return http_status(url) == 200
 
 
 def port_open(host: str, port: int) -> bool:

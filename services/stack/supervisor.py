@@ -15,9 +15,9 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from services.stack.process import http_status
 
 log = logging.getLogger("clipstream.supervisor")
 
@@ -27,17 +27,6 @@ HEALTHY_RESET_S = 60.0  # a child that ran this long starts the backoff over
 PROBE_PERIOD_S = 5.0
 PROBE_FAILURES = 3
 STARTUP_GRACE_S = 120.0  # no liveness probes while a child starts (models load, groups join)
-
-
-def _live(url: str) -> bool | None:
-    """True/False from the liveness endpoint; None when nothing answers yet (still starting)."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except urllib.error.HTTPError:
-        return False
-    except OSError:
-        return None
 
 
 class Supervisor:
@@ -79,8 +68,10 @@ class Supervisor:
                 return self.child.wait(timeout=PROBE_PERIOD_S)
             if self.stopping.is_set() or not self.health_url:
                 continue
-            alive = _live(self.health_url)
-            if alive is False or (alive is None and time.monotonic() - started > STARTUP_GRACE_S):
+            status = http_status(self.health_url, timeout_s=2)
+            if (status is not None and status != 200) or (
+                status is None and time.monotonic() - started > STARTUP_GRACE_S
+            ):
                 failures += 1
             else:
                 failures = 0
