@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from services.common.clip.loader import LoadedClip, load_clip
+from services.common.errors import ClipstreamError
 from services.common.filters import Filters
 from services.common.messages import SegmentEmbedding, VideoInfo
 from services.common.vectors import TAG_FIELDS, VIDEO_FIELDS, VIDEOS_ALIAS, SegmentStore, mean_vector
 from services.media.decode import decode_video
-from services.media.errors import DecodeError
 from services.media.images import jpeg_to_pixels, thumbnail
 from services.media.settings import MediaSettings
 from services.media.sources import open_source
@@ -99,7 +99,7 @@ def _reembed(
     try:
         with open_source(row["uri"], media.source_policy()) as source:
             decoded = decode_video(source, media.decode_options())
-    except DecodeError as exc:
+    except ClipstreamError as exc:  # permanent or transient (a source server down): that video is not re-embedded
         report.failed[row["video_id"]] = f"{exc.reason}: {exc.detail}"
         return False
     info = VideoInfo(
