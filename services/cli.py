@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.common.vectors import SegmentHit
+if TYPE_CHECKING:
+    from services.search.engine import Hits
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: Kafka, Triton, Milvus Lite and the services.")
@@ -111,6 +113,19 @@ def _ingest(paths: list[Path], creator: str, tenant: str, wait: bool, timeout_s:
         raise typer.Exit(1)
 
 
+@model_app.command("train-toy")
+def model_train_toy(
+    out: Path,
+    steps: Annotated[int, typer.Option(help="optimiser steps (batch of 192 distinct scenes each)")] = 1000,
+    seed: Annotated[int, typer.Option(help="the run is a pure function of this")] = 0,
+) -> None:
+    """Train the small CLIP on the toy world (~9 min on 2 cores) and save it as an open_clip folder."""
+    from services.common.clip.toy.train import TrainConfig, train
+
+    report = train(out, TrainConfig(steps=steps, seed=seed), progress=console.print)
+    console.print(f"wrote {out} in {report.seconds:.0f}s; held-out captions: {report.heldout}")
+
+
 @triton_app.command("prepare")
 def triton_prepare() -> None:
     """Download and unpack tritonserver into the cache (a container build step)."""
@@ -162,7 +177,10 @@ def ingest(
     _ingest(paths, creator, tenant, wait, timeout)
 
 
-def _print_hits(title: str, hits: list[SegmentHit]) -> None:
+def _print_hits(title: str, hits: Hits) -> None:
+    if hits.good_match is not None:
+        verdict = "a good match" if hits.good_match else "[yellow]no good match[/yellow]"
+        title = f"{title}: {verdict} (threshold {hits.match_threshold:.3f})"
     table = Table(title=title)
     for col in ("#", "score", "video", "best segment", "creator", "uri"):
         table.add_column(col)
@@ -231,12 +249,48 @@ def reindex(
 
 
 @app.command()
+def calibrate(
+    tenant: Annotated[str | None, typer.Option(help="calibrate on one tenant's videos")] = None,
+    keyframes: Annotated[int, typer.Option(help="keyframes sampled from the catalogue")] = 300,
+    write: Annotated[bool, typer.Option(help="write the thresholds to the settings' thresholds file")] = True,
+) -> None:
+    """Estimate the served model's near-duplicate and "no good match" thresholds from the catalogue."""
+    from services.common.clip.thresholds import ThresholdBook
+    from services.common.settings import CommonSettings
+    from services.common.triton import ClipClient
+    from services.common.vectors import SegmentStore
+    from services.search.calibrate import Calibrator
+
+    settings = CommonSettings()
+    book = ThresholdBook(settings.thresholds_path)
+    calibrator = Calibrator(SegmentStore(settings), ClipClient(settings.triton_grpc_url), book)
+    result = calibrator.run(tenant=tenant, max_keyframes=keyframes, write=write, progress=console.print)
+    table = Table(title=f"{result.target.model.name}:{result.target.model.version} on {result.videos} videos")
+    for col in ("threshold", "value", "precision", "recall", "positives", "negatives"):
+        table.add_column(col)
+    for name, choice in result.choices.items():
+        c = choice.as_dict()
+        table.add_row(
+            name,
+            f"{c['threshold']:.4f}",
+            f"{c['precision']:.3f}",
+            f"{c['recall']:.3f}",
+            str(c["positives"]),
+            str(c["negatives"]),
+        )
+    console.print(table)
+    for name, why in result.skipped.items():
+        console.print(f"[yellow]{name} not estimated: {why}[/yellow]")
+    console.print(f"written to {book.path}" if write else "not written (--no-write)")
+
+
+@app.command()
 def demo(
     folder: Annotated[Path | None, typer.Argument(help="videos to ingest; default ../shared/videos")] = None,
 ) -> None:
-    """Bring up the stack, ingest a folder of videos, and print search results."""
-    from services.common.clip.random_model import is_random
-    from services.media.synthetic import write_demo_clips
+    """Bring up the stack, ingest a folder of videos and a few clips of the toy world, and search them."""
+    from services.common.clip.card import ModelCard
+    from services.media.synthetic import write_demo_clips, write_demo_world
     from services.search.engine import SearchEngine
     from services.search.settings import SearchSettings
     from services.stack import manager
@@ -251,21 +305,37 @@ def demo(
             write_demo_clips(folder)
             console.print(f"no ../shared/videos here: generated clips in {folder}")
     folder = folder.resolve()
-    os.environ.setdefault("CLIPSTREAM_DECODER_ALLOWED_ROOTS", f'["{folder}"]')
+    world_folder = (settings.common.home / "demo-toy-world").resolve()
+    world = write_demo_world(world_folder)
+    os.environ.setdefault("CLIPSTREAM_DECODER_ALLOWED_ROOTS", json.dumps([str(folder), str(world_folder)]))
     model = manager.ensure_model(settings)
-    if is_random(Path(model)):
+    card = ModelCard.read(model)
+    if card.toy_world:
         console.print(
-            "[bold yellow]NOTE: serving a CLIP with RANDOM weights (no pretrained checkpoint configured). "
-            "Near-duplicate retrieval works; text results are meaningless. "
+            f"[bold yellow]Serving {card.name}, the small CLIP trained here on a generated toy world "
+            f"(`clipstream model train-toy`). It knows {card.knows}, nothing of the real world: text queries "
+            "work on the toy-world clips, and on real videos only near-duplicate (image/video) queries mean "
+            "something. For real CLIP, set CLIPSTREAM_CLIP_MODEL to an open_clip or Hugging Face CLIP folder "
+            "(or ARCH@CHECKPOINT) and run the demo again.[/bold yellow]"
+        )
+    elif card.random_weights:
+        console.print(
+            f"[bold yellow]Serving {card.name}, a CLIP with RANDOM weights: text results are meaningless. "
             "Set CLIPSTREAM_CLIP_MODEL to a real open_clip or Hugging Face CLIP folder.[/bold yellow]"
         )
+    else:
+        console.print(f"serving CLIP {card.name} from {model}")
     started = time.perf_counter()
     manager.up(settings)
     console.print(f"stack up in {time.perf_counter() - started:.1f}s")
-    _ingest([folder], creator="demo", tenant="default", wait=True, timeout_s=900)
+    _ingest([folder, *world], creator="demo", tenant="default", wait=True, timeout_s=900)
     engine = SearchEngine(SearchSettings())
-    for query in ("aerial sunset", "a dog lying on the floor", "cartoon animation"):
-        _print_hits(f"text: {query!r}", engine.by_text(query, limit=5))
+    for path, captions in world.items():
+        console.print(f"{path.name}: " + " | ".join(f"{3 * i}-{3 * i + 3}s {c}" for i, c in enumerate(captions)))
+    queries = [world[next(iter(world))][0], "a white cross at night", "purple squares on sand"]
+    queries += ["three large green triangles on water", "aerial sunset", "a dog lying on the floor"]
+    for query in queries:
+        _print_hits(f"text: {query!r}", engine.by_text(query, limit=3))
     videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix != ".md")
     if videos:
         _print_hits(f"video: {videos[0].name}", engine.by_video(videos[0], limit=5))

@@ -43,7 +43,7 @@ class CommonSettings(BaseSettings):
     )
     clip_model: str = Field(
         default="",
-        description="CLIP to serve: an open_clip/HF folder, 'NAME@PRETRAINED', or empty for the demo model",
+        description="CLIP to serve: an open_clip/HF folder, 'NAME@PRETRAINED', or empty for the shipped toy model",
     )
     clip_device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="where CLIP runs in Triton's Python backend and in-process: auto = GPU if any"
@@ -57,12 +57,21 @@ class CommonSettings(BaseSettings):
         description="tries of a message failing transiently before it is dead-lettered with its history",
     )
     retry_backoff_max_s: float = Field(default=30.0, gt=0, description="longest wait between two tries")
+    thresholds_file: Path | None = Field(
+        default=None,
+        description="per-model score thresholds written by `clipstream calibrate`; default <home>/thresholds.json",
+    )
     log_level: str = "INFO"
     otel_exporter: str = Field(default="none", description="none | console")
 
     @property
     def default_model_dir(self) -> Path:
-        return (self.home / "models" / "clip-tiny-random").resolve()
+        """The small CLIP trained on the toy world (`clipstream model train-toy`), shipped in the package."""
+        return Path(__file__).resolve().parent / "clip" / "toy" / "weights"
+
+    @property
+    def thresholds_path(self) -> Path:
+        return self.thresholds_file or self.home / "thresholds.json"
 
     def resolved_clip_model(self) -> str:
         return self.clip_model or str(self.default_model_dir)

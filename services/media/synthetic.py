@@ -1,4 +1,5 @@
-"""Generate real video files with known shot boundaries, for the demo, tests and the shot benchmark.
+"""Generate real video files with known shot boundaries, for the demo, tests and the shot benchmark;
+and clips of the toy world (`write_world_clip`), whose captions say what each shot shows.
 
 Each scene is a smooth random texture with a few solid shapes, panned a few pixels per frame (motion
 that must not read as a cut). A hard cut switches to a new scene; a fade goes through black over
@@ -13,6 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 import numpy.typing as npt
+
+from services.common.clip.toy.world import Scene, layout, render
 
 
 def write_clip(
@@ -76,3 +79,47 @@ def write_demo_clips(folder: Path, count: int = 6) -> list[Path]:
         write_clip(folder / f"synthetic-{i:02d}.mp4", seconds=8.0, seed=i, cuts=(3.0,), fades=(6.0,))
         for i in range(count)
     ]
+
+
+def write_world_clip(
+    path: Path,
+    scenes: Sequence[Scene],
+    scene_s: float = 3.0,
+    fps: int = 12,
+    size: tuple[int, int] = (320, 240),
+    seed: int = 0,
+    codec: str = "libx264",
+) -> Path:
+    """A clip of the toy world: one shot per scene, hard cuts between them (at multiples of `scene_s`),
+    the objects of each shot moving along their layout's motion. Captions of the scenes are the truth a
+    text query is checked against."""
+    w, h = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for k, scene in enumerate(scenes):
+            lay = layout(scene, seed * 1000 + k)
+            for i in range(round(scene_s * fps)):
+                frame = render(scene, lay, w, h, t=i / fps)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+DEMO_WORLD: tuple[tuple[Scene, ...], ...] = (
+    (Scene("circle", "red", "two", "large", "grass"), Scene("square", "yellow", "three", "small", "sky")),
+    (Scene("triangle", "blue", "one", "large", "water"), Scene("cross", "white", "two", "small", "night")),
+    (Scene("square", "purple", "three", "large", "sand"), Scene("circle", "green", "one", "small", "sky")),
+)
+
+
+def write_demo_world(folder: Path) -> dict[Path, list[str]]:
+    """The demo's toy-world clips (3 s a scene) and what each scene shows, in order."""
+    return {
+        write_world_clip(folder / f"toy-world-{i + 1}.mp4", scenes, seed=i): [s.caption for s in scenes]
+        for i, scenes in enumerate(DEMO_WORLD)
+    }

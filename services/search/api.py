@@ -36,6 +36,8 @@ class Results(BaseModel):
     results: list[dict[str, Any]]
     limit: int
     offset: int
+    match_threshold: float | None = Field(description='the served model\'s "no good match" threshold, if known')
+    good_match: bool | None = Field(description="false: even the best result is below the threshold")
 
 
 def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> FastAPI:
@@ -125,7 +127,7 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
     @app.post("/v1/search/text", response_model=Results)
     def search_text(body: TextQuery, tenant: Tenant, engine: Engine) -> Results:
         hits = run(engine.by_text, body.query, body.limit, body.filters.scoped(tenant), body.offset)
-        return Results(results=hits_to_json(hits), limit=body.limit, offset=body.offset)
+        return Results(**hits_to_json(hits), limit=body.limit, offset=body.offset)
 
     @app.post("/v1/search/image", response_model=Results)
     async def search_image(
@@ -138,7 +140,7 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
     ) -> Results:
         data = await read_upload(file)
         hits = await run_blocking(engine.by_image, data, limit, parse_filters(filters).scoped(tenant), offset)
-        return Results(results=hits_to_json(hits), limit=limit, offset=offset)
+        return Results(**hits_to_json(hits), limit=limit, offset=offset)
 
     @app.post("/v1/search/video", response_model=Results)
     async def search_video(
@@ -152,7 +154,7 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         data = await read_upload(file)
         scoped = parse_filters(filters).scoped(tenant)
         hits = await run_blocking(engine.by_video, data, limit, scoped, offset)
-        return Results(results=hits_to_json(hits), limit=limit, offset=offset)
+        return Results(**hits_to_json(hits), limit=limit, offset=offset)
 
     @app.get("/v1/videos/{video_id}")
     def get_video(
@@ -177,6 +179,6 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         offset: Annotated[int, Query(ge=0, le=1000)] = 0,
     ) -> Results:
         hits = run(engine.similar, video_id, limit, Filters(tenant=tenant), offset)
-        return Results(results=hits_to_json(hits), limit=limit, offset=offset)
+        return Results(**hits_to_json(hits), limit=limit, offset=offset)
 
     return app

@@ -12,12 +12,14 @@ import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from services.common.clip.loader import LoadedClip
-from services.common.clip.routing import ModelRouter
+from services.common.clip.routing import ModelRouter, Target
+from services.common.clip.thresholds import QueryKind, ThresholdBook
 from services.common.errors import PermanentError
 from services.common.filters import Filters
 from services.common.messages import ModelRef
@@ -46,12 +48,28 @@ class NotFound(PermanentError):
     reason = "not_found"
 
 
+class Hits(list[SegmentHit]):
+    """Best segments, best first, and the served model's "no good match" threshold for this kind of query
+    (None when nobody measured one for the model: then no verdict is given)."""
+
+    def __init__(self, hits: Sequence[SegmentHit] = (), match_threshold: float | None = None) -> None:
+        super().__init__(hits)
+        self.match_threshold = match_threshold
+
+    @property
+    def good_match(self) -> bool | None:
+        if self.match_threshold is None:
+            return None
+        return bool(self) and self[0].score >= self.match_threshold
+
+
 class SearchEngine:
     def __init__(self, settings: SearchSettings) -> None:
         self.settings = settings
         self.clip = ClipClient(settings.common.triton_grpc_url)
         self.store = SegmentStore(settings.common)
         self.router = ModelRouter(self.store)
+        self.thresholds = ThresholdBook(settings.common.thresholds_path)
         policy = SegmentPolicy(
             mode="fixed", fixed_segment_s=settings.query_frame_seconds, max_segments=settings.query_max_frames
         )
@@ -66,20 +84,18 @@ class SearchEngine:
 
     # --- queries ----------------------------------------------------------------------------------------
 
-    def by_text(self, text: str, limit: int = 10, filters: Filters | None = None, offset: int = 0) -> list[SegmentHit]:
+    def by_text(self, text: str, limit: int = 10, filters: Filters | None = None, offset: int = 0) -> Hits:
         if not text.strip():
             raise QueryError("empty text query")
         if len(text) > 1000:
             raise QueryError("text query longer than 1000 characters")
         found = self._embed(lambda c: c.embed_texts([text]), lambda m: m.embed_texts([text]))
-        return self._search(found, limit, offset, filters)
+        return self._search(found, limit, offset, filters, "text")
 
-    def by_image(
-        self, data: bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0
-    ) -> list[SegmentHit]:
+    def by_image(self, data: bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0) -> Hits:
         pixels = self._query_pixels(data)
         found = self._embed(lambda c: c.embed_images([pixels]), lambda m: m.embed_pixels(pixels[None]))
-        return self._search(found, limit, offset, filters)
+        return self._search(found, limit, offset, filters, "image")
 
     def _query_pixels(self, data: bytes) -> np.ndarray:
         """The image as RGB pixels, its size checked from the header before any pixel is decoded, and scaled
@@ -106,9 +122,7 @@ class SearchEngine:
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
             raise QueryError(f"not a readable image: {exc}") from exc
 
-    def by_video(
-        self, video: Path | bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0
-    ) -> list[SegmentHit]:
+    def by_video(self, video: Path | bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0) -> Hits:
         """A video (or an excerpt) as the query: decoded in the killable child, like an upload."""
         with tempfile.TemporaryDirectory(prefix="clipstream-query-") as tmp:
             if isinstance(video, bytes):
@@ -124,21 +138,18 @@ class SearchEngine:
         found = self._embed(
             lambda c: c.embed_images(images), lambda m: np.concatenate([m.embed_pixels(i[None]) for i in images])
         )
-        return self._search(found, limit, offset, filters)
+        return self._search(found, limit, offset, filters, "image")
 
-    def similar(
-        self, video_id: str, limit: int = 10, filters: Filters | None = None, offset: int = 0
-    ) -> list[SegmentHit]:
+    def similar(self, video_id: str, limit: int = 10, filters: Filters | None = None, offset: int = 0) -> Hits:
         """Videos like this one: its mean vector against every segment, itself excluded."""
         target = self.router.target()
         if target is None:
             raise NotFound(video_id)
-        served, model = target.collection, target.model
-        vector = self.store.video_vector(video_id, _tenant_scope(filters), videos_collection(model))
+        vector = self.store.video_vector(video_id, _tenant_scope(filters), videos_collection(target.model))
         if vector is None:
             raise NotFound(video_id)
-        hits = self._search((np.asarray([vector]), served), limit + 1, offset, filters)
-        return [h for h in hits if h.video_id != video_id][:limit]
+        hits = self._search((np.asarray([vector]), target), limit + 1, offset, filters, "image")
+        return Hits([h for h in hits if h.video_id != video_id][:limit], hits.match_threshold)
 
     def video(self, video_id: str, filters: Filters | None = None) -> tuple[dict[str, object], list[dict[str, object]]]:
         found = self.store.video(video_id, _tenant_scope(filters))
@@ -152,30 +163,44 @@ class SearchEngine:
         self,
         remote: Callable[[ClipClient], tuple[np.ndarray, ModelRef]],
         local: Callable[[LoadedClip], np.ndarray],
-    ) -> tuple[np.ndarray, str]:
-        """Query vectors and the concrete collection they belong to (resolved once: the alias may move)."""
+    ) -> tuple[np.ndarray, Target | None]:
+        """Query vectors and the served target they belong to (resolved once: the alias may move)."""
         vectors, _, target = self.router.embed(lambda: remote(self.clip), local)
-        if target is None:
-            return np.zeros((0, 0), dtype=np.float32), ""
-        return vectors, target.collection
+        return vectors, target
 
     def _search(
-        self, found: tuple[np.ndarray, str], limit: int, offset: int, filters: Filters | None
-    ) -> list[SegmentHit]:
-        vectors, collection = found
-        if vectors.size == 0:
-            return []
+        self, found: tuple[np.ndarray, Target | None], limit: int, offset: int, filters: Filters | None, kind: QueryKind
+    ) -> Hits:
+        vectors, target = found
+        if target is None or vectors.size == 0:
+            return Hits()
         limit = max(1, min(limit, self.settings.max_limit))
         offset = max(0, min(offset, self.settings.max_offset))
         expr = (filters or Filters()).compile()
-        return self.store.best_segments(vectors.tolist(), limit, offset=offset, expr=expr, collection=collection)
+        hits = self.store.best_segments(vectors.tolist(), limit, offset=offset, expr=expr, collection=target.collection)
+        thresholds = self.thresholds.get(target.model, target.spec, self.settings.common.resolved_clip_model())
+        return Hits(hits, thresholds.match(kind))
 
 
 def _tenant_scope(filters: Filters | None) -> str:
     return Filters(tenant=filters.tenant).compile() if filters and filters.tenant else ""
 
 
-def hits_to_json(hits: Sequence[SegmentHit]) -> list[dict[str, object]]:
+def hits_to_json(hits: Hits) -> dict[str, Any]:
+    """The results and the verdict: `good_match` false when even the best hit is below the model's
+    "no good match" threshold (null when no threshold is known for the model)."""
+    return {
+        "results": [r | {"good_match": _at_least(r["score"], hits.match_threshold)} for r in _results(hits)],
+        "match_threshold": hits.match_threshold,
+        "good_match": hits.good_match,
+    }
+
+
+def _at_least(score: object, threshold: float | None) -> bool | None:
+    return None if threshold is None else float(score) >= threshold  # type: ignore[arg-type]
+
+
+def _results(hits: Sequence[SegmentHit]) -> list[dict[str, object]]:
     return [
         {
             "video_id": h.video_id,

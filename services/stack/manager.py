@@ -7,7 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-from services.common.clip.random_model import write_random_clip
 from services.stack.kafka import start_kafka
 from services.stack.milvus import start_milvus_lite
 from services.stack.process import Proc, StackError, http_ok, wait_until
@@ -27,12 +26,15 @@ INFRA = ("kafka", "milvus", "seaweedfs", "triton")
 
 
 def ensure_model(settings: StackSettings) -> str:
-    """The configured CLIP, or the seeded random demo model (written once) when none is configured."""
+    """The configured CLIP, or the toy-world CLIP shipped in the package when none is configured."""
     if settings.common.clip_model:
         return settings.common.clip_model
     target = settings.common.default_model_dir
-    if not (target / "open_clip_config.json").is_file():
-        write_random_clip(target, seed=0)
+    if not (target / "open_clip_model.safetensors").is_file():
+        raise StackError(
+            f"the shipped toy-world CLIP is missing from {target}: rebuild it with "
+            f"`clipstream model train-toy {target}`, or set CLIPSTREAM_CLIP_MODEL"
+        )
     return str(target)
 
 

@@ -31,7 +31,7 @@ TEST_ENV = {
     "CLIPSTREAM_INDEXER_HEALTH_PORT": "9203",
     "CLIPSTREAM_ENRICHER_HEALTH_PORT": "9204",
     "CLIPSTREAM_SEARCH_PORT": "28080",
-    "CLIPSTREAM_SEARCH_API_KEYS": '{"key-a": "tenant-a", "key-b": "tenant-b"}',
+    "CLIPSTREAM_SEARCH_API_KEYS": '{"key-a": "tenant-a", "key-b": "tenant-b", "key-semantic": "semantic"}',
     "CLIPSTREAM_CLIP_MODEL": "",
     # a real S3 (SeaweedFS) for s3:// sources; its filer doubles as the allowed http:// origin
     "CLIPSTREAM_STACK_SEAWEEDFS": "true",

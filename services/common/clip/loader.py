@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from services.common.clip.card import ModelCard
 from services.common.clip.preprocess import preprocess_pixels
 from services.common.messages import ModelRef
 
@@ -62,12 +63,14 @@ def load_clip(spec: str, device: str = "auto") -> LoadedClip:
     """`device` auto: the GPU when torch sees one (Triton's Python backend on a GPU node), else the CPU."""
     path = Path(spec)
     if path.is_dir() and (path / "open_clip_config.json").is_file():
-        clip = _load_open_clip(f"local-dir:{path.resolve()}", None, name=_model_name(path), version=_digest(path))
+        clip = _load_open_clip(
+            f"local-dir:{path.resolve()}", None, name=_model_name(path), version=weights_version(path)
+        )
     elif path.is_dir() and (path / "config.json").is_file():
         clip = _load_hf(path)
     elif "@" in spec:
         arch, pretrained = spec.split("@", 1)
-        version = _digest(Path(pretrained)) if Path(pretrained).is_file() else pretrained
+        version = weights_version(Path(pretrained)) if Path(pretrained).is_file() else pretrained
         clip = _load_open_clip(arch, pretrained, name=arch, version=version)
     else:
         raise FileNotFoundError(
@@ -100,13 +103,10 @@ def load_tokenizer(spec: str) -> Callable[[Sequence[str]], torch.Tensor]:
 
 
 def _model_name(path: Path) -> str:
-    meta = path / "clipstream.json"
-    if meta.is_file():
-        return str(json.loads(meta.read_text())["name"])
-    return path.name
+    return ModelCard.read(path).name or path.name
 
 
-def _digest(path: Path) -> str:
+def weights_version(path: Path) -> str:
     """Version = hash of the weights, so a changed checkpoint can never share a collection with the old one."""
     files = (
         [path]
@@ -164,7 +164,7 @@ def _load_hf(path: Path) -> LoadedClip:
         return batch["input_ids"].long()
 
     return LoadedClip(
-        ref=ModelRef(name=_slug(_model_name(path)), version=_digest(path), dim=int(cfg.projection_dim)),
+        ref=ModelRef(name=_slug(_model_name(path)), version=weights_version(path), dim=int(cfg.projection_dim)),
         image_size=int(cfg.vision_config.image_size),
         mean=OPENAI_MEAN,
         std=OPENAI_STD,

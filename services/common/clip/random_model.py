@@ -12,12 +12,13 @@ from typing import Any, Literal
 
 import torch
 
+from services.common.clip.card import CARD_FILE
+
 TINY_CONFIG: dict[str, Any] = {
     "embed_dim": 128,
     "vision_cfg": {"image_size": 224, "layers": 2, "width": 128, "head_width": 32, "patch_size": 32},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 2},
 }
-RANDOM_MARKER = "clipstream.json"
 
 
 def write_random_clip(
@@ -47,10 +48,5 @@ def write_random_clip(
         meta = {"model_cfg": cfg, "preprocess_cfg": {"mean": list(mean), "std": list(std)}}
         (out_dir / "open_clip_config.json").write_text(json.dumps(meta, indent=2))
         save_file(state, str(out_dir / "open_clip_model.safetensors"))
-    (out_dir / RANDOM_MARKER).write_text(json.dumps({"name": name, "random_weights": True, "seed": seed}))
+    (out_dir / CARD_FILE).write_text(json.dumps({"name": name, "random_weights": True, "seed": seed}))
     return out_dir
-
-
-def is_random(model_dir: Path) -> bool:
-    marker = model_dir / RANDOM_MARKER
-    return marker.is_file() and bool(json.loads(marker.read_text()).get("random_weights"))

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from services.common.clip.card import ModelCard
 from services.common.clip.loader import load_clip
 from services.common.clip.preprocess import preprocess_pixels
-from services.common.clip.random_model import is_random, write_random_clip
+from services.common.clip.random_model import write_random_clip
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_random_model_loads_through_the_real_loader(model_dir: Path) -> None:
     clip = load_clip(str(model_dir))
-    assert is_random(model_dir)
+    assert ModelCard.read(model_dir).random_weights
     assert clip.ref.dim == 128
     pixels = np.random.default_rng(0).integers(0, 256, (3, 100, 150, 3), dtype=np.uint8)
     emb = clip.embed_pixels(pixels)

@@ -1,0 +1,215 @@
+"""`clipstream calibrate`: the served model's thresholds, estimated from the catalogue itself.
+
+No labels are needed. Positives are copies of the catalogue's own keyframes (their stored thumbnails)
+altered as re-uploads are altered — re-encoded, resized, cropped, letterboxed, mirrored — for the
+near-duplicate threshold, and altered harder (a smaller crop, other light) for "no good match" of image
+queries; negatives are the best-scoring segment of any *other* video for the same altered picture. For
+text, each video's title and tags are the positive query of that video and a negative of every other
+one. The cut maximising F1 between the two score sets is written to the thresholds file in settings, so
+it works for whichever model is served: every model's scores sit on their own scale.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
+
+from services.common.clip.routing import ModelRouter, Target
+from services.common.clip.thresholds import Choice, ThresholdBook, Thresholds, choose_threshold
+from services.common.errors import PermanentError
+from services.common.filters import Filters
+from services.common.triton import ClipClient
+from services.common.vectors import SegmentStore
+from services.common.vectors.layout import SEGMENTS_ALIAS
+
+log = logging.getLogger(__name__)
+
+Picture = Image.Image
+MILD: dict[str, Callable[[Picture, np.random.Generator], Picture]] = {
+    "jpeg_q20": lambda im, _: _jpeg(im, 20),
+    "half_size": lambda im, _: im.resize((max(8, im.width // 2), max(8, im.height // 2)), Image.Resampling.BILINEAR),
+    "crop_80": lambda im, _: ImageOps.crop(im, (round(im.width * 0.1), round(im.height * 0.1))),
+    "letterbox": lambda im, _: ImageOps.expand(im, (0, round(im.height * 0.15)), fill=(0, 0, 0)),
+    "mirror": lambda im, _: ImageOps.mirror(im),
+    "darker": lambda im, _: ImageEnhance.Brightness(im).enhance(0.8),
+}
+
+
+def _strong(im: Picture, rng: np.random.Generator) -> Picture:
+    """A different framing and light of the same moment: what a user's own photo of it may look like."""
+    share = rng.uniform(0.5, 0.7)
+    w, h = round(im.width * share), round(im.height * share)
+    x, y = int(rng.integers(0, im.width - w + 1)), int(rng.integers(0, im.height - h + 1))
+    out = im.crop((x, y, x + w, y + h))
+    out = ImageEnhance.Color(out).enhance(float(rng.uniform(0.6, 1.4)))
+    return ImageEnhance.Brightness(out).enhance(float(rng.uniform(0.75, 1.25)))
+
+
+def _jpeg(im: Picture, quality: int) -> Picture:
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+@dataclass
+class Keyframe:
+    video_id: str
+    vector: np.ndarray
+    picture: Picture
+
+
+@dataclass
+class Calibration:
+    target: Target
+    videos: int
+    keyframes: int
+    choices: dict[str, Choice] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def thresholds(self) -> Thresholds:
+        c = self.choices
+        return Thresholds(
+            text_match=c["text_match"].threshold if "text_match" in c else None,
+            image_match=c["image_match"].threshold if "image_match" in c else None,
+            duplicate=c["duplicate"].threshold if "duplicate" in c else None,
+            source="calibrate",
+            measured={k: v.as_dict() for k, v in c.items()} | {"videos": self.videos, "keyframes": self.keyframes},
+        )
+
+
+class Calibrator:
+    def __init__(self, store: SegmentStore, clip: ClipClient, book: ThresholdBook) -> None:
+        self.store, self.clip, self.book = store, clip, book
+
+    def run(
+        self,
+        tenant: str | None = None,
+        max_keyframes: int = 300,
+        seed: int = 0,
+        write: bool = True,
+        progress: Callable[[str], None] = log.info,
+    ) -> Calibration:
+        target = ModelRouter(self.store).target()
+        if target is None:
+            raise PermanentError("nothing is indexed yet: calibrate needs a catalogue", reason="empty_catalogue")
+        scope = Filters(tenant=tenant).compile() if tenant else ""
+        rng = np.random.default_rng(seed)
+        keyframes, texts, videos = self._sample(target, scope, max_keyframes, rng)
+        if videos < 2:
+            raise PermanentError(
+                f"calibration needs at least two indexed videos, found {videos}", reason="catalogue_too_small"
+            )
+        progress(f"{videos} videos, {len(keyframes)} keyframes sampled from {target.collection}")
+        result = Calibration(target, videos, len(keyframes))
+        names = list(MILD)
+        mild = [MILD[names[i % len(names)]](k.picture, rng) for i, k in enumerate(keyframes)]
+        pos, neg = self._image_scores(target, scope, keyframes, mild)
+        result.choices["duplicate"] = choose_threshold(pos, neg, beta=0.5)  # a false duplicate costs more
+        progress(f"near-duplicate: {result.choices['duplicate'].as_dict()}")
+        strong = [_strong(k.picture, rng) for k in keyframes]
+        pos, neg = self._image_scores(target, scope, keyframes, strong)
+        result.choices["image_match"] = choose_threshold(pos, neg)
+        progress(f"image match: {result.choices['image_match'].as_dict()}")
+        if len(texts) >= 2:
+            pos, neg = self._text_scores(target, scope, texts, videos)
+            result.choices["text_match"] = choose_threshold(pos, neg)
+            progress(f"text match: {result.choices['text_match'].as_dict()}")
+        else:
+            result.skipped["text_match"] = "fewer than two videos have a title or tags"
+        if write:
+            self.book.put(target.model, result.thresholds())
+        return result
+
+    def _sample(
+        self, target: Target, scope: str, max_keyframes: int, rng: np.random.Generator
+    ) -> tuple[list[Keyframe], dict[str, str], int]:
+        """A uniform sample of keyframes (reservoir: the catalogue is streamed, never held) and each video's
+        descriptive text."""
+        reservoir: list[Keyframe] = []
+        texts: dict[str, str] = {}
+        seen = 0
+        fields = ["video_id", "vector", "thumb", "title", *(f"tag{i}" for i in range(8))]
+        for batch in self.store.iter_rows(target.collection, fields, scope, batch=200):
+            for row in batch:
+                text = _describe(row)
+                if text:
+                    texts.setdefault(row["video_id"], text)
+                else:
+                    texts.setdefault(row["video_id"], "")
+                if not row.get("thumb"):
+                    continue
+                seen += 1
+                slot = seen - 1 if len(reservoir) < max_keyframes else int(rng.integers(seen))
+                if slot < max_keyframes:
+                    picture = Image.open(io.BytesIO(base64.b64decode(row["thumb"]))).convert("RGB")
+                    keyframe = Keyframe(row["video_id"], np.asarray(row["vector"], dtype=np.float32), picture)
+                    if slot == len(reservoir):
+                        reservoir.append(keyframe)
+                    else:
+                        reservoir[slot] = keyframe
+        videos = len(texts)
+        return reservoir, {v: t for v, t in texts.items() if t}, videos
+
+    def _embed_pictures(self, target: Target, pictures: Sequence[Picture]) -> np.ndarray:
+        out = []
+        for start in range(0, len(pictures), 32):
+            chunk = [np.asarray(p, dtype=np.uint8) for p in pictures[start : start + 32]]
+            vectors, model = self.clip.embed_images(chunk)
+            _same_model(target, model.version)
+            out.append(vectors)
+        return np.concatenate(out)
+
+    def _image_scores(
+        self, target: Target, scope: str, keyframes: Sequence[Keyframe], altered: Sequence[Picture]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Positive: the altered copy against its own segment. Negative: against the best other video."""
+        queries = self._embed_pictures(target, altered)
+        pos, neg = [], []
+        for k, q in zip(keyframes, queries, strict=True):
+            pos.append(float(q @ (k.vector / max(np.linalg.norm(k.vector), 1e-12))))
+            hits = self.store.best_segments([q.tolist()], 2, expr=scope, collection=_segments(target))
+            others = [h.score for h in hits if h.video_id != k.video_id]
+            if others:
+                neg.append(others[0])
+        return np.asarray(pos), np.asarray(neg)
+
+    def _text_scores(
+        self, target: Target, scope: str, texts: dict[str, str], videos: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A video's own title/tags against its best segment (positive) and every other video's (negatives)."""
+        ids = list(texts)
+        vectors, model = self.clip.embed_texts([texts[v] for v in ids])
+        _same_model(target, model.version)
+        pos: list[float] = []
+        neg: list[float] = []
+        for video_id, q in zip(ids, vectors, strict=True):
+            hits = self.store.best_segments([q.tolist()], min(videos, 100), expr=scope, collection=_segments(target))
+            for h in hits:
+                (pos if h.video_id == video_id else neg).append(h.score)
+        return np.asarray(pos), np.asarray(neg)
+
+
+def _segments(target: Target) -> str:
+    return target.collection if target.collection else SEGMENTS_ALIAS
+
+
+def _same_model(target: Target, version: str) -> None:
+    if version != target.model.version:
+        raise PermanentError(
+            f"Triton serves model {version}, the catalogue holds {target.model.name}:{target.model.version}: "
+            "calibrate the model that is served",
+            reason="model_mismatch",
+        )
+
+
+def _describe(row: dict[str, object]) -> str:
+    """Title and tags as a query: file-name-like titles become words ("aerial_sunset-4k" → "aerial sunset 4k")."""
+    words = [str(row.get("title") or ""), *(str(row.get(f"tag{i}") or "") for i in range(8))]
+    return re.sub(r"[\s_\-.]+", " ", " ".join(w for w in words if w)).strip()
