@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from services.common.settings import CommonSettings
     from services.search.engine import Hits
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -284,6 +285,27 @@ def calibrate(
     console.print(f"written to {book.path}" if write else "not written (--no-write)")
 
 
+def _serve_model(common: CommonSettings, spec: str) -> None:
+    """A state folder embedded with another model (an earlier demo's) would refuse this model's
+    vectors: serve this model's collections instead; the old ones stay (`clipstream reindex` moves a
+    catalogue between models)."""
+    from services.common.clip.loader import load_clip
+    from services.common.vectors import SegmentStore
+
+    store = SegmentStore(common)
+    served = store.served_collection()
+    ref = load_clip(spec, device="cpu").ref
+    if served is None or store.model_of(served)[0].version == ref.version:
+        return
+    console.print(
+        f"[yellow]{common.home} holds a catalogue embedded with {store.model_of(served)[0].name}: "
+        f"serving {ref.name}'s collections instead (the old ones are kept)[/yellow]"
+    )
+    store.ensure_collections(ref, spec=spec, serve=False)
+    store.switch_aliases(ref)
+    time.sleep(6)  # the embedder caches the served model for 5 s
+
+
 @app.command()
 def demo(
     folder: Annotated[Path | None, typer.Argument(help="videos to ingest; default ../shared/videos")] = None,
@@ -313,10 +335,11 @@ def demo(
     if card.toy_world:
         console.print(
             f"[bold yellow]Serving {card.name}, the small CLIP trained here on a generated toy world "
-            f"(`clipstream model train-toy`). It knows {card.knows}, nothing of the real world: text queries "
-            "work on the toy-world clips, and on real videos only near-duplicate (image/video) queries mean "
-            "something. For real CLIP, set CLIPSTREAM_CLIP_MODEL to an open_clip or Hugging Face CLIP folder "
-            "(or ARCH@CHECKPOINT) and run the demo again.[/bold yellow]"
+            f"(`clipstream model train-toy`). It knows {card.knows}, as whole captions ('two small red circles "
+            "on grass'), and nothing of the real world: text queries work on the toy-world clips, and on "
+            "real videos only near-duplicate (image/video) queries mean something. For real CLIP, set "
+            "CLIPSTREAM_CLIP_MODEL to an open_clip or Hugging Face CLIP folder (or ARCH@CHECKPOINT) and run "
+            "the demo again.[/bold yellow]"
         )
     elif card.random_weights:
         console.print(
@@ -328,12 +351,14 @@ def demo(
     started = time.perf_counter()
     manager.up(settings)
     console.print(f"stack up in {time.perf_counter() - started:.1f}s")
+    _serve_model(settings.common, model)
     _ingest([folder, *world], creator="demo", tenant="default", wait=True, timeout_s=900)
     engine = SearchEngine(SearchSettings())
     for path, captions in world.items():
         console.print(f"{path.name}: " + " | ".join(f"{3 * i}-{3 * i + 3}s {c}" for i, c in enumerate(captions)))
-    queries = [world[next(iter(world))][0], "a white cross at night", "purple squares on sand"]
-    queries += ["three large green triangles on water", "aerial sunset", "a dog lying on the floor"]
+    # what the toy model knows is whole captions; a query for something in no video reports "no good match"
+    shown = list(world.values())
+    queries = [shown[0][0], shown[1][1], shown[2][0], "three large green triangles on water", "aerial sunset"]
     for query in queries:
         _print_hits(f"text: {query!r}", engine.by_text(query, limit=3))
     videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix != ".md")

@@ -73,6 +73,22 @@ class Calibration:
     choices: dict[str, Choice] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
+    def consider(self, name: str, positives: np.ndarray, negatives: np.ndarray, beta: float = 1.0) -> None:
+        """Keep the best cut only if it separates the two sets better than chance: the model may simply
+        not tell this catalogue's videos apart (the toy model on real footage), and a cut it cannot make
+        must not be written as if it could."""
+        if positives.size == 0 or negatives.size == 0:
+            self.skipped[name] = "no scores to compare"
+            return
+        choice = choose_threshold(positives, negatives, beta=beta)
+        if choice.separates():
+            self.choices[name] = choice
+        else:
+            self.skipped[name] = (
+                f"no separation: the best cut ({choice.threshold:.4f}) has precision {choice.precision:.3f}, "
+                f"no better than calling everything a match ({choice.chance:.3f})"
+            )
+
     def thresholds(self) -> Thresholds:
         c = self.choices
         return Thresholds(
@@ -110,19 +126,16 @@ class Calibrator:
         result = Calibration(target, videos, len(keyframes))
         names = list(MILD)
         mild = [MILD[names[i % len(names)]](k.picture, rng) for i, k in enumerate(keyframes)]
-        pos, neg = self._image_scores(target, scope, keyframes, mild)
-        result.choices["duplicate"] = choose_threshold(pos, neg, beta=0.5)  # a false duplicate costs more
-        progress(f"near-duplicate: {result.choices['duplicate'].as_dict()}")
+        # a false duplicate costs more than a missed one: precision weighs more (F0.5)
+        result.consider("duplicate", *self._image_scores(target, scope, keyframes, mild), beta=0.5)
         strong = [_strong(k.picture, rng) for k in keyframes]
-        pos, neg = self._image_scores(target, scope, keyframes, strong)
-        result.choices["image_match"] = choose_threshold(pos, neg)
-        progress(f"image match: {result.choices['image_match'].as_dict()}")
+        result.consider("image_match", *self._image_scores(target, scope, keyframes, strong))
         if len(texts) >= 2:
-            pos, neg = self._text_scores(target, scope, texts, videos)
-            result.choices["text_match"] = choose_threshold(pos, neg)
-            progress(f"text match: {result.choices['text_match'].as_dict()}")
+            result.consider("text_match", *self._text_scores(target, scope, texts, videos))
         else:
             result.skipped["text_match"] = "fewer than two videos have a title or tags"
+        for name, choice in result.choices.items():
+            progress(f"{name}: {choice.as_dict()}")
         if write:
             self.book.put(target.model, result.thresholds())
         return result

@@ -112,6 +112,14 @@ class Choice:
     positives: int
     negatives: int
 
+    @property
+    def chance(self) -> float:
+        """The precision of calling everything a match: a cut no better than this separates nothing."""
+        return self.positives / (self.positives + self.negatives)
+
+    def separates(self, margin: float = 0.05) -> bool:
+        return self.precision >= self.chance + margin
+
     def as_dict(self) -> dict[str, float | int]:
         return {
             "threshold": round(self.threshold, 4),
