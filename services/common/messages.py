@@ -85,6 +85,8 @@ class VideoProbed(Message):
     """Technical metadata of a decoded video and how many segments it was cut into."""
 
     schema_version: Literal[1] = 1
+    tenant: str = Field(default="", description="the upload's tenant (status is tenant-scoped)")
+    uploaded_at: AwareDatetime | None = Field(default=None, description="when the upload was registered")
     container: str
     codec: str
     width: int
@@ -155,6 +157,7 @@ class SegmentIndexed(Message):
     collection: str
     model_version: str
     uploaded_at: AwareDatetime | None = Field(default=None, description="when the upload was registered")
+    tenant: str = Field(default="", description="the upload's tenant (status is tenant-scoped)")
 
 
 class VideoIndexed(Message):
@@ -167,6 +170,8 @@ class VideoIndexed(Message):
     collection: str
     model_version: str
     indexed_at: AwareDatetime = Field(default_factory=utcnow)
+    tenant: str = Field(default="", description="the upload's tenant")
+    uploaded_at: AwareDatetime | None = Field(default=None, description="when the upload was registered")
 
 
 class DeadLetter(BaseModel):
@@ -214,6 +219,52 @@ class DeadLetter(BaseModel):
         )
 
 
+Stage = Literal["registered", "probed", "indexing", "indexed", "failed"]
+STAGE_RANK: dict[str, int] = {"registered": 0, "probed": 1, "indexing": 2, "indexed": 3, "failed": 3}
+
+
+class VideoStatus(Message):
+    """Where one video's newest upload is: the compacted `videos.status` topic holds one per video.
+
+    Published by the enricher from the stages' own events (at least once, in any order across topics), so a
+    reader merges with `supersedes`: a newer upload wins, and within one upload a stage never goes back."""
+
+    schema_version: Literal[1] = 1
+    tenant: str = ""
+    stage: Stage
+    reason: str = Field(default="", description="dead-letter reason when failed")
+    detail: str = Field(default="", max_length=4000)
+    service: str = Field(default="", description="the stage that reported it")
+    segment_count: int = 0
+    segments_indexed: int = 0
+    uploaded_at: AwareDatetime | None = None
+    updated_at: AwareDatetime = Field(default_factory=utcnow)
+
+    def supersedes(self, other: VideoStatus) -> bool:
+        if self.event_id != other.event_id:
+            if self.uploaded_at is None or other.uploaded_at is None:
+                return self.updated_at >= other.updated_at
+            return self.uploaded_at > other.uploaded_at
+        if STAGE_RANK[self.stage] != STAGE_RANK[other.stage]:
+            return STAGE_RANK[self.stage] > STAGE_RANK[other.stage]
+        return self.segments_indexed > other.segments_indexed or (
+            self.stage == other.stage == "failed" and self.updated_at > other.updated_at
+        )
+
+    def merged(self, other: VideoStatus | None) -> VideoStatus:
+        """This record with what an earlier record of the same upload knew and this one does not."""
+        if other is None or other.event_id != self.event_id:
+            return self
+        return self.model_copy(
+            update={
+                "tenant": self.tenant or other.tenant,
+                "uploaded_at": self.uploaded_at or other.uploaded_at,
+                "segment_count": self.segment_count or other.segment_count,
+                "segments_indexed": max(self.segments_indexed, other.segments_indexed),
+            }
+        )
+
+
 class Topics:
     UPLOADED = "videos.uploaded"
     PROBED = "videos.probed"
@@ -222,6 +273,7 @@ class Topics:
     SEGMENTS_INDEXED = "videos.segments.indexed"
     INDEXED = "videos.indexed"
     DEAD_LETTER = "videos.deadletter"
+    STATUS = "videos.status"
 
 
 TOPIC_MODELS: dict[str, type[BaseModel]] = {
@@ -232,4 +284,6 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     Topics.SEGMENTS_INDEXED: SegmentIndexed,
     Topics.INDEXED: VideoIndexed,
     Topics.DEAD_LETTER: DeadLetter,
+    Topics.STATUS: VideoStatus,
 }
+COMPACTED_TOPICS = frozenset({Topics.STATUS})

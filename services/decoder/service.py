@@ -52,6 +52,8 @@ class Decoder:
         probed = VideoProbed(
             event_id=up.event_id,
             video_id=up.video_id,
+            tenant=up.tenant,
+            uploaded_at=up.uploaded_at,
             container=probe.container,
             codec=probe.codec,
             width=probe.width,

@@ -1,10 +1,13 @@
-"""The faust-streaming app: per-video progress of uploads in flight (segments durable so far).
+"""The faust-streaming app: per-video progress of uploads in flight (segments durable so far), and the
+status projection: every stage's event becomes the video's record on the compacted `videos.status` topic
+(`status.py`), which the gateway reads to answer "where is my upload?".
 
 Progress is derived data kept in memory: the durable records are each segment's Milvus row and ack, and
 the indexer's `videos.indexed` for a complete upload. A faust changelogged table was used first, but after a
 kill -9 its recovery hung for minutes (measured twice in the chaos suite; faust's recovery hangs are a
 known class, robinhood/faust 218, faust-streaming 74), leaving the worker unready; progress restarts empty
-instead and fills again from the acks that follow. It publishes nothing downstream but dead letters.
+instead and fills again from the acks that follow. Status records are published at least once and may
+arrive out of order across topics; readers merge them with `VideoStatus.supersedes`.
 """
 
 from __future__ import annotations
@@ -15,10 +18,19 @@ from typing import Any
 import faust
 from aiohttp.web import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from services.common import telemetry
-from services.common.messages import DeadLetter, SegmentIndexed, Topics
+from services.common.messages import (
+    DeadLetter,
+    SegmentIndexed,
+    Topics,
+    VideoIndexed,
+    VideoProbed,
+    VideoStatus,
+    VideoUploaded,
+)
+from services.enricher import status
 from services.enricher.completion import Progress, apply_ack
 from services.enricher.settings import EnricherSettings
 
@@ -46,26 +58,74 @@ app = faust.App(
 
 acks_topic = app.topic(Topics.SEGMENTS_INDEXED, key_serializer="raw", value_serializer="raw")
 dead_letter_topic = app.topic(Topics.DEAD_LETTER, key_serializer="raw", value_serializer="raw")
+uploaded_topic = app.topic(Topics.UPLOADED, key_serializer="raw", value_serializer="raw")
+probed_topic = app.topic(Topics.PROBED, key_serializer="raw", value_serializer="raw")
+indexed_topic = app.topic(Topics.INDEXED, key_serializer="raw", value_serializer="raw")
+status_topic = app.topic(Topics.STATUS, key_serializer="raw", value_serializer="raw")
 progress: dict[str, Progress] = {}  # video id -> its upload in flight; pruned when complete
+
+
+async def _publish(record: VideoStatus | None) -> None:
+    if record is not None:
+        await status_topic.send(key=record.video_id.encode(), value=record.model_dump_json().encode())
+        telemetry.MESSAGES_OUT.labels("enricher", Topics.STATUS).inc()
+
+
+async def _parse(event: Any, model: type[BaseModel]) -> Any:
+    """The event's message, or None after dead-lettering it as malformed (the stream keeps going)."""
+    topic = event.message.topic
+    telemetry.MESSAGES_IN.labels("enricher", topic).inc()
+    try:
+        return model.model_validate_json(event.value)
+    except ValidationError as exc:
+        if topic == Topics.DEAD_LETTER:
+            return None  # never dead-letter a dead letter
+        letter = DeadLetter.of(
+            "enricher",
+            "malformed_message",
+            str(exc),
+            (topic, event.message.partition, event.message.offset),
+            event.key,
+            event.value,
+        )
+        telemetry.DEAD_LETTERS.labels("enricher", letter.reason).inc()
+        await dead_letter_topic.send(key=event.key, value=letter.model_dump_json().encode())
+        return None
+
+
+@app.agent(uploaded_topic)
+async def status_of_uploads(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        if (up := await _parse(event, VideoUploaded)) is not None:
+            await _publish(status.registered(up))
+
+
+@app.agent(probed_topic)
+async def status_of_probes(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        if (probe := await _parse(event, VideoProbed)) is not None:
+            await _publish(status.probed(probe))
+
+
+@app.agent(indexed_topic)
+async def status_of_completions(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        if (done := await _parse(event, VideoIndexed)) is not None:
+            await _publish(status.indexed(done))
+
+
+@app.agent(dead_letter_topic)
+async def status_of_failures(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        if (letter := await _parse(event, DeadLetter)) is not None:
+            await _publish(status.failed(letter))
 
 
 @app.agent(acks_topic)
 async def track_completion(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
-        telemetry.MESSAGES_IN.labels("enricher", Topics.SEGMENTS_INDEXED).inc()
-        try:
-            ack = SegmentIndexed.model_validate_json(event.value)
-        except ValidationError as exc:
-            letter = DeadLetter.of(
-                "enricher",
-                "malformed_message",
-                str(exc),
-                (event.message.topic, event.message.partition, event.message.offset),
-                event.key,
-                event.value,
-            )
-            telemetry.DEAD_LETTERS.labels("enricher", letter.reason).inc()
-            await dead_letter_topic.send(key=event.key, value=letter.model_dump_json().encode())
+        ack = await _parse(event, SegmentIndexed)
+        if ack is None:
             continue
         key = ack.video_id
         new_state = apply_ack(progress.get(key), ack)
@@ -73,6 +133,8 @@ async def track_completion(stream: faust.StreamT[bytes]) -> None:
             progress.pop(key, None)  # complete: the indexer's `videos.indexed` is the record
         else:
             progress[key] = new_state
+            if new_state.event_id == ack.event_id:
+                await _publish(status.indexing(ack, len(new_state.indexed)))
         telemetry.UPLOADS_IN_FLIGHT.set(len(progress))
 
 

@@ -47,6 +47,7 @@ class Indexer:
                     collection=collection,
                     model_version=model.version,
                     uploaded_at=e.video.uploaded_at,
+                    tenant=e.video.tenant,
                 )
                 results.append(Outgoing(Topics.SEGMENTS_INDEXED, ack, e.video_id, r))
             by_event = {(r.value.video_id, r.value.event_id): r for r in group}
@@ -57,6 +58,8 @@ class Indexer:
                     segment_count=e.segment_count,
                     collection=collection,
                     model_version=model.version,
+                    tenant=e.video.tenant,
+                    uploaded_at=e.video.uploaded_at,
                 )
                 source = by_event[(e.video_id, e.event_id)]
                 results.append(Outgoing(Topics.INDEXED, done, e.video_id, source, unique=e.event_id))

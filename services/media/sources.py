@@ -212,11 +212,29 @@ def _presign(bucket: str, key: str, access: S3Access) -> str:
     return url
 
 
+def admit(uri: str, policy: SourcePolicy) -> None:
+    """Refuse at once what the decoder would refuse before reading a byte (the gateway answers 422 with it)."""
+    _check_chars(uri)
+    scheme = urlsplit(uri).scheme
+    if scheme in ("file", ""):
+        resolve_file(uri, policy.allowed_roots)
+    elif scheme in ("http", "https"):
+        check_http(uri, policy.http_prefixes)
+    elif scheme == "s3":
+        check_s3(uri, policy.s3_prefixes)
+    else:
+        raise _refuse(f"scheme {scheme!r} is not enabled")
+
+
+def _check_chars(uri: str) -> None:
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uri):
+        raise DecodeError("bad_uri", "white space or a control character in the URI (encode it as %XX)")
+
+
 @contextmanager
 def open_source(uri: str, policy: SourcePolicy) -> Iterator[Path | BinaryIO]:
     """The thing PyAV should open: a local path, or a seekable reader over a remote object."""
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uri):
-        raise DecodeError("bad_uri", "white space or a control character in the URI (encode it as %XX)")
+    _check_chars(uri)
     scheme = urlsplit(uri).scheme
     if scheme in ("file", ""):
         path = resolve_file(uri, policy.allowed_roots)

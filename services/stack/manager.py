@@ -21,6 +21,7 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "indexer": ("services.indexer", "CLIPSTREAM_INDEXER_HEALTH_PORT", 9103),
     "enricher": ("services.enricher", "CLIPSTREAM_ENRICHER_HEALTH_PORT", 9104),
     "search": ("services.search", "CLIPSTREAM_SEARCH_PORT", 8080),
+    "gateway": ("services.gateway", "CLIPSTREAM_GATEWAY_PORT", 8090),
 }
 INFRA = ("kafka", "milvus", "seaweedfs", "triton")
 
@@ -44,8 +45,16 @@ def _env(settings: StackSettings, clip_model: str) -> dict[str, str]:
         "CLIPSTREAM_CLIP_MODEL": clip_model,
         "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
     }
-    if "CLIPSTREAM_SEARCH_API_KEYS" not in os.environ:
-        env["CLIPSTREAM_SEARCH_API_KEYS"] = json.dumps({settings.common.local_api_key(): "default"})
+    local_keys = json.dumps({settings.common.local_api_key(): "default"})
+    for service in ("SEARCH", "GATEWAY"):
+        if f"CLIPSTREAM_{service}_API_KEYS" not in os.environ:
+            env[f"CLIPSTREAM_{service}_API_KEYS"] = local_keys
+    if settings.seaweedfs:  # uploads land in the local object store, which the decoder may read back
+        s3 = f"http://{settings.host}:{settings.s3_port}"
+        env.setdefault("CLIPSTREAM_GATEWAY_S3_ENDPOINT_URL", os.environ.get("CLIPSTREAM_GATEWAY_S3_ENDPOINT_URL", s3))
+        for name, secret in (("ACCESS", settings.s3_access_key), ("SECRET", settings.s3_secret_key)):
+            if secret is not None and f"CLIPSTREAM_GATEWAY_S3_{name}_KEY" not in os.environ:
+                env[f"CLIPSTREAM_GATEWAY_S3_{name}_KEY"] = secret.get_secret_value()
     return env
 
 

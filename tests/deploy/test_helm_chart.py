@@ -19,6 +19,7 @@ from services.common.settings import CommonSettings
 from services.decoder.settings import DecoderSettings
 from services.embedder.settings import EmbedderSettings
 from services.enricher.settings import EnricherSettings
+from services.gateway.settings import GatewaySettings
 from services.indexer.settings import IndexerSettings
 from services.search.settings import SearchSettings
 from services.stack.settings import StackSettings
@@ -26,13 +27,21 @@ from services.stack.settings import StackSettings
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "clipstream"
 HELM = Path(sys.executable).parent / "helm"
-REQUIRED = ["--set", "search.apiKeysSecret.name=keys", "--set", "models.existingClaim=models"]
+REQUIRED = [
+    "--set",
+    "search.apiKeysSecret.name=keys",
+    "--set",
+    "gateway.apiKeysSecret.name=keys",
+    "--set",
+    "models.existingClaim=models",
+]
 SETTINGS: dict[str, type[BaseSettings]] = {
     "decoder": DecoderSettings,
     "embedder": EmbedderSettings,
     "indexer": IndexerSettings,
     "enricher": EnricherSettings,
     "search": SearchSettings,
+    "gateway": GatewaySettings,
     "triton": StackSettings,
 }
 
@@ -133,6 +142,7 @@ def test_probes_hit_the_ports_the_services_serve() -> None:
         "indexer": IndexerSettings().health_port,
         "enricher": EnricherSettings().health_port,
         "search": SearchSettings().port,
+        "gateway": GatewaySettings().port,
     }
     deployments = by_kind(docs, "Deployment")
     assert set(deployments) == {f"cs-clipstream-{c}" for c in [*ports, "triton"]}
@@ -183,8 +193,9 @@ def test_values_override_per_component() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "models.existingClaim=m"], "search.apiKeysSecret.name"),
-        (["--set", "search.apiKeysSecret.name=k"], "models.existingClaim"),
+        (["--set", "models.existingClaim=m", "--set", "gateway.apiKeysSecret.name=k"], "search.apiKeysSecret.name"),
+        (["--set", "models.existingClaim=m", "--set", "search.apiKeysSecret.name=k"], "gateway.apiKeysSecret.name"),
+        (["--set", "search.apiKeysSecret.name=k", "--set", "gateway.apiKeysSecret.name=k"], "models.existingClaim"),
         ([*REQUIRED, "--set", "decoder.replicas=30"], "decoder.replicas (30) exceeds kafka.topicPartitions (24)"),
     ],
 )

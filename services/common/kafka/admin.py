@@ -7,12 +7,13 @@ import logging
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.common.messages import TOPIC_MODELS
+from services.common.messages import COMPACTED_TOPICS, TOPIC_MODELS
 from services.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
 _TOPIC_CONFIG = {"max.message.bytes": str(8 * 1024 * 1024)}
+_COMPACTED = {**_TOPIC_CONFIG, "cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
 
 
 def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> list[str]:
@@ -24,7 +25,7 @@ def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> list[str
             name,
             num_partitions=settings.topic_partitions,
             replication_factor=settings.topic_replication_factor,
-            config=_TOPIC_CONFIG,
+            config=_COMPACTED if name in COMPACTED_TOPICS else _TOPIC_CONFIG,
         )
         for name in TOPIC_MODELS
         if name not in existing

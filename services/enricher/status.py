@@ -1,0 +1,89 @@
+"""Each stage's event, read as a `VideoStatus`: the pure half of the enricher's status projection.
+
+The enricher turns the pipeline's own events (`videos.uploaded`, `videos.probed`, the indexer's acks and
+`videos.indexed`, dead letters) into one status record per video on the compacted `videos.status` topic,
+which the gateway reads to answer "where is my upload?". A dead letter carries the original message, so its
+upload (event id, tenant) is read back from the payload when it can be.
+"""
+
+from __future__ import annotations
+
+import json
+
+from services.common.messages import (
+    DeadLetter,
+    SegmentIndexed,
+    VideoIndexed,
+    VideoProbed,
+    VideoStatus,
+    VideoUploaded,
+)
+
+
+def registered(up: VideoUploaded) -> VideoStatus:
+    return VideoStatus(
+        event_id=up.event_id, video_id=up.video_id, tenant=up.tenant, stage="registered", uploaded_at=up.uploaded_at
+    )
+
+
+def probed(p: VideoProbed) -> VideoStatus:
+    return VideoStatus(
+        event_id=p.event_id,
+        video_id=p.video_id,
+        tenant=p.tenant,
+        stage="probed",
+        segment_count=p.segment_count,
+        uploaded_at=p.uploaded_at,
+        service="decoder",
+    )
+
+
+def indexing(ack: SegmentIndexed, segments_indexed: int) -> VideoStatus:
+    return VideoStatus(
+        event_id=ack.event_id,
+        video_id=ack.video_id,
+        tenant=ack.tenant,
+        stage="indexing",
+        segment_count=ack.segment_count,
+        segments_indexed=segments_indexed,
+        uploaded_at=ack.uploaded_at,
+        service="indexer",
+    )
+
+
+def indexed(done: VideoIndexed) -> VideoStatus:
+    return VideoStatus(
+        event_id=done.event_id,
+        video_id=done.video_id,
+        tenant=done.tenant,
+        stage="indexed",
+        segment_count=done.segment_count,
+        segments_indexed=done.segment_count,
+        uploaded_at=done.uploaded_at,
+        service="indexer",
+    )
+
+
+def failed(letter: DeadLetter) -> VideoStatus | None:
+    """None when the payload names no upload (a malformed message: there is no upload to report on)."""
+    try:
+        payload = json.loads(letter.payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(payload, dict) or not payload.get("event_id") or not payload.get("video_id"):
+        return None
+    nested = payload.get("video")
+    video: dict[str, object] = nested if isinstance(nested, dict) else {}
+    try:
+        return VideoStatus(
+            event_id=str(payload["event_id"]),
+            video_id=str(payload["video_id"]),
+            tenant=str(payload.get("tenant") or video.get("tenant") or ""),
+            stage="failed",
+            reason=letter.reason,
+            detail=letter.detail[:4000],
+            service=letter.service,
+            uploaded_at=payload.get("uploaded_at") or video.get("uploaded_at"),  # type: ignore[arg-type]
+        )
+    except ValueError:
+        return None

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.settings import CommonSettings
+
+
+class GatewaySettings(BaseSettings):
+    """The upload gateway: HTTP registration and uploads (`CLIPSTREAM_GATEWAY_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLIPSTREAM_GATEWAY_", extra="ignore")
+
+    common: CommonSettings = Field(default_factory=CommonSettings)
+    host: str = "127.0.0.1"
+    port: int = 8090
+    api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description='bearer token -> tenant, e.g. \'{"k3y": "tenant-a"}\'; empty: the local stack\'s generated key',
+    )
+    max_upload_bytes: int = Field(
+        default=4 * 1024**3, ge=1, description="an upload body beyond this is refused (413) while it streams"
+    )
+    upload_part_bytes: int = Field(default=8 * 1024**2, ge=5 * 1024**2, description="S3 multipart part size")
+    upload_bucket: str = Field(default="uploads", description="where uploaded bytes are stored")
+    upload_prefix: str = Field(default="gateway", description="key prefix: <prefix>/<tenant>/<id>/<file name>")
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    idempotency_cache: int = Field(default=100_000, ge=1, description="Idempotency-Key answers kept in memory")

@@ -1,0 +1,119 @@
+"""Storing an upload's bytes in the object store as they arrive, bounded while streaming.
+
+The body is cut into multipart parts (8 MiB) and sent as it is read: memory stays at one part whatever
+the upload's size, and a body that passes the limit is refused (and its multipart upload aborted) at the
+byte that crosses it, never after buffering it whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from services.common.errors import PermanentError, TransientError
+from services.gateway.settings import GatewaySettings
+
+
+class TooLarge(PermanentError):
+    reason = "too_large"
+
+
+@dataclass(frozen=True)
+class Stored:
+    uri: str
+    size: int
+
+
+def safe_name(filename: str) -> str:
+    """The last path segment, reduced to characters every store and URI keeps as they are."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip("._")
+    return name[:120] or "upload"
+
+
+class ObjectStore:
+    def __init__(self, settings: GatewaySettings) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.settings = settings
+        self._client: Any = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
+            aws_secret_access_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        )
+
+    def key_for(self, tenant: str, filename: str) -> str:
+        return f"{self.settings.upload_prefix.strip('/')}/{tenant}/{uuid.uuid4().hex}/{safe_name(filename)}"
+
+    async def store(self, tenant: str, filename: str, body: AsyncIterator[bytes], content_type: str) -> Stored:
+        from botocore.exceptions import BotoCoreError, ClientError
+        from starlette.concurrency import run_in_threadpool
+
+        bucket, key = self.settings.upload_bucket, self.key_for(tenant, filename)
+        limit, part_size = self.settings.max_upload_bytes, self.settings.upload_part_bytes
+        try:
+            started = await run_in_threadpool(
+                self._client.create_multipart_upload, Bucket=bucket, Key=key, ContentType=content_type
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise TransientError(f"object store unavailable: {exc}", reason="object_store_unavailable") from exc
+        upload_id = started["UploadId"]
+        parts: list[dict[str, Any]] = []
+        buffer = bytearray()
+        size = 0
+        try:
+            async for chunk in body:
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"the upload passed {limit} bytes")
+                buffer += chunk
+                while len(buffer) >= part_size:
+                    await self._part(bucket, key, upload_id, parts, bytes(buffer[:part_size]))
+                    del buffer[:part_size]
+            if size == 0:
+                raise PermanentError("the upload is empty", reason="empty_file")
+            if buffer or not parts:
+                await self._part(bucket, key, upload_id, parts, bytes(buffer))
+            await run_in_threadpool(
+                self._client.complete_multipart_upload,
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            await run_in_threadpool(self._abort, bucket, key, upload_id)
+            raise
+        return Stored(uri=f"s3://{bucket}/{key}", size=size)
+
+    async def _part(self, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]], data: bytes) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+        from starlette.concurrency import run_in_threadpool
+
+        number = len(parts) + 1
+        try:
+            done = await run_in_threadpool(
+                self._client.upload_part, Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise TransientError(f"object store unavailable: {exc}", reason="object_store_unavailable") from exc
+        parts.append({"PartNumber": number, "ETag": done["ETag"]})
+
+    def _abort(self, bucket: str, key: str, upload_id: str) -> None:
+        # best effort: a store expires incomplete multipart uploads by its own lifecycle rules
+        with contextlib.suppress(Exception):
+            self._client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+    def ready(self) -> bool:
+        try:
+            self._client.head_bucket(Bucket=self.settings.upload_bucket)
+            return True
+        except Exception:
+            return False
