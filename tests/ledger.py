@@ -23,6 +23,7 @@ PIPELINE_TOPICS = (
     Topics.SEGMENTS_INDEXED,
     Topics.INDEXED,
     Topics.DEAD_LETTER,
+    Topics.REMOVED,
 )
 _PER_SEGMENT = {Topics.SEGMENTS, Topics.EMBEDDINGS, Topics.SEGMENTS_INDEXED}
 
@@ -90,6 +91,10 @@ class TopicTap:
                 index = int(body.get("segment_index", -1)) if topic in _PER_SEGMENT else -1
                 ledger.counts[(topic, event_id, index)] += 1
         return ledger
+
+    def values(self, topic: str, idle_s: float = 3.0) -> list[bytes]:
+        """The raw values committed to one topic since the tap was made."""
+        return [value for _, value in self._drain([tp for tp in self._start if tp.topic == topic], idle_s)]
 
     def dead_letters(self, idle_s: float = 3.0) -> list[DeadLetter]:
         """Every dead letter committed since the tap was made."""

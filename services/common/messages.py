@@ -219,8 +219,40 @@ class DeadLetter(BaseModel):
         )
 
 
-Stage = Literal["registered", "probed", "indexing", "indexed", "failed"]
-STAGE_RANK: dict[str, int] = {"registered": 0, "probed": 1, "indexing": 2, "indexed": 3, "failed": 3}
+class VideoDeleted(Message):
+    """A takedown or privacy request: the video leaves every model's collections, and no late message of
+    the deleted upload brings it back (an upload registered after this is a new life of the video)."""
+
+    schema_version: Literal[1] = 1
+    event_id: EventId = Field(default_factory=lambda: uuid.uuid4().hex)
+    tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    deleted_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class VideoUpdated(Message):
+    """Business metadata corrected in place: rows rewritten with their vectors, nothing re-embedded."""
+
+    schema_version: Literal[1] = 1
+    event_id: EventId = Field(default_factory=lambda: uuid.uuid4().hex)
+    tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    title: Title | None = None
+    creator: Creator | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    updated_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class VideoRemoved(Message):
+    """Downstream: the indexer removed the video's rows from these collections (published once per delete)."""
+
+    schema_version: Literal[1] = 1
+    tenant: str
+    deleted_at: AwareDatetime
+    collections: list[str] = Field(default_factory=list)
+    removed_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+Stage = Literal["registered", "probed", "indexing", "indexed", "failed", "deleted"]
+STAGE_RANK: dict[str, int] = {"registered": 0, "probed": 1, "indexing": 2, "indexed": 3, "failed": 3, "deleted": 4}
 
 
 class VideoStatus(Message):
@@ -274,6 +306,9 @@ class Topics:
     INDEXED = "videos.indexed"
     DEAD_LETTER = "videos.deadletter"
     STATUS = "videos.status"
+    DELETED = "videos.deleted"
+    UPDATED = "videos.updated"
+    REMOVED = "videos.removed"
 
 
 TOPIC_MODELS: dict[str, type[BaseModel]] = {
@@ -285,5 +320,8 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     Topics.INDEXED: VideoIndexed,
     Topics.DEAD_LETTER: DeadLetter,
     Topics.STATUS: VideoStatus,
+    Topics.DELETED: VideoDeleted,
+    Topics.UPDATED: VideoUpdated,
+    Topics.REMOVED: VideoRemoved,
 }
 COMPACTED_TOPICS = frozenset({Topics.STATUS})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from services.common import telemetry
@@ -18,10 +18,16 @@ log = logging.getLogger(__name__)
 S = TypeVar("S", bound=StageSettings)
 
 
-def serve(service: str, settings: S, build: Callable[[S], TransactionalProcessor[Any]]) -> None:
-    """Run one stage until SIGTERM/SIGINT, with /healthz, /readyz and /metrics on its health port."""
+def serve(
+    service: str,
+    settings: S,
+    build: Callable[[S], TransactionalProcessor[Any] | Sequence[TransactionalProcessor[Any]]],
+) -> None:
+    """Run one stage until SIGTERM/SIGINT, with /healthz, /readyz and /metrics on its health port. A stage
+    with several processors is ready and live only while every one of them is."""
     telemetry.setup(service, settings.common)
-    processor = build(settings)
+    built = build(settings)
+    processors = list(built) if isinstance(built, Sequence) else [built]
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -30,9 +36,20 @@ def serve(service: str, settings: S, build: Callable[[S], TransactionalProcessor
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    health = HealthServer(settings.health_host, settings.health_port, processor.ready, processor.live).start()
+    health = HealthServer(
+        settings.health_host,
+        settings.health_port,
+        lambda: all(p.ready() for p in processors),
+        lambda: all(p.live() for p in processors),
+    ).start()
     log.info("started", extra={"health_port": health.port})
+    others = [threading.Thread(target=p.run, args=(stop,), daemon=True) for p in processors[1:]]
     try:
-        processor.run(stop)
+        for thread in others:
+            thread.start()
+        processors[0].run(stop)
     finally:
+        stop.set()
+        for thread in others:
+            thread.join(30)
         health.stop()

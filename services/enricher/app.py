@@ -27,6 +27,7 @@ from services.common.messages import (
     Topics,
     VideoIndexed,
     VideoProbed,
+    VideoRemoved,
     VideoStatus,
     VideoUploaded,
 )
@@ -62,6 +63,7 @@ uploaded_topic = app.topic(Topics.UPLOADED, key_serializer="raw", value_serializ
 probed_topic = app.topic(Topics.PROBED, key_serializer="raw", value_serializer="raw")
 indexed_topic = app.topic(Topics.INDEXED, key_serializer="raw", value_serializer="raw")
 status_topic = app.topic(Topics.STATUS, key_serializer="raw", value_serializer="raw")
+removed_topic = app.topic(Topics.REMOVED, key_serializer="raw", value_serializer="raw")
 progress: dict[str, Progress] = {}  # video id -> its upload in flight; pruned when complete
 
 
@@ -112,6 +114,15 @@ async def status_of_completions(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
         if (done := await _parse(event, VideoIndexed)) is not None:
             await _publish(status.indexed(done))
+
+
+@app.agent(removed_topic)
+async def status_of_removals(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        if (removed := await _parse(event, VideoRemoved)) is not None:
+            progress.pop(removed.video_id, None)  # a deleted video has no upload in flight any more
+            telemetry.UPLOADS_IN_FLIGHT.set(len(progress))
+            await _publish(status.deleted(removed))
 
 
 @app.agent(dead_letter_topic)

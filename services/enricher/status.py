@@ -15,6 +15,7 @@ from services.common.messages import (
     SegmentIndexed,
     VideoIndexed,
     VideoProbed,
+    VideoRemoved,
     VideoStatus,
     VideoUploaded,
 )
@@ -60,6 +61,19 @@ def indexed(done: VideoIndexed) -> VideoStatus:
         segment_count=done.segment_count,
         segments_indexed=done.segment_count,
         uploaded_at=done.uploaded_at,
+        service="indexer",
+    )
+
+
+def deleted(removed: VideoRemoved) -> VideoStatus:
+    """Dated at the delete, so it supersedes every upload registered before it and none after it."""
+    return VideoStatus(
+        event_id=removed.event_id,
+        video_id=removed.video_id,
+        tenant=removed.tenant,
+        stage="deleted",
+        detail=f"removed from {len(removed.collections)} collections",
+        uploaded_at=removed.deleted_at,
         service="indexer",
     )
 

@@ -6,7 +6,6 @@ stored in the object store as they stream), and ask where an upload is (`GET /v1
 in search), never the body; the video id derives from tenant + source.
 """
 
-
 import hashlib
 import logging
 import uuid
@@ -23,7 +22,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.common.errors import ClipstreamError, PermanentError, TransientError
 from services.common.http import ApiKeys, KeyGuard
 from services.common.kafka.publisher import Publisher
-from services.common.messages import MAX_TAGS, Creator, Tag, Title, Topics, Uri, VideoStatus, VideoUploaded
+from services.common.messages import (
+    MAX_TAGS,
+    Creator,
+    Tag,
+    Title,
+    Topics,
+    Uri,
+    VideoDeleted,
+    VideoStatus,
+    VideoUpdated,
+    VideoUploaded,
+)
 from services.gateway.registration import video_id_for
 from services.gateway.settings import GatewaySettings
 from services.gateway.status_view import StatusView
@@ -44,6 +54,22 @@ class Registration(BaseModel):
     title: Title = ""
     creator: Creator = ""
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+
+
+class VideoPatch(BaseModel):
+    """Fields to correct; the others stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    creator: Creator | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+
+
+class Accepted(BaseModel):
+    event_id: str
+    video_id: str
+    status_url: str
 
 
 class Registered(BaseModel):
@@ -197,7 +223,7 @@ def create_app(
     def status_of(status: VideoStatus | None, tenant: str, event_id: str | None = None) -> Status:
         if status is None or status.tenant != tenant:
             raise HTTPException(404, "no such upload for this tenant")
-        superseded = event_id is not None and status.event_id != event_id
+        superseded = event_id is not None and status.event_id != event_id and status.stage != "deleted"
         return Status(
             event_id=event_id or status.event_id,
             video_id=status.video_id,
@@ -217,5 +243,38 @@ def create_app(
     @app.get("/v1/videos/{video_id}/status", response_model=Status)
     def video_status(video_id: Annotated[str, PathParam(max_length=128)], tenant: Tenant) -> Status:
         return status_of(part("view").video(video_id), tenant)
+
+    def owned(video_id: str, tenant: str) -> VideoStatus:
+        status = part("view").video(video_id)
+        if status is None or status.tenant != tenant:
+            raise HTTPException(404, "no such video for this tenant")
+        return status
+
+    def publish(topic: str, message: VideoDeleted | VideoUpdated) -> None:
+        publisher_ = part("publisher")
+        publisher_.publish(topic, message)
+        try:
+            publisher_.flush(settings.common.kafka_call_timeout_s)
+        except Exception as exc:
+            raise TransientError(f"Kafka did not take the request: {exc}", reason="kafka_unavailable") from exc
+
+    @app.delete("/v1/videos/{video_id}", status_code=202, response_model=Accepted)
+    def delete_video(video_id: Annotated[str, PathParam(max_length=128)], tenant: Tenant) -> Accepted:
+        """Remove the video from every collection (a takedown); late messages of it cannot bring it back."""
+        owned(video_id, tenant)
+        deleted = VideoDeleted(video_id=video_id, tenant=tenant)
+        publish(Topics.DELETED, deleted)
+        return Accepted(event_id=deleted.event_id, video_id=video_id, status_url=f"/v1/videos/{video_id}/status")
+
+    @app.patch("/v1/videos/{video_id}", status_code=202, response_model=Accepted)
+    def patch_video(video_id: Annotated[str, PathParam(max_length=128)], body: VideoPatch, tenant: Tenant) -> Accepted:
+        """Correct title, creator or tags in the index, without decoding or embedding anything again."""
+        if body.title is None and body.creator is None and body.tags is None:
+            raise HTTPException(422, "nothing to change: give title, creator or tags")
+        if owned(video_id, tenant).stage == "deleted":
+            raise HTTPException(409, "the video was deleted")
+        updated = VideoUpdated(video_id=video_id, tenant=tenant, **body.model_dump(exclude_none=True))
+        publish(Topics.UPDATED, updated)
+        return Accepted(event_id=updated.event_id, video_id=video_id, status_url=f"/v1/videos/{video_id}/status")
 
     return app

@@ -4,7 +4,9 @@ durable (`videos.indexed`), in the same transaction as the offsets.
 Rows are written before the transaction commits, so a crash in between replays the batch: the upsert
 rewrites identical rows (primary key from video, segment, model version) and the replayed batch announces
 the same completions again, in the one transaction that commits. Completion is read from the rows
-themselves (their event id), so it needs no state that a crash could lose or double.
+themselves (their event id), so it needs no state that a crash could lose or double. Deletes and patches
+(`changes.py`) run in the same process on their own group; the store's overrides make their order
+against in-flight embeddings irrelevant.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from services.common.kafka.processor import (
 )
 from services.common.messages import SegmentEmbedding, SegmentIndexed, Topics, VideoIndexed
 from services.common.vectors import SegmentStore, segments_collection
+from services.indexer.changes import build_changes
 from services.indexer.settings import IndexerSettings
 
 
@@ -35,10 +38,12 @@ class Indexer:
         results: list[Result] = []
         for model, group in by_model.items():
             # raises TransientError (Milvus down: retried) or PermanentError (rows refused: isolated, dead-lettered)
-            completed = self.store.write_segments(model, [r.value for r in group])
+            written = self.store.write_segments(model, [r.value for r in group])
             collection = segments_collection(model)
             for r in group:
                 e = r.value
+                if e.video_id in written.removed:
+                    continue  # deleted after this upload: no ack, no completion
                 ack = SegmentIndexed(
                     event_id=e.event_id,
                     video_id=e.video_id,
@@ -51,7 +56,7 @@ class Indexer:
                 )
                 results.append(Outgoing(Topics.SEGMENTS_INDEXED, ack, e.video_id, r))
             by_event = {(r.value.video_id, r.value.event_id): r for r in group}
-            for e in completed:
+            for e in written.completed:
                 done = VideoIndexed(
                     event_id=e.event_id,
                     video_id=e.video_id,
@@ -66,7 +71,8 @@ class Indexer:
         return results
 
 
-def build(settings: IndexerSettings) -> TransactionalProcessor[SegmentEmbedding]:
+def build(settings: IndexerSettings) -> list[TransactionalProcessor[Any]]:
+    """The embeddings processor, and the processor of deletes and patches (its own group, same process)."""
     store = SegmentStore(settings.common)
     indexer = Indexer(store)
     config = ProcessorConfig(
@@ -78,4 +84,5 @@ def build(settings: IndexerSettings) -> TransactionalProcessor[SegmentEmbedding]
         handle_timeout_s=300.0,
         **settings.common.retry_policy(),
     )
-    return TransactionalProcessor(settings.common, config, SegmentEmbedding, indexer.handle, store.ready)
+    embeddings = TransactionalProcessor(settings.common, config, SegmentEmbedding, indexer.handle, store.ready)
+    return [embeddings, build_changes(settings, SegmentStore(settings.common))]

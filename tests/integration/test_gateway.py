@@ -4,6 +4,7 @@ status the pipeline publishes answers "where is my upload?", and bad requests ge
 from __future__ import annotations
 
 import http.client
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 
 from services.common.filters import Filters
 from services.common.messages import Topics
 from services.common.settings import CommonSettings
+from services.common.vectors import VIDEOS_ALIAS, SegmentStore
 from services.gateway.registration import video_id_for
 from services.media.synthetic import write_clip
 from services.search.engine import SearchEngine
@@ -200,3 +203,96 @@ def test_malformed_and_oversize_json_and_unknown_ids(stack: object) -> None:
     assert _status("no-such-event", A).status_code == 404
     assert httpx.get(f"{GATEWAY_URL}/v1/videos/vnope/status", headers=A).status_code == 404
     assert httpx.get(f"{GATEWAY_URL}/readyz").status_code == 200
+
+
+def _search_ids(engine: SearchEngine, **filters: Any) -> set[str]:
+    return {h.video_id for h in engine.by_text("a scene", limit=100, filters=Filters(**filters))}
+
+
+def test_a_delete_removes_the_video_everywhere_and_a_late_message_does_not_bring_it_back(
+    common: CommonSettings, media_root: Path, engine: SearchEngine
+) -> None:
+    clip = write_clip(media_root / "gateway" / "to-delete.mp4", seconds=6.0, size=(320, 180), seed=304, cuts=(3.0,))
+    tap = TopicTap(common)
+    registered = httpx.post(
+        f"{GATEWAY_URL}/v1/videos", json={"uri": clip.resolve().as_uri(), "creator": "doomed"}, headers=A, timeout=30
+    ).json()
+    video_id = registered["video_id"]
+    assert _wait_for(registered["event_id"], A, {"indexed"})["stage"] == "indexed"
+    store = SegmentStore(common)
+    ours = Filters(video_ids=[video_id]).compile()
+    assert store.count(ours) == 2 and store.count(ours, collection=VIDEOS_ALIAS) == 1
+    embeddings = tap.values(Topics.EMBEDDINGS)  # what was in flight for this upload, kept to replay late
+    late = [v for v in embeddings if json.loads(v)["video_id"] == video_id]
+    assert len(late) == 2
+
+    assert httpx.delete(f"{GATEWAY_URL}/v1/videos/{video_id}", headers=B).status_code == 404  # not B's
+    started = time.monotonic()
+    response = httpx.delete(f"{GATEWAY_URL}/v1/videos/{video_id}", headers=A, timeout=30)
+    assert response.status_code == 202, response.text
+    while store.count(ours) or store.count(ours, collection=VIDEOS_ALIAS):
+        assert time.monotonic() - started < 60, "the delete never reached the index"
+        time.sleep(0.1)
+    print(f"DELETE to unsearchable: {time.monotonic() - started:.2f}s")
+    assert video_id not in _search_ids(engine, tenant="tenant-a", creator="doomed")
+    status = httpx.get(f"{GATEWAY_URL}/v1/videos/{video_id}/status", headers=A).json()
+    deadline = time.monotonic() + 30
+    while status["stage"] != "deleted" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        status = httpx.get(f"{GATEWAY_URL}/v1/videos/{video_id}/status", headers=A).json()
+    assert status["stage"] == "deleted"
+
+    # the deleted upload's embeddings arrive late (a replay, a slow partition): they must not resurrect it
+    producer = Producer({"bootstrap.servers": common.kafka_bootstrap})
+    for value in late:
+        producer.produce(Topics.EMBEDDINGS, key=video_id.encode(), value=value)
+    producer.flush(10)
+    until = time.monotonic() + 10
+    while time.monotonic() < until:
+        assert store.count(ours) == 0 and store.count(ours, collection=VIDEOS_ALIAS) == 0, "resurrected"
+        time.sleep(0.25)
+    ledger = tap.read({response.json()["event_id"], registered["event_id"]})
+    assert ledger.count(Topics.REMOVED, response.json()["event_id"]) == 1
+    assert ledger.count(Topics.SEGMENTS_INDEXED, registered["event_id"]) == 2, "the late copies are not acked"
+
+
+def test_a_patch_changes_filter_results_without_new_embeddings(
+    common: CommonSettings, media_root: Path, engine: SearchEngine
+) -> None:
+    clip = write_clip(media_root / "gateway" / "to-patch.mp4", seconds=4.0, size=(320, 180), seed=305)
+    body = {"uri": clip.resolve().as_uri(), "creator": "before", "tags": ["old"], "title": "old title"}
+    registered = httpx.post(f"{GATEWAY_URL}/v1/videos", json=body, headers=A, timeout=30).json()
+    video_id = registered["video_id"]
+    assert _wait_for(registered["event_id"], A, {"indexed"})["stage"] == "indexed"
+    assert video_id in _search_ids(engine, tenant="tenant-a", creator="before")
+    tap = TopicTap(common)
+    patch = {"creator": "after", "tags": ["fresh", "fixed"]}
+    assert httpx.patch(f"{GATEWAY_URL}/v1/videos/{video_id}", json=patch, headers=B).status_code == 404
+    response = httpx.patch(f"{GATEWAY_URL}/v1/videos/{video_id}", json=patch, headers=A, timeout=30)
+    assert response.status_code == 202, response.text
+    deadline = time.monotonic() + 60
+    while video_id not in _search_ids(engine, tenant="tenant-a", creator="after"):
+        assert time.monotonic() < deadline, "the patch never reached the index"
+        time.sleep(0.2)
+    assert video_id not in _search_ids(engine, tenant="tenant-a", creator="before")
+    assert video_id in _search_ids(engine, tenant="tenant-a", tags=["fixed"])
+    video = SegmentStore(common).video(video_id)
+    assert video is not None and video[0]["title"] == "old title"  # fields not in the patch stay
+    for topic in (Topics.SEGMENTS, Topics.EMBEDDINGS):
+        assert not [v for v in tap.values(topic, idle_s=1.0) if json.loads(v)["video_id"] == video_id]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("DELETE", "/v1/videos/vnope", None, 404),
+        ("PATCH", "/v1/videos/vnope", {"title": "x"}, 404),
+        ("PATCH", "/v1/videos/vnope", {}, 422),
+        ("PATCH", "/v1/videos/vnope", {"title": "x", "uri": "file:///x"}, 422),
+    ],
+)
+def test_bad_deletes_and_patches(
+    stack: object, method: str, path: str, body: dict[str, object] | None, status: int
+) -> None:
+    response = httpx.request(method, f"{GATEWAY_URL}{path}", json=body, headers=A, timeout=30)
+    assert response.status_code == status, response.text

@@ -28,7 +28,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -94,6 +94,7 @@ class ProcessorConfig:
     service: str
     group_id: str
     input_topic: str
+    more_topics: tuple[str, ...] = ()  # consumed by the same group; `model` then maps each topic to its model
     max_batch: int = 1
     max_wait_s: float = 0.1
     backoff_initial_s: float = 0.5
@@ -118,7 +119,7 @@ class TransactionalProcessor(Generic[M]):
         self,
         settings: CommonSettings,
         config: ProcessorConfig,
-        model: type[M],
+        model: type[M] | Mapping[str, type[Any]],
         handle: Handler[M],
         dependencies_ready: Callable[[], bool] | None = None,
     ) -> None:
@@ -189,7 +190,7 @@ class TransactionalProcessor(Generic[M]):
                 self._idle()
             self._producer = producer
             consumer = Consumer(consumer_config(self._settings, self.config.group_id, **self.config.consumer_overrides))
-            consumer.subscribe([self.config.input_topic])
+            consumer.subscribe([self.config.input_topic, *self.config.more_topics])
             self._consumer = consumer
             self._backoff_s = 0.0
             return
@@ -254,7 +255,8 @@ class TransactionalProcessor(Generic[M]):
                 f"{service} process", context=context_from_headers(m.headers()), kind=trace.SpanKind.CONSUMER
             )
             try:
-                batch.append(Received(decode(m.value(), self._model), m, span))
+                model = self._model[m.topic() or ""] if isinstance(self._model, Mapping) else self._model
+                batch.append(Received(decode(m.value(), model), m, span))
             except (ValidationError, ValueError) as exc:
                 span.end()
                 results.append(Rejected(m, "malformed_message", str(exc)))

@@ -18,6 +18,7 @@ from services.common.settings import CommonSettings
 
 SEGMENTS_ALIAS = "clipstream_segments"
 VIDEOS_ALIAS = "clipstream_videos"
+OVERRIDES = "clipstream_overrides"  # per video: a delete or a metadata patch, which later writes must honour
 MAX_TOPK = 16384
 ABOUT = "clipstream.about"  # collection property: the model (and how to load it) its vectors come from
 TAG_FIELDS = [f"tag{i}" for i in range(MAX_TAGS)]
@@ -139,3 +140,19 @@ def create_collection(
         kind = ("Trie" if scalar in STRING_FIELDS else "STL_SORT") if legacy else "INVERTED"
         params.add_index(scalar, index_type=kind)
     client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
+
+
+def create_overrides(client: MilvusClient) -> None:
+    """One row per video that was deleted or patched: model-independent, so every model's writes read it.
+
+    Milvus wants a vector field in every collection: a 2-d placeholder nobody searches."""
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("pk", DataType.VARCHAR, max_length=MAX_LENGTHS["video_id"], is_primary=True)
+    schema.add_field("tenant", DataType.VARCHAR, max_length=MAX_LENGTHS["tenant"])
+    schema.add_field("deleted_at", DataType.INT64)  # epoch ms; 0: not deleted
+    schema.add_field("patched_at", DataType.INT64)  # epoch ms; 0: no patch
+    schema.add_field("patch", DataType.VARCHAR, max_length=8192)  # JSON: title, creator, tags
+    schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
+    params = client.prepare_index_params()
+    params.add_index("placeholder", index_type="FLAT", metric_type="L2")
+    client.create_collection(OVERRIDES, schema=schema, index_params=params, consistency_level="Strong")

@@ -18,14 +18,17 @@ from services.common.vectors.errors import COLLECTION_NOT_FOUND, classify, relea
 from services.common.vectors.layout import (
     ABOUT,
     OUTPUT_FIELDS,
+    OVERRIDES,
     SEGMENTS_ALIAS,
     VIDEO_FIELDS,
     VIDEOS_ALIAS,
     IndexConfig,
     create_collection,
+    create_overrides,
     segments_collection,
     videos_collection,
 )
+from services.common.vectors.overrides import Override, Written, apply_patch, patched_fields
 from services.common.vectors.rows import check_row, completed_uploads, segment_row, video_row
 from services.common.vectors.search import Searcher, SegmentHit
 
@@ -156,17 +159,35 @@ class SegmentStore:
 
     # --- writes -----------------------------------------------------------------------------------------
 
-    def write_segments(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding]) -> list[SegmentEmbedding]:
+    def write_segments(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding]) -> Written:
         """Upsert segment rows, drop rows beyond each video's current segment count, refresh video rows.
 
         Returns one embedding (the last written) of each upload whose every segment is now durable: the
-        uploads this write completed or, on a replay, completes again. Two Strong reads a batch, whatever its
-        number of videos: each waits for the server's next time tick (~200 ms on a Milvus server). Rows a
-        server would refuse raise `PermanentError` before any write."""
-        rows = {row["pk"]: row for row in (segment_row(e) for e in embeddings)}  # last write of a key wins
+        uploads this write completed or, on a replay, completes again; and the videos whose rows it removed
+        again because the video was deleted after this upload (a late message must not resurrect it).
+        Metadata patched after the upload is applied to the rows. Rows a server would refuse raise
+        `PermanentError` before any write."""
+        return self.recovering(lambda: self._write_honouring_overrides(model, embeddings))
+
+    def _write_honouring_overrides(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding]) -> Written:
+        # read overrides before the write (to write patched rows) and again after it: a delete or patch that
+        # landed in between saw none of this write's rows, so this write must apply it itself
+        before = self._overrides({e.video_id for e in embeddings})
+        live = [apply_patch(e, before.get(e.video_id)) for e in embeddings if not _deleted(e, before)]
+        rows = {row["pk"]: row for row in (segment_row(e) for e in live)}  # last write of a key wins
         for row in rows.values():
             check_row(row)
-        return self.recovering(lambda: self._write(model, embeddings, rows))
+        completed = self._write(model, live, rows) if live else []
+        after = self._overrides({e.video_id for e in live})
+        late = {e.video_id for e in live if _deleted(e, after)}
+        for video_id in late:  # deleted while this write ran: remove what it wrote
+            self._delete_rows(video_id, after[video_id].tenant)
+        removed = late | {e.video_id for e in embeddings if _deleted(e, before)}
+        repatch = [e for e in live if e.video_id not in removed and after.get(e.video_id) != before.get(e.video_id)]
+        if repatch:
+            patched = [apply_patch(e, after.get(e.video_id)) for e in repatch]
+            self._write(model, patched, {r["pk"]: r for r in (segment_row(e) for e in patched)})
+        return Written([e for e in completed if e.video_id not in removed], removed)
 
     def _write(
         self, model: ModelRef, embeddings: Sequence[SegmentEmbedding], rows: dict[str, Any]
@@ -197,6 +218,77 @@ class SegmentStore:
             consistency_level="Strong",
         )
         return completed_uploads(embeddings, stored)
+
+    def _overrides(self, video_ids: set[str]) -> dict[str, Override]:
+        if not video_ids or not self.client.has_collection(OVERRIDES):
+            return {}
+        self.client.load_collection(OVERRIDES)
+        found = self.client.query(
+            OVERRIDES,
+            filter=f"pk in {json.dumps(sorted(video_ids))}",
+            output_fields=["pk", "tenant", "deleted_at", "patched_at", "patch"],
+            consistency_level="Strong",
+        )
+        return {r["pk"]: Override.from_row(r) for r in found}
+
+    def _ensure_overrides(self) -> None:
+        if not self.client.has_collection(OVERRIDES):
+            create_overrides(self.client)
+        self.client.load_collection(OVERRIDES)
+
+    def delete_video(self, video_id: str, tenant: str, deleted_at_ms: int) -> list[str]:
+        """Remove a video from every model's collections, for good: the override (tombstone) is written
+        first and read by every later write, so an embedding of the deleted upload still in flight either
+        lands before this delete (and is removed by it) or sees the tombstone after its write (and removes
+        its own rows). Returns the collections that held rows of it."""
+
+        def run() -> list[str]:
+            self._ensure_overrides()
+            current = self._overrides({video_id}).get(video_id) or Override(video_id, tenant)
+            if current.tenant != tenant:
+                return []  # the id is another tenant's: nothing of this tenant to delete
+            tomb = current.deleted(max(deleted_at_ms, current.deleted_at))
+            self.client.upsert(OVERRIDES, [tomb.to_row()])
+            return self._delete_rows(video_id, tenant)
+
+        return self.recovering(run)
+
+    def _delete_rows(self, video_id: str, tenant: str) -> list[str]:
+        expr = f"video_id == {json.dumps(video_id)} and tenant == {json.dumps(tenant)}"
+        touched = []
+        for name in self.client.list_collections():
+            if name.startswith(("clipstream_segments_", "clipstream_videos_")):
+                self.client.load_collection(name)
+                if self.client.query(name, filter=expr, output_fields=["pk"], limit=1, consistency_level="Strong"):
+                    touched.append(name)
+                self.client.delete(name, filter=expr)
+        return touched
+
+    def patch_video(self, video_id: str, tenant: str, patch: dict[str, Any], patched_at_ms: int) -> list[str]:
+        """Title/creator/tags of a video's rows in every model's collections, rewritten in place with their
+        vectors (no re-decoding, no re-embedding); recorded as an override that later writes apply."""
+
+        def run() -> list[str]:
+            self._ensure_overrides()
+            current = self._overrides({video_id}).get(video_id) or Override(video_id, tenant)
+            if current.tenant != tenant:
+                return []
+            merged = current.patched({**current.patch, **patch}, max(patched_at_ms, current.patched_at))
+            self.client.upsert(OVERRIDES, [merged.to_row()])
+            expr = f"video_id == {json.dumps(video_id)} and tenant == {json.dumps(tenant)}"
+            touched = []
+            for name in self.client.list_collections():
+                if not name.startswith(("clipstream_segments_", "clipstream_videos_")):
+                    continue
+                self.client.load_collection(name)
+                fields = [f["name"] for f in self.client.describe_collection(name)["fields"]]
+                rows = list(self.client.query(name, filter=expr, output_fields=fields, consistency_level="Strong"))
+                if rows:
+                    self.client.upsert(name, [r | patched_fields(merged.patch) for r in rows])
+                    touched.append(name)
+            return touched
+
+        return self.recovering(run)
 
     def delete(self, expr: str) -> None:
         """Delete the rows a filter built by `services.common.filters` selects, from every model's collections."""
@@ -264,3 +356,8 @@ class SegmentStore:
         collection: str = SEGMENTS_ALIAS,
     ) -> list[SegmentHit]:
         return self._searcher.best_segments(vectors, limit, offset, expr, collection)
+
+
+def _deleted(e: SegmentEmbedding, overrides: dict[str, Override]) -> bool:
+    found = overrides.get(e.video_id)
+    return found is not None and found.tenant == e.video.tenant and found.deletes(e.video.uploaded_at)

@@ -1,0 +1,51 @@
+"""Deletes and patches decide what a later write of a video's embedding keeps, whatever the order."""
+
+from datetime import UTC, datetime, timedelta
+
+from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo
+from services.common.vectors.overrides import Override, apply_patch, epoch_ms, patched_fields
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _embedding(uploaded_at: datetime, title: str = "original") -> SegmentEmbedding:
+    return SegmentEmbedding(
+        event_id="e1",
+        video_id="v1",
+        segment_index=0,
+        segment_count=1,
+        start_s=0.0,
+        end_s=1.0,
+        keyframe_times=[0.5],
+        vector=[1.0, 0.0],
+        model=ModelRef(name="m", version="1", dim=2),
+        video=VideoInfo(uri="file:///x.mp4", tenant="t", title=title, creator="c", uploaded_at=uploaded_at),
+    )
+
+
+def test_a_delete_removes_uploads_up_to_it_and_not_a_later_reupload() -> None:
+    tomb = Override("v1", "t").deleted(epoch_ms(T0 + timedelta(minutes=1)))
+    assert tomb.deletes(T0)  # the deleted upload's late message
+    assert tomb.deletes(T0 + timedelta(minutes=1))
+    assert not tomb.deletes(T0 + timedelta(minutes=2))  # registered after the delete: a new life
+    assert not Override("v1", "t").deletes(T0)  # no delete recorded
+
+
+def test_a_patch_applies_to_uploads_before_it_only() -> None:
+    patch = Override("v1", "t").patched({"title": "fixed", "tags": ["a"]}, epoch_ms(T0 + timedelta(minutes=1)))
+    late = apply_patch(_embedding(T0), patch)
+    assert (late.video.title, late.video.tags, late.video.creator) == ("fixed", ["a"], "c")
+    reupload = apply_patch(_embedding(T0 + timedelta(minutes=2), title="uploader's own"), patch)
+    assert reupload.video.title == "uploader's own"
+    assert apply_patch(_embedding(T0), None).video.title == "original"
+
+
+def test_an_override_round_trips_through_its_row() -> None:
+    o = Override("v1", "t", deleted_at=5, patched_at=7, patch={"creator": "zoë 🎬"})
+    assert Override.from_row(o.to_row()) == o
+
+
+def test_patched_fields_rewrite_every_tag_slot() -> None:
+    fields = patched_fields({"tags": ["x", "y"], "title": "t"})
+    assert fields["tag0"] == "x" and fields["tag1"] == "y" and fields["tag7"] == ""
+    assert fields["title"] == "t" and "creator" not in fields
