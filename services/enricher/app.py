@@ -74,14 +74,16 @@ async def _publish(record: VideoStatus | None) -> None:
 
 
 async def _parse(event: Any, model: type[BaseModel]) -> Any:
-    """The event's message, or None after dead-lettering it as malformed (the stream keeps going)."""
+    """The event's message, or None. A malformed message of the enricher's own input (the indexer's acks)
+    is dead-lettered; one on a topic it only observes is the owning stage's to dead-letter, not twice."""
     topic = event.message.topic
     telemetry.MESSAGES_IN.labels("enricher", topic).inc()
     try:
         return model.model_validate_json(event.value)
     except ValidationError as exc:
-        if topic == Topics.DEAD_LETTER:
-            return None  # never dead-letter a dead letter
+        if topic != Topics.SEGMENTS_INDEXED:
+            log.debug("unreadable message skipped by the status projection", extra={"topic": topic})
+            return None
         letter = DeadLetter.of(
             "enricher",
             "malformed_message",

@@ -110,5 +110,5 @@ def start_kafka(settings: StackSettings) -> Proc:
                 raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
         proc.start([*jvm, "kafka.Kafka", str(props)], ports=[(host, port), (host, ctrl)])
     wait_until(lambda: port_open(host, port), proc, f"Kafka on {host}:{port}", 90)
-    ensure_topics(settings.common)
+    ensure_topics(settings.common, extra=(settings.seaweedfs_notify_topic,) if settings.seaweedfs_notify_topic else ())
     return proc

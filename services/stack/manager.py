@@ -22,6 +22,7 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "enricher": ("services.enricher", "CLIPSTREAM_ENRICHER_HEALTH_PORT", 9104),
     "search": ("services.search", "CLIPSTREAM_SEARCH_PORT", 8080),
     "gateway": ("services.gateway", "CLIPSTREAM_GATEWAY_PORT", 8090),
+    "notifications": ("services.gateway.notifications", "CLIPSTREAM_NOTIFICATIONS_HEALTH_PORT", 9106),
 }
 INFRA = ("kafka", "milvus", "seaweedfs", "triton")
 

@@ -49,6 +49,13 @@ def start_seaweedfs(settings: StackSettings) -> Proc:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
         ]
-        proc.start(argv, env=env, ports=[(host, base), (host, settings.s3_port)])
+        if settings.seaweedfs_notify_topic:  # read from the working directory by the filer
+            (data / "notification.toml").write_text(
+                "[notification.kafka]\nenabled = true\n"
+                f'hosts = ["{settings.common.kafka_bootstrap}"]\n'
+                f'topic = "{settings.seaweedfs_notify_topic}"\n'
+                f'offsetFile = "{data / "kafka.offset"}"\noffsetSaveIntervalSeconds = 10\n'
+            )
+        proc.start(argv, env=env, ports=[(host, base), (host, settings.s3_port)], cwd=data)
     wait_until(lambda: port_open(host, settings.s3_port), proc, f"SeaweedFS S3 on {host}:{settings.s3_port}", 60)
     return proc

@@ -28,6 +28,9 @@ class StackSettings(BaseSettings):
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
     s3_buckets: list[str] = Field(default_factory=lambda: ["uploads"])
+    seaweedfs_notify_topic: str = Field(
+        default="", description="publish the filer's change events to this Kafka topic (object-store notifications)"
+    )
 
     @property
     def run_dir(self) -> Path:

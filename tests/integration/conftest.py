@@ -33,7 +33,7 @@ TEST_ENV = {
     "CLIPSTREAM_SEARCH_PORT": "28080",
     "CLIPSTREAM_SEARCH_API_KEYS": '{"key-a": "tenant-a", "key-b": "tenant-b", "key-semantic": "semantic"}',
     "CLIPSTREAM_GATEWAY_PORT": "28090",
-    "CLIPSTREAM_GATEWAY_API_KEYS": '{"key-a": "tenant-a", "key-b": "tenant-b"}',
+    "CLIPSTREAM_GATEWAY_API_KEYS": '{"gw-key-a": "gw-a", "gw-key-b": "gw-b"}',
     "CLIPSTREAM_GATEWAY_MAX_UPLOAD_BYTES": str(8 * 1024**2),
     "CLIPSTREAM_CLIP_MODEL": "",
     # a real S3 (SeaweedFS) for s3:// sources; its filer doubles as the allowed http:// origin
@@ -44,7 +44,17 @@ TEST_ENV = {
     "CLIPSTREAM_STACK_S3_SECRET_KEY": "test-secret-key",
     "CLIPSTREAM_STACK_S3_BUCKETS": '["uploads"]',
     "CLIPSTREAM_DECODER_S3_ENDPOINT_URL": "http://127.0.0.1:28333",
-    "CLIPSTREAM_DECODER_S3_PREFIXES": '["s3://uploads/allowed/", "s3://uploads/gateway/"]',
+    "CLIPSTREAM_DECODER_S3_PREFIXES": '["s3://uploads/allowed/", "s3://uploads/gateway/", "s3://uploads/inbox/"]',
+    # object-store notifications: SeaweedFS's filer publishes its changes, routes map prefixes to tenants
+    "CLIPSTREAM_STACK_SEAWEEDFS_NOTIFY_TOPIC": "objectstore.events",
+    "CLIPSTREAM_NOTIFICATIONS_TOPIC": "objectstore.events",
+    "CLIPSTREAM_NOTIFICATIONS_HEALTH_PORT": "9206",
+    "CLIPSTREAM_NOTIFICATIONS_ROUTES": json.dumps(
+        [
+            {"bucket": "uploads", "prefix": "inbox/notify-a", "tenant": "notify-a", "creator": "inbox"},
+            {"bucket": "uploads", "prefix": "inbox/notify-b", "tenant": "notify-b", "creator": "inbox"},
+        ]
+    ),
     "CLIPSTREAM_DECODER_S3_ACCESS_KEY": "test-access-key",
     "CLIPSTREAM_DECODER_S3_SECRET_KEY": "test-secret-key",
     # the filer's public folder, and the hostile suite's own misbehaving HTTP server
@@ -58,6 +68,8 @@ FILER_URL = "http://127.0.0.1:28332"
 HOSTILE_HTTP_PORT = 28399
 SEARCH_URL = "http://127.0.0.1:28080"
 GATEWAY_URL = "http://127.0.0.1:28090"
+S3_URL = "http://127.0.0.1:28333"
+NOTIFY_TOPIC = "objectstore.events"
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from services.search.settings import SearchSettings
 from tests.integration.conftest import GATEWAY_URL
 from tests.ledger import TopicTap
 
-A, B = {"Authorization": "Bearer key-a"}, {"X-API-Key": "key-b"}
+A, B = {"Authorization": "Bearer gw-key-a"}, {"X-API-Key": "gw-key-b"}  # tenants gw-a, gw-b: their own
 TIMEOUT_S = 180
 
 
@@ -72,14 +72,14 @@ def test_an_http_registration_becomes_searchable_and_reports_each_stage(
     response = httpx.post(f"{GATEWAY_URL}/v1/videos", json=body, headers=A, timeout=30)
     assert response.status_code == 202, response.text
     registered = response.json()
-    assert registered["video_id"] == video_id_for("tenant-a", uri)  # the tenant comes from the key
+    assert registered["video_id"] == video_id_for("gw-a", uri)  # the tenant comes from the key
     final = _wait_for(registered["event_id"], A, {"indexed", "failed"})
     assert final["stage"] == "indexed", final
     assert final["segments_indexed"] == final["segment_count"] == 2
     assert final["seen"][-1] == "indexed"
     by_video = httpx.get(f"{GATEWAY_URL}/v1/videos/{registered['video_id']}/status", headers=A, timeout=10)
     assert by_video.json()["event_id"] == registered["event_id"]
-    hits = engine.by_text("a scene", limit=50, filters=Filters(tenant="tenant-a", creator="gw"))
+    hits = engine.by_text("a scene", limit=50, filters=Filters(tenant="gw-a", creator="gw"))
     assert registered["video_id"] in [h.video_id for h in hits]
     # another tenant cannot see it
     assert _status(registered["event_id"], B).status_code == 404
@@ -127,9 +127,9 @@ def test_an_upload_streams_into_the_object_store_and_becomes_searchable(
     )
     assert response.status_code == 202, response.text
     uploaded = response.json()
-    assert uploaded["uri"].startswith("s3://uploads/gateway/tenant-b/") and uploaded["uri"].endswith("/My_Clip.mp4")
+    assert uploaded["uri"].startswith("s3://uploads/gateway/gw-b/") and uploaded["uri"].endswith("/My_Clip.mp4")
     assert _wait_for(uploaded["event_id"], B, {"indexed", "failed"})["stage"] == "indexed"
-    hits = engine.by_text("a scene", limit=50, filters=Filters(tenant="tenant-b", creator="uploader"))
+    hits = engine.by_text("a scene", limit=50, filters=Filters(tenant="gw-b", creator="uploader"))
     assert [h.video_id for h in hits] == [uploaded["video_id"]]
 
 
@@ -178,7 +178,7 @@ def test_a_video_that_cannot_be_decoded_reports_failed_with_its_reason(media_roo
         ({"uri": "file:///etc/passwd"}, A, 422, "outside the allowed roots"),
         ({"uri": "ftp://example.com/a.mp4"}, A, 422, "scheme"),
         ({"uri": "s3://uploads/elsewhere/a.mp4"}, A, 422, "no allowed prefix"),
-        ({"uri": "file:///x.mp4", "tenant": "tenant-b"}, A, 422, "extra"),  # the tenant is the key's, never the body's
+        ({"uri": "file:///x.mp4", "tenant": "gw-b"}, A, 422, "extra"),  # the tenant is the key's, never the body's
         ({"title": "no uri"}, A, 422, "uri"),
         ({"uri": "file:///x.mp4", "tags": ["bad tag!"]}, A, 422, "tags"),
         ({"uri": "file:///x.mp4"}, {}, 401, "API key"),
@@ -234,7 +234,7 @@ def test_a_delete_removes_the_video_everywhere_and_a_late_message_does_not_bring
         assert time.monotonic() - started < 60, "the delete never reached the index"
         time.sleep(0.1)
     print(f"DELETE to unsearchable: {time.monotonic() - started:.2f}s")
-    assert video_id not in _search_ids(engine, tenant="tenant-a", creator="doomed")
+    assert video_id not in _search_ids(engine, tenant="gw-a", creator="doomed")
     status = httpx.get(f"{GATEWAY_URL}/v1/videos/{video_id}/status", headers=A).json()
     deadline = time.monotonic() + 30
     while status["stage"] != "deleted" and time.monotonic() < deadline:
@@ -264,18 +264,18 @@ def test_a_patch_changes_filter_results_without_new_embeddings(
     registered = httpx.post(f"{GATEWAY_URL}/v1/videos", json=body, headers=A, timeout=30).json()
     video_id = registered["video_id"]
     assert _wait_for(registered["event_id"], A, {"indexed"})["stage"] == "indexed"
-    assert video_id in _search_ids(engine, tenant="tenant-a", creator="before")
+    assert video_id in _search_ids(engine, tenant="gw-a", creator="before")
     tap = TopicTap(common)
     patch = {"creator": "after", "tags": ["fresh", "fixed"]}
     assert httpx.patch(f"{GATEWAY_URL}/v1/videos/{video_id}", json=patch, headers=B).status_code == 404
     response = httpx.patch(f"{GATEWAY_URL}/v1/videos/{video_id}", json=patch, headers=A, timeout=30)
     assert response.status_code == 202, response.text
     deadline = time.monotonic() + 60
-    while video_id not in _search_ids(engine, tenant="tenant-a", creator="after"):
+    while video_id not in _search_ids(engine, tenant="gw-a", creator="after"):
         assert time.monotonic() < deadline, "the patch never reached the index"
         time.sleep(0.2)
-    assert video_id not in _search_ids(engine, tenant="tenant-a", creator="before")
-    assert video_id in _search_ids(engine, tenant="tenant-a", tags=["fixed"])
+    assert video_id not in _search_ids(engine, tenant="gw-a", creator="before")
+    assert video_id in _search_ids(engine, tenant="gw-a", tags=["fixed"])
     video = SegmentStore(common).video(video_id)
     assert video is not None and video[0]["title"] == "old title"  # fields not in the patch stay
     for topic in (Topics.SEGMENTS, Topics.EMBEDDINGS):

@@ -16,8 +16,8 @@ _TOPIC_CONFIG = {"max.message.bytes": str(8 * 1024 * 1024)}
 _COMPACTED = {**_TOPIC_CONFIG, "cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
 
 
-def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> list[str]:
-    """Create missing topics; returns the names it created."""
+def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0, extra: tuple[str, ...] = ()) -> list[str]:
+    """Create missing topics (ours, and `extra` ones other systems write to); returns the names it created."""
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [
@@ -27,7 +27,7 @@ def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> list[str
             replication_factor=settings.topic_replication_factor,
             config=_COMPACTED if name in COMPACTED_TOPICS else _TOPIC_CONFIG,
         )
-        for name in TOPIC_MODELS
+        for name in [*TOPIC_MODELS, *extra]
         if name not in existing
     ]
     if not wanted:
