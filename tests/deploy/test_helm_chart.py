@@ -19,6 +19,7 @@ from services.common.settings import CommonSettings
 from services.decoder.settings import DecoderSettings
 from services.embedder.settings import EmbedderSettings
 from services.enricher.settings import EnricherSettings
+from services.gateway.notifications import NotificationSettings
 from services.gateway.settings import GatewaySettings
 from services.indexer.settings import IndexerSettings
 from services.search.settings import SearchSettings
@@ -181,6 +182,18 @@ def test_components_scale_on_their_own_topic_and_group() -> None:
         trigger = scaled[f"cs-clipstream-{component}"]["spec"]["triggers"][0]
         assert (trigger["metadata"]["topic"], trigger["metadata"]["consumerGroup"]) == (topic, group)
         assert "replicas" not in deployments[f"cs-clipstream-{component}"]["spec"]  # KEDA owns the count
+
+
+def test_the_notifications_consumer_is_opt_in_and_needs_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "cs-clipstream-notifications" not in by_kind(render(), "Deployment")
+    routes = '[{"bucket": "uploads", "prefix": "inbox/a", "tenant": "a"}]'
+    docs = render("--set", "notifications.enabled=true", "--set-json", f"notifications.routes={routes}")
+    (container,) = by_kind(docs, "Deployment")["cs-clipstream-notifications"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    monkeypatch.setenv("CLIPSTREAM_NOTIFICATIONS_ROUTES", env["CLIPSTREAM_NOTIFICATIONS_ROUTES"])
+    assert NotificationSettings().routes[0].tenant == "a"
+    result = helm("template", "cs", str(CHART), *REQUIRED, "--set", "notifications.enabled=true")
+    assert result.returncode != 0 and "notifications.routes" in result.stderr
 
 
 def test_values_override_per_component() -> None:
