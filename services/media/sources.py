@@ -196,7 +196,20 @@ def _remote(url: str, policy: SourcePolicy) -> Iterator[BinaryIO]:
             yield reader
 
 
-def _presign(bucket: str, key: str, access: S3Access) -> str:
+def playable(uri: str, policy: SourcePolicy, expires_s: int = 300) -> Path | str:
+    """Where a browser may fetch a source: a local path (served by us, with ranges), the allowed http(s)
+    URL itself, or a short-lived presigned URL of an s3 object. Refused exactly as the decoder refuses."""
+    admit(uri, policy)
+    scheme = urlsplit(uri).scheme
+    if scheme in ("file", ""):
+        return resolve_file(uri, policy.allowed_roots)
+    if scheme == "s3":
+        bucket, key = check_s3(uri, policy.s3_prefixes)
+        return _presign(bucket, key, policy.s3, expires_s)
+    return uri
+
+
+def _presign(bucket: str, key: str, access: S3Access, expires_s: int = 3600) -> str:
     import boto3
     from botocore.config import Config
 
@@ -208,7 +221,7 @@ def _presign(bucket: str, key: str, access: S3Access) -> str:
         aws_secret_access_key=access.secret_key,
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
-    url: str = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600)
+    url: str = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s)
     return url
 
 

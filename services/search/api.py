@@ -5,20 +5,25 @@ tenant, and the tenant is forced into every filter, so a tenant only ever sees i
 """
 
 import logging
+import mimetypes
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 
 from services.common.errors import ClipstreamError, TransientError
 from services.common.filters import Filters, MetadataFilters
 from services.common.http import ApiKeys, KeyGuard
+from services.media.errors import DecodeError
+from services.media.settings import MediaSettings
+from services.media.sources import playable
 from services.search.engine import NotFound, QueryError, SearchEngine, hits_to_json
+from services.search.playback import BadLink, Links
 from services.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
@@ -180,5 +185,38 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
     ) -> Results:
         hits = run(engine.similar, video_id, limit, Filters(tenant=tenant), offset)
         return Results(**hits_to_json(hits), limit=limit, offset=offset)
+
+    secret = settings.media_secret.get_secret_value() if settings.media_secret else None
+    links = Links.from_keys(configured, secret, settings.media_url_ttl_s)
+    media_policy = MediaSettings().source_policy()
+
+    @app.get("/v1/videos/{video_id}/play")
+    def play(
+        video_id: Annotated[str, PathParam(max_length=128)],
+        tenant: Tenant,
+        engine: Engine,
+        start_s: Annotated[float, Query(ge=0)] = 0.0,
+    ) -> dict[str, Any]:
+        """A short-lived link a `<video>` element can play, positioned at `start_s` (a media fragment)."""
+        run(engine.video, video_id, Filters(tenant=tenant))  # 404 unless the tenant's
+        return {"url": f"/media/{links.sign(video_id, tenant)}#t={start_s:.2f}", "expires_in_s": links.ttl_s}
+
+    @app.get("/media/{token}", include_in_schema=False)
+    def media(token: Annotated[str, PathParam(max_length=1024)], engine: Engine) -> Response:
+        """The bytes of a signed link's video: local files served with HTTP ranges, allowed http(s) sources
+        and s3 objects (as presigned links) by redirect."""
+        try:
+            video_id, tenant = links.verify(token)
+        except (BadLink, ValueError, KeyError) as exc:
+            raise HTTPException(403, detail=getattr(exc, "detail", "the media link is not valid")) from exc
+        video, _ = run(engine.video, video_id, Filters(tenant=tenant))
+        try:
+            where = playable(str(video["uri"]), media_policy, links.ttl_s)
+        except DecodeError as exc:
+            raise HTTPException(404, detail=f"{exc.reason}: the source cannot be served") from exc
+        if isinstance(where, Path):
+            media_type = mimetypes.guess_type(where.name)[0] or "application/octet-stream"
+            return FileResponse(where, media_type=media_type)
+        return RedirectResponse(where, status_code=307)
 
     return app

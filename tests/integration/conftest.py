@@ -31,7 +31,9 @@ TEST_ENV = {
     "CLIPSTREAM_INDEXER_HEALTH_PORT": "9203",
     "CLIPSTREAM_ENRICHER_HEALTH_PORT": "9204",
     "CLIPSTREAM_SEARCH_PORT": "28080",
-    "CLIPSTREAM_SEARCH_API_KEYS": '{"key-a": "tenant-a", "key-b": "tenant-b", "key-semantic": "semantic"}',
+    "CLIPSTREAM_SEARCH_API_KEYS": json.dumps(
+        {"key-a": "tenant-a", "key-b": "tenant-b", "key-semantic": "semantic", "key-player": "player"}
+    ),
     "CLIPSTREAM_GATEWAY_PORT": "28090",
     "CLIPSTREAM_GATEWAY_API_KEYS": '{"gw-key-a": "gw-a", "gw-key-b": "gw-b"}',
     "CLIPSTREAM_GATEWAY_MAX_UPLOAD_BYTES": str(8 * 1024**2),

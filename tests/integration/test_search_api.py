@@ -212,3 +212,65 @@ def test_web_page_in_chromium(catalogue: dict[str, VideoUploaded], tmp_path: Pat
         assert len(sizes) == page.locator(".card").count() + 2 and all(w > 0 for w in sizes), sizes
         page.screenshot(path=str(shot), full_page=True)  # kept for a person to look at
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def playable(common: CommonSettings, media_root: Path) -> dict[str, VideoUploaded]:
+    """A VP9/WebM clip a browser plays, and an MPEG-4 Part 2 one it cannot, for tenant `player`."""
+    folder = media_root / "player"
+    clips = {
+        "webm": write_clip(
+            folder / "plays.webm", seconds=6.0, size=(320, 180), seed=31, cuts=(3.0,), codec="libvpx-vp9"
+        ),
+        "mpeg4": write_clip(folder / "does-not.avi", seconds=4.0, size=(320, 180), seed=32),
+    }
+    uploads = {name: register(path, creator="player", tenant="player") for name, path in clips.items()}
+    outcomes: Outcomes = publish_and_wait(common, list(uploads.values()), 300)
+    assert set(outcomes.indexed) == {u.event_id for u in uploads.values()}, outcomes.failed
+    return uploads
+
+
+def test_playback_links_are_signed_scoped_and_served_with_ranges(playable: dict[str, VideoUploaded]) -> None:
+    player = {"Authorization": "Bearer key-player"}
+    video_id = playable["webm"].video_id
+    assert httpx.get(f"{SEARCH_URL}/v1/videos/{video_id}/play", headers=A).status_code == 404  # not tenant-a's
+    link = httpx.get(f"{SEARCH_URL}/v1/videos/{video_id}/play", params={"start_s": 3.0}, headers=player).json()
+    url, _, fragment = link["url"].partition("#")
+    assert fragment == "t=3.00" and link["expires_in_s"] > 0
+    size = Path(playable["webm"].uri.removeprefix("file://")).stat().st_size
+    partial = httpx.get(f"{SEARCH_URL}{url}", headers={"Range": "bytes=100-199"})
+    assert partial.status_code == 206 and len(partial.content) == 100
+    assert partial.headers["content-range"] == f"bytes 100-199/{size}"
+    assert partial.headers["content-type"] == "video/webm"
+    token = url.removeprefix("/media/")
+    forged = token[:-1] + ("0" if token[-1] != "0" else "1")
+    assert httpx.get(f"{SEARCH_URL}/media/{forged}").status_code == 403
+
+
+def test_the_page_plays_the_moment_in_chromium(playable: dict[str, VideoUploaded]) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(SEARCH_URL + "/")
+        page.fill("#key", "key-player")
+        page.dispatch_event("#key", "change")
+        page.fill("#q", "a scene")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#results[data-source='text:a scene'] .card", timeout=30_000)
+        page.locator(f".card[data-video-id='{playable['webm'].video_id}']").click()
+        page.wait_for_selector("#segments .segment", timeout=30_000)
+        page.wait_for_function("document.querySelector('#player').readyState >= 2", timeout=30_000)
+        start = float(page.get_attribute("#player", "data-start") or "nan")
+        assert abs(page.evaluate("document.querySelector('#player').currentTime") - start) < 1.0
+        page.locator("#segments .segment").nth(1).click()  # the second shot starts at 3 s
+        page.wait_for_function(
+            "Math.abs(document.querySelector('#player').currentTime - 3.0) < 1.0 && "
+            "document.querySelector('#player').readyState >= 2",
+            timeout=30_000,
+        )
+        assert page.inner_text("#playerStatus") == ""
+        page.locator(f".card[data-video-id='{playable['mpeg4'].video_id}']").click()
+        page.wait_for_function("document.querySelector('#playerStatus').textContent.length > 0", timeout=30_000)
+        assert "cannot be played by the browser" in page.inner_text("#playerStatus")
+        browser.close()
