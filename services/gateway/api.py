@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
@@ -103,6 +104,14 @@ def create_app(
     # JSON bodies are small: 64 KiB for every route, the upload route alone takes up to max_upload_bytes
     app = FastAPI(title="clipstream gateway", version="1", description=__doc__, max_body_size=64 * 1024)
     app.add_middleware(KeyGuard, keys=ApiKeys(keys))
+    if settings.cors_origins:  # added last = outermost: answers a browser's preflight, which carries no key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
+            max_age=600,
+        )
     api_keys = ApiKeys(keys)
     parts: dict[str, Any] = {"publisher": publisher, "view": view, "store": store}
     seen: OrderedDict[str, Registered] = OrderedDict()  # Idempotency-Key answers of this replica

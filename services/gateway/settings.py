@@ -29,4 +29,7 @@ class GatewaySettings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins whose pages may call the gateway (the search page's)"
+    )
     idempotency_cache: int = Field(default=100_000, ge=1, description="Idempotency-Key answers kept in memory")

@@ -114,6 +114,11 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    @app.get("/config", include_in_schema=False)
+    def config() -> dict[str, str]:
+        """What the page needs besides this API: where the upload gateway answers."""
+        return {"gateway_url": settings.gateway_url}
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> PlainTextResponse:
         return PlainTextResponse("ok")

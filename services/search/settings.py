@@ -29,6 +29,7 @@ class SearchSettings(BaseSettings):
         description='bearer token -> tenant, e.g. \'{"k3y": "tenant-a"}\'; empty: one key is generated at start',
     )
     health_port: int = 9105
+    gateway_url: str = Field(default="", description="the upload gateway's URL as browsers reach it (page uploads)")
     media_url_ttl_s: int = Field(default=300, ge=10, le=86400, description="how long a playback link works")
     media_secret: SecretStr | None = Field(
         default=None, description="signs playback links; default: derived from the API keys (same on every replica)"

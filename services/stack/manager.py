@@ -46,6 +46,13 @@ def _env(settings: StackSettings, clip_model: str) -> dict[str, str]:
         "CLIPSTREAM_CLIP_MODEL": clip_model,
         "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
     }
+    search_port = int(os.environ.get("CLIPSTREAM_SEARCH_PORT", SERVICES["search"][2]))
+    gateway_port = int(os.environ.get("CLIPSTREAM_GATEWAY_PORT", SERVICES["gateway"][2]))
+    env["CLIPSTREAM_SEARCH_GATEWAY_URL"] = os.environ.get(
+        "CLIPSTREAM_SEARCH_GATEWAY_URL", f"http://{settings.host}:{gateway_port}"
+    )
+    if "CLIPSTREAM_GATEWAY_CORS_ORIGINS" not in os.environ:  # the local page may upload through the gateway
+        env["CLIPSTREAM_GATEWAY_CORS_ORIGINS"] = json.dumps([f"http://{settings.host}:{search_port}"])
     local_keys = json.dumps({settings.common.local_api_key(): "default"})
     for service in ("SEARCH", "GATEWAY"):
         if f"CLIPSTREAM_{service}_API_KEYS" not in os.environ:

@@ -86,7 +86,14 @@ def test_chart_lints() -> None:
 
 
 def test_every_variable_is_a_setting_that_parses(monkeypatch: pytest.MonkeyPatch) -> None:
-    docs = render("--set", "decoder.httpPrefixes={https://cdn.example.com/videos/}")
+    docs = render(
+        "--set",
+        "decoder.httpPrefixes={https://cdn.example.com/videos/}",
+        "--set",
+        "search.gatewayUrl=https://upload.example.com",
+        "--set",
+        "gateway.corsOrigins={https://search.example.com}",
+    )
     common = by_kind(docs, "ConfigMap")["cs-clipstream-common"]["data"]
     for deployment, container in containers(docs):
         component = deployment.removeprefix("cs-clipstream-")

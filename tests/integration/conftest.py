@@ -35,7 +35,7 @@ TEST_ENV = {
         {"key-a": "tenant-a", "key-b": "tenant-b", "key-semantic": "semantic", "key-player": "player"}
     ),
     "CLIPSTREAM_GATEWAY_PORT": "28090",
-    "CLIPSTREAM_GATEWAY_API_KEYS": '{"gw-key-a": "gw-a", "gw-key-b": "gw-b"}',
+    "CLIPSTREAM_GATEWAY_API_KEYS": '{"gw-key-a": "gw-a", "gw-key-b": "gw-b", "key-player": "player"}',
     "CLIPSTREAM_GATEWAY_MAX_UPLOAD_BYTES": str(8 * 1024**2),
     "CLIPSTREAM_CLIP_MODEL": "",
     # a real S3 (SeaweedFS) for s3:// sources; its filer doubles as the allowed http:// origin

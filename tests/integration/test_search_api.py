@@ -274,3 +274,28 @@ def test_the_page_plays_the_moment_in_chromium(playable: dict[str, VideoUploaded
         page.wait_for_function("document.querySelector('#playerStatus').textContent.length > 0", timeout=30_000)
         assert "cannot be played by the browser" in page.inner_text("#playerStatus")
         browser.close()
+
+
+def test_the_page_uploads_through_the_gateway_with_progress(
+    playable: dict[str, VideoUploaded], media_root: Path
+) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    clip = write_clip(
+        media_root / "player" / "from-the-page.webm", seconds=4.0, size=(320, 180), seed=33, codec="libvpx-vp9"
+    )
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(SEARCH_URL + "/")
+        page.fill("#key", "key-player")
+        page.dispatch_event("#key", "change")
+        page.wait_for_selector("#uploadForm:not([hidden])", timeout=10_000)
+        page.set_input_files("#upload", str(clip))
+        page.wait_for_selector("#uploadStatus[data-stage='indexed']", timeout=180_000)
+        assert page.evaluate("document.querySelector('#uploadProgress').value") == 1
+        page.fill("#q", "a scene")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#results[data-source='text:a scene'] .card", timeout=30_000)
+        titles = page.eval_on_selector_all(".card .title", "els => els.map(e => e.textContent)")
+        assert "from-the-page.webm" in titles, titles
+        browser.close()
