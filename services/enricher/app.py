@@ -18,18 +18,14 @@ from typing import Any
 import faust
 from aiohttp.web import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from services.common import telemetry
 from services.common.messages import (
     DeadLetter,
     SegmentIndexed,
     Topics,
-    VideoIndexed,
-    VideoProbed,
-    VideoRemoved,
     VideoStatus,
-    VideoUploaded,
 )
 from services.enricher import status
 from services.enricher.completion import Progress, apply_ack
@@ -59,11 +55,8 @@ app = faust.App(
 
 acks_topic = app.topic(Topics.SEGMENTS_INDEXED, key_serializer="raw", value_serializer="raw")
 dead_letter_topic = app.topic(Topics.DEAD_LETTER, key_serializer="raw", value_serializer="raw")
-uploaded_topic = app.topic(Topics.UPLOADED, key_serializer="raw", value_serializer="raw")
-probed_topic = app.topic(Topics.PROBED, key_serializer="raw", value_serializer="raw")
-indexed_topic = app.topic(Topics.INDEXED, key_serializer="raw", value_serializer="raw")
+observed_topic = app.topic(*status.OBSERVED, key_serializer="raw", value_serializer="raw")
 status_topic = app.topic(Topics.STATUS, key_serializer="raw", value_serializer="raw")
-removed_topic = app.topic(Topics.REMOVED, key_serializer="raw", value_serializer="raw")
 progress: dict[str, Progress] = {}  # video id -> its upload in flight; pruned when complete
 
 
@@ -73,72 +66,35 @@ async def _publish(record: VideoStatus | None) -> None:
         telemetry.MESSAGES_OUT.labels("enricher", Topics.STATUS).inc()
 
 
-async def _parse(event: Any, model: type[BaseModel]) -> Any:
-    """The event's message, or None. A malformed message of the enricher's own input (the indexer's acks)
-    is dead-lettered; one on a topic it only observes is the owning stage's to dead-letter, not twice."""
-    topic = event.message.topic
-    telemetry.MESSAGES_IN.labels("enricher", topic).inc()
-    try:
-        return model.model_validate_json(event.value)
-    except ValidationError as exc:
-        if topic != Topics.SEGMENTS_INDEXED:
-            log.debug("unreadable message skipped by the status projection", extra={"topic": topic})
-            return None
-        letter = DeadLetter.of(
-            "enricher",
-            "malformed_message",
-            str(exc),
-            (topic, event.message.partition, event.message.offset),
-            event.key,
-            event.value,
-        )
-        telemetry.DEAD_LETTERS.labels("enricher", letter.reason).inc()
-        await dead_letter_topic.send(key=event.key, value=letter.model_dump_json().encode())
-        return None
-
-
-@app.agent(uploaded_topic)
-async def status_of_uploads(stream: faust.StreamT[bytes]) -> None:
+@app.agent(observed_topic)
+async def project_status(stream: faust.StreamT[bytes]) -> None:
+    """Every stage's own events, read as the video's status (`status.py`)."""
     async for event in stream.events():
-        if (up := await _parse(event, VideoUploaded)) is not None:
-            await _publish(status.registered(up))
-
-
-@app.agent(probed_topic)
-async def status_of_probes(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        if (probe := await _parse(event, VideoProbed)) is not None:
-            await _publish(status.probed(probe))
-
-
-@app.agent(indexed_topic)
-async def status_of_completions(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        if (done := await _parse(event, VideoIndexed)) is not None:
-            await _publish(status.indexed(done))
-
-
-@app.agent(removed_topic)
-async def status_of_removals(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        if (removed := await _parse(event, VideoRemoved)) is not None:
-            progress.pop(removed.video_id, None)  # a deleted video has no upload in flight any more
+        telemetry.MESSAGES_IN.labels("enricher", event.message.topic).inc()
+        record = status.project(event.message.topic, event.value)
+        if record is not None and record.stage == "deleted":
+            progress.pop(record.video_id, None)  # a deleted video has no upload in flight any more
             telemetry.UPLOADS_IN_FLIGHT.set(len(progress))
-            await _publish(status.deleted(removed))
-
-
-@app.agent(dead_letter_topic)
-async def status_of_failures(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        if (letter := await _parse(event, DeadLetter)) is not None:
-            await _publish(status.failed(letter))
+        await _publish(record)
 
 
 @app.agent(acks_topic)
 async def track_completion(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
-        ack = await _parse(event, SegmentIndexed)
-        if ack is None:
+        telemetry.MESSAGES_IN.labels("enricher", Topics.SEGMENTS_INDEXED).inc()
+        try:
+            ack = SegmentIndexed.model_validate_json(event.value)
+        except ValidationError as exc:
+            letter = DeadLetter.of(
+                "enricher",
+                "malformed_message",
+                str(exc),
+                (event.message.topic, event.message.partition, event.message.offset),
+                event.key,
+                event.value,
+            )
+            telemetry.DEAD_LETTERS.labels("enricher", letter.reason).inc()
+            await dead_letter_topic.send(key=event.key, value=letter.model_dump_json().encode())
             continue
         key = ack.video_id
         new_state = apply_ack(progress.get(key), ack)

@@ -9,10 +9,15 @@ upload (event id, tenant) is read back from the payload when it can be.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from services.common.messages import (
     DeadLetter,
     SegmentIndexed,
+    Topics,
     VideoIndexed,
     VideoProbed,
     VideoRemoved,
@@ -100,4 +105,24 @@ def failed(letter: DeadLetter) -> VideoStatus | None:
             uploaded_at=payload.get("uploaded_at") or video.get("uploaded_at"),  # type: ignore[arg-type]
         )
     except ValueError:
+        return None
+
+
+_PROJECTIONS: dict[str, tuple[type[BaseModel], Callable[[Any], VideoStatus | None]]] = {
+    Topics.UPLOADED: (VideoUploaded, registered),
+    Topics.PROBED: (VideoProbed, probed),
+    Topics.INDEXED: (VideoIndexed, indexed),
+    Topics.REMOVED: (VideoRemoved, deleted),
+    Topics.DEAD_LETTER: (DeadLetter, failed),
+}
+OBSERVED = tuple(_PROJECTIONS)  # the topics whose events the projection reads (the acks are read apart)
+
+
+def project(topic: str, value: bytes | None) -> VideoStatus | None:
+    """The status an observed topic's event stands for; None for one that cannot be read (its own stage
+    dead-letters it: the projection does not do it twice) or that names no upload."""
+    model, to_status = _PROJECTIONS[topic]
+    try:
+        return to_status(model.model_validate_json(value or b""))
+    except ValidationError:
         return None

@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from services.common.errors import PermanentError
@@ -77,6 +77,12 @@ class NotificationRecord(BaseModel):
 
 class Unreadable(PermanentError):
     reason = "malformed_notification"
+
+
+class Unusable(PermanentError):
+    """A readable notification about an object that cannot become an upload (its key breaks our limits)."""
+
+    reason = "unusable_object"
 
 
 def parse_s3_event(value: bytes) -> list[ObjectEvent]:
@@ -209,22 +215,25 @@ class Notifications:
                 identity = f"{route.tenant}\n{uri}\n{event.kind}\n{event.identity}"
                 event_id = "n" + hashlib.sha256(identity.encode()).hexdigest()[:40]
                 message: VideoUploaded | VideoDeleted
-                if event.kind == "created":
-                    message = VideoUploaded(
-                        event_id=event_id,
-                        video_id=video_id,
-                        uri=uri,
-                        tenant=route.tenant,
-                        creator=route.creator,
-                        title=PurePosixPath(event.key).stem[:200],
-                        uploaded_at=event.at,
-                    )
-                    topic = Topics.UPLOADED
-                else:
-                    message = VideoDeleted(
-                        event_id=event_id, video_id=video_id, tenant=route.tenant, deleted_at=event.at
-                    )
-                    topic = Topics.DELETED
+                try:
+                    if event.kind == "created":
+                        message = VideoUploaded(
+                            event_id=event_id,
+                            video_id=video_id,
+                            uri=uri,
+                            tenant=route.tenant,
+                            creator=route.creator,
+                            title=PurePosixPath(event.key).stem[:200],
+                            uploaded_at=event.at,
+                        )
+                        topic = Topics.UPLOADED
+                    else:
+                        message = VideoDeleted(
+                            event_id=event_id, video_id=video_id, tenant=route.tenant, deleted_at=event.at
+                        )
+                        topic = Topics.DELETED
+                except ValidationError as exc:  # e.g. a key past the URI's byte limit
+                    raise Unusable(f"s3://{event.bucket}/{event.key[:200]}: {exc.errors()[0]['msg']}") from exc
                 results.append(Outgoing(topic, message, video_id, received, unique=event_id))
         return results
 

@@ -33,7 +33,15 @@ class Publisher:
         MESSAGES_OUT.labels(self._service, topic).inc()
 
     def flush(self, timeout_s: float = 30.0) -> None:
-        """Block until every message is acknowledged; raise if any was not."""
+        """Block until every message is acknowledged; raise if any was not. A long-lived publisher (the
+        gateway) stays usable after a failure: messages still queued are dropped, so the caller's error
+        answer means "not published" for them (one already in flight may yet land: callers make retries
+        safe with idempotent event ids), and earlier errors are not reported again."""
         remaining = self._producer.flush(timeout_s)
-        if remaining or self._errors:
-            raise KafkaException(f"{remaining} undelivered, errors: {self._errors[:3]}")
+        errors, self._errors = self._errors, []
+        if remaining:
+            self._producer.purge(in_queue=True, in_flight=False)
+            self._producer.poll(0)  # deliver the purge reports now, not into the next flush
+            self._errors.clear()
+        if remaining or errors:
+            raise KafkaException(f"{remaining} undelivered, errors: {errors[:3]}")

@@ -178,7 +178,7 @@ class SegmentStore:
         for row in rows.values():
             check_row(row)
         completed = self._write(model, live, rows) if live else []
-        after = self._overrides({e.video_id for e in live})
+        after = self._overrides({e.video_id for e in live}, strong=True)
         late = {e.video_id for e in live if _deleted(e, after)}
         for video_id in late:  # deleted while this write ran: remove what it wrote
             self._delete_rows(video_id, after[video_id].tenant)
@@ -219,22 +219,30 @@ class SegmentStore:
         )
         return completed_uploads(embeddings, stored)
 
-    def _overrides(self, video_ids: set[str]) -> dict[str, Override]:
-        if not video_ids or not self.client.has_collection(OVERRIDES):
+    def _overrides(self, video_ids: set[str], strong: bool = False) -> dict[str, Override]:
+        """The overrides of these videos. Only the read after a write must be Strong (it decides whether the
+        write stands); the read before it may lag, since whatever it misses the read after catches."""
+        if not video_ids:
             return {}
-        self.client.load_collection(OVERRIDES)
+        if OVERRIDES not in self._known:  # nothing deleted or patched yet: one cheap check, no load
+            if not self.client.has_collection(OVERRIDES):
+                return {}
+            self._ensure_overrides()
         found = self.client.query(
             OVERRIDES,
             filter=f"pk in {json.dumps(sorted(video_ids))}",
             output_fields=["pk", "tenant", "deleted_at", "patched_at", "patch"],
-            consistency_level="Strong",
+            consistency_level="Strong" if strong else self.index.consistency,
         )
         return {r["pk"]: Override.from_row(r) for r in found}
 
     def _ensure_overrides(self) -> None:
+        if OVERRIDES in self._known:
+            return
         if not self.client.has_collection(OVERRIDES):
             create_overrides(self.client)
         self.client.load_collection(OVERRIDES)
+        self._known.add(OVERRIDES)
 
     def delete_video(self, video_id: str, tenant: str, deleted_at_ms: int) -> list[str]:
         """Remove a video from every model's collections, for good: the override (tombstone) is written
@@ -244,7 +252,7 @@ class SegmentStore:
 
         def run() -> list[str]:
             self._ensure_overrides()
-            current = self._overrides({video_id}).get(video_id) or Override(video_id, tenant)
+            current = self._overrides({video_id}, strong=True).get(video_id) or Override(video_id, tenant)
             if current.tenant != tenant:
                 return []  # the id is another tenant's: nothing of this tenant to delete
             tomb = current.deleted(max(deleted_at_ms, current.deleted_at))
@@ -270,7 +278,7 @@ class SegmentStore:
 
         def run() -> list[str]:
             self._ensure_overrides()
-            current = self._overrides({video_id}).get(video_id) or Override(video_id, tenant)
+            current = self._overrides({video_id}, strong=True).get(video_id) or Override(video_id, tenant)
             if current.tenant != tenant:
                 return []
             merged = current.patched({**current.patch, **patch}, max(patched_at_ms, current.patched_at))

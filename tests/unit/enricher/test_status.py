@@ -8,6 +8,7 @@ from typing import Any
 from services.common.messages import (
     DeadLetter,
     SegmentIndexed,
+    Topics,
     VideoIndexed,
     VideoProbed,
     VideoRemoved,
@@ -61,3 +62,13 @@ def test_a_dead_letter_names_its_upload_or_nothing() -> None:
     assert failed is not None and (failed.stage, failed.reason, failed.tenant) == ("failed", "corrupt_video", "t")
     assert _merge([*_run("e1", T0)[:2], failed]).stage == "failed"
     assert status.failed(DeadLetter.of("x", "malformed_message", "", ("t", 0, 0), None, b"{not json")) is None
+
+
+def test_the_projection_reads_each_observed_topic_and_skips_what_it_cannot_read() -> None:
+    up = VideoUploaded(event_id="e1", video_id="v1", uri="file:///x.mp4", tenant="t", uploaded_at=T0)
+    record = status.project(Topics.UPLOADED, up.model_dump_json().encode())
+    assert record is not None and (record.stage, record.tenant) == ("registered", "t")
+    removed = VideoRemoved(event_id="d1", video_id="v1", tenant="t", deleted_at=T0)
+    assert status.project(Topics.REMOVED, removed.model_dump_json().encode()).stage == "deleted"  # type: ignore[union-attr]
+    assert status.project(Topics.PROBED, b"{not json") is None
+    assert set(status.OBSERVED) == {Topics.UPLOADED, Topics.PROBED, Topics.INDEXED, Topics.REMOVED, Topics.DEAD_LETTER}

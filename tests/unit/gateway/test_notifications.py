@@ -4,10 +4,16 @@ import json
 
 import pytest
 
+from services.common.kafka.processor import Outgoing, Received
+from services.common.messages import VideoUploaded
 from services.gateway.notifications import (
+    NotificationRecord,
+    Notifications,
+    NotificationSettings,
     ObjectEvent,
     Route,
     Unreadable,
+    Unusable,
     parse_filer_event,
     parse_s3_event,
     route_of,
@@ -96,3 +102,18 @@ def test_routes_match_whole_path_segments() -> None:
     assert route_of(event("inbox/tenant-ab/x.mp4"), routes) is None  # a longer name is not the segment
     assert route_of(event("inbox/tenant-a"), routes) is None
     assert route_of(event("inbox/tenant-a/x.mp4", bucket="other"), routes) is None
+
+
+def test_an_object_that_cannot_become_an_upload_is_a_permanent_error_with_its_reason() -> None:
+    settings = NotificationSettings(routes=[Route(bucket="uploads", prefix="inbox", tenant="a")])
+    record = AWS_RECORD | {"s3": {"bucket": {"name": "uploads"}, "object": {"key": "inbox/" + "x" * 5000 + ".mp4"}}}
+    value = NotificationRecord(value=json.dumps({"Records": [record]}).encode())
+    received = Received(value, raw=None, span=None)  # type: ignore[arg-type]  # S3 JSON never reads the raw message
+    with pytest.raises(Unusable, match="inbox/x"):
+        Notifications(settings).handle([received])
+    fine = AWS_RECORD | {"s3": {"bucket": {"name": "uploads"}, "object": {"key": "inbox/clip.mp4", "eTag": "e"}}}
+    (out,) = Notifications(settings).handle(
+        [Received(NotificationRecord(value=json.dumps({"Records": [fine]}).encode()), raw=None, span=None)]  # type: ignore[arg-type]
+    )
+    assert isinstance(out, Outgoing) and isinstance(out.message, VideoUploaded)
+    assert (out.message.uri, out.message.tenant) == ("s3://uploads/inbox/clip.mp4", "a")
