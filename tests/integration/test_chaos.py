@@ -24,10 +24,11 @@ import pytest
 
 from services.common.filters import Filters
 from services.common.kafka.publisher import Publisher
-from services.common.messages import Topics, VideoUploaded
-from services.common.vectors import SegmentStore
+from services.common.messages import Topics, VideoDeleted, VideoUploaded
+from services.common.vectors import VIDEOS_ALIAS, SegmentStore
 from services.gateway.registration import register
 from services.gateway.watch import UploadWatch
+from services.media.synthetic import write_clip
 from services.stack import manager
 from services.stack.kafka import start_kafka
 from services.stack.milvus import start_milvus_lite
@@ -203,3 +204,38 @@ def test_fault_mid_ingest_loses_and_duplicates_nothing(stack: StackSettings, fau
         (fault.name, len(uploads), len(done.indexed), len(ledger.duplicates()), len(ledger.dead), recovery_s)
     )
     print(f"\nchaos {fault.name}: {len(done.indexed)}/{len(uploads)} indexed once, recovered in {recovery_s:.1f}s")
+
+
+def test_a_delete_survives_killing_the_indexer_as_it_removes_the_rows(stack: StackSettings, media_root: Path) -> None:
+    """The delete hop (rows removed, one `videos.removed` in the offset's transaction) with the indexer
+    SIGKILLed the moment the rows are gone: before its commit the delete is replayed, after it nothing is;
+    either way the video stays gone and `videos.removed` is committed exactly once."""
+    common = stack.common
+    clip = write_clip(media_root / "chaos" / "delete-me.mp4", seconds=4.0, size=(320, 180), seed=501, cuts=(2.0,))
+    upload = register(clip, tenant="chaos-delete")
+    publisher = Publisher(common, "test")
+    watch = UploadWatch(common)
+    publisher.publish(Topics.UPLOADED, upload)
+    publisher.flush()
+    assert upload.event_id in watch.wait([upload.event_id], 300).indexed
+    store = SegmentStore(common)
+    ours = Filters(video_ids=[upload.video_id]).compile()
+    assert store.count(ours) == 2
+    tap = TopicTap(common)
+    pid = manager.service_pid(stack, "indexer")
+    assert pid is not None
+    deleted = VideoDeleted(video_id=upload.video_id, tenant="chaos-delete")
+    os.kill(pid, signal.SIGSTOP)  # hold it while the delete arrives, so the kill lands inside the hop
+    publisher.publish(Topics.DELETED, deleted)
+    publisher.flush()
+    time.sleep(1.0)
+    os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 60
+    while store.count(ours):
+        assert time.monotonic() < deadline, "the delete never reached the index"
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    _every_service_ready_and_search_answers(180)
+    ledger = tap.read({deleted.event_id}, idle_s=10.0)
+    assert ledger.count(Topics.REMOVED, deleted.event_id) == 1, ledger.counts
+    assert store.count(ours) == 0 and store.count(ours, collection=VIDEOS_ALIAS) == 0

@@ -45,3 +45,8 @@ class Publisher:
             self._errors.clear()
         if remaining or errors:
             raise KafkaException(f"{remaining} undelivered, errors: {errors[:3]}")
+
+    def close(self) -> None:
+        """Release the client (and stop its reconnect attempts): what is still queued is dropped."""
+        self._producer.purge()
+        self._producer.close()
