@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -85,7 +85,20 @@ def model_export_onnx(
         console.print(f"{name:32s} {path}")
 
 
-def _ingest(paths: list[Path], creator: str, tenant: str, wait: bool, timeout_s: float) -> None:
+def _pairs(given: list[str] | None) -> dict[str, Any]:
+    """`KEY=VALUE` options as free metadata (string values)."""
+    out = {}
+    for pair in given or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _ingest(
+    paths: list[Path], creator: str, tenant: str, wait: bool, timeout_s: float, metadata: dict[str, Any] | None = None
+) -> None:
     from services.common.settings import CommonSettings
     from services.gateway.registration import discover, register
     from services.gateway.watch import publish_and_wait
@@ -93,7 +106,7 @@ def _ingest(paths: list[Path], creator: str, tenant: str, wait: bool, timeout_s:
     files = discover(paths)
     if not files:
         raise typer.BadParameter("no video files found")
-    uploads = [register(f, creator=creator, tenant=tenant) for f in files]
+    uploads = [register(f, creator=creator, tenant=tenant, metadata=metadata) for f in files]
     started = time.perf_counter()
     outcomes = publish_and_wait(CommonSettings(), uploads, timeout_s if wait else None)
     console.print(f"published {len(uploads)} uploads")
@@ -173,9 +186,10 @@ def ingest(
     tenant: str = "default",
     wait: Annotated[bool, typer.Option(help="wait for videos.indexed (or a dead letter) per upload")] = True,
     timeout: float = 600.0,
+    meta: Annotated[list[str] | None, typer.Option(help="free metadata KEY=VALUE (repeatable)")] = None,
 ) -> None:
     """Register videos: publish one `videos.uploaded` event each."""
-    _ingest(paths, creator, tenant, wait, timeout)
+    _ingest(paths, creator, tenant, wait, timeout, _pairs(meta))
 
 
 def _print_hits(title: str, hits: Hits) -> None:
@@ -206,6 +220,7 @@ def search(
     limit: int = 10,
     tenant: str | None = None,
     creator: str | None = None,
+    meta: Annotated[list[str] | None, typer.Option(help="only videos whose metadata KEY equals VALUE")] = None,
 ) -> None:
     """Search by text, image or video: best segment per video, with scores and timestamps."""
     from services.common.filters import Filters
@@ -215,7 +230,7 @@ def search(
     if sum(x is not None for x in (text, image, video)) != 1:
         raise typer.BadParameter("give exactly one of TEXT, --image, --video")
     engine = SearchEngine(SearchSettings())
-    filters = Filters(tenant=tenant, creator=creator)
+    filters = Filters(tenant=tenant, creator=creator, metadata=_pairs(meta) or None)
     if text is not None:
         hits, title = engine.by_text(text, limit, filters), f"text: {text!r}"
     elif image is not None:

@@ -20,7 +20,8 @@ import numpy as np
 from services.common.filters import Filters
 from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo
 from services.common.settings import CommonSettings
-from services.common.vectors import VIDEOS_ALIAS, SegmentStore, segments_collection
+from services.common.vectors import VIDEO_FIELDS, VIDEOS_ALIAS, SegmentStore, segments_collection, videos_collection
+from services.common.vectors.layout import create_collection
 from services.stack.milvus import private_milvus
 
 DIM = 32
@@ -68,6 +69,7 @@ def check(uri: str) -> None:
                 creator=f"c{v}",
                 height=1080 if v % 2 else 480,
                 tags=tags,
+                metadata={"lang": "en" if v < 4 else "de", "n": v, "odd": bool(v % 2)},
             )
             for i in range(3)
         ]
@@ -91,6 +93,16 @@ def check(uri: str) -> None:
         )
         assert {h.video_id for h in tagged} == {"other0", "other3", "other6", "other9"}, exact_max_rows
         assert [h.score for h in tagged] == sorted((h.score for h in tagged), reverse=True)
+    # free metadata: one JSON column, each key filtered with its value's type
+    for metadata, expected in (
+        ({"lang": "de", "odd": True}, {"other5", "other7", "other9", "other11"}),
+        ({"n": 3}, {"other3"}),
+        ({"n": "3"}, set()),
+        ({"missing": "x"}, set()),
+    ):
+        found = store.best_segments([base.tolist()], 20, expr=Filters(metadata=metadata).compile(), collection=segments)
+        assert {h.video_id for h in found} == expected, metadata
+    assert all(h.fields["metadata"]["n"] == int(h.video_id[5:]) for h in hits if h.video_id != "dup")
     page1 = store.best_segments([base.tolist()], 5, collection=segments)
     page2 = store.best_segments([base.tolist()], 5, offset=5, collection=segments)
     assert [h.video_id for h in page1 + page2] == [h.video_id for h in hits]
@@ -107,6 +119,17 @@ def check(uri: str) -> None:
     assert store.video("dup", Filters(tenant="b").compile()) is None
     assert store.count(collection=VIDEOS_ALIAS) == 13
     assert store.model_of(segments)[0] == model
+
+    # a collection an earlier release created, without the metadata column, keeps taking writes and reads
+    older = ModelRef(name="contract", version=model.version + "old", dim=DIM)
+    for name, video_level in ((segments_collection(older), False), (videos_collection(older), True)):
+        create_collection(
+            store.client, name, DIM, video_level, store.index, store._server_before_2_4(), free_metadata=False
+        )
+    store.write_segments(older, [_embedding(older, "old", 0, 1, base, tenant="a", metadata={"lang": "en"})])
+    old_hits = store.best_segments([base.tolist()], 5, collection=segments_collection(older))
+    assert [h.video_id for h in old_hits] == ["old"] and "metadata" not in old_hits[0].fields
+    assert store.rows(Filters(video_ids=["old"]).compile(), VIDEO_FIELDS, collection=videos_collection(older))
 
 
 def check_on(backend: Literal["lite", "standalone"]) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from services.common.messages import MAX_TAGS, Tag
+from services.common.messages import MAX_TAGS, MetaKey, MetaValue, Tag
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
@@ -47,6 +47,17 @@ class MetadataFilters(BaseModel):
     max_height: int | None = Field(default=None, ge=0, le=100_000)
     min_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    metadata: dict[MetaKey, MetaValue] | None = Field(
+        default=None, max_length=8, description="free metadata: videos whose keys equal all of these values"
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _expressible_values(cls, value: dict[str, object] | None) -> dict[str, object] | None:
+        for v in (value or {}).values():
+            if isinstance(v, str):
+                string_literal(v)
+        return value
 
     @field_validator("creator")
     @classmethod
@@ -83,10 +94,22 @@ class Filters(MetadataFilters):
         ):
             if value is not None:
                 clauses.append(f"{field} {op} {number_literal(value)}")
+        for key, wanted in (self.metadata or {}).items():  # the key matched ^[A-Za-z][A-Za-z0-9_]*$
+            clauses.append(f'metadata["{key}"] == {_scalar_literal(wanted)}')
         for tag in self.tags or []:
             literal = string_literal(tag)
             clauses.append("(" + " or ".join(f"tag{i} == {literal}" for i in range(MAX_TAGS)) + ")")
         return " and ".join(clauses)
+
+
+def _scalar_literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return string_literal(value)
+    if isinstance(value, int | float):
+        return number_literal(value)
+    raise ValueError(f"not a metadata value: {value!r}")
 
 
 def _epoch(dt: datetime | None) -> int | None:

@@ -6,11 +6,12 @@ message carries the `event_id` of the upload that caused it, so a re-upload is t
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 MAX_TAGS = 8
 
@@ -35,6 +36,34 @@ Title = Annotated[str, Field(max_length=1024), _utf8_at_most(1024)]
 MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
 MAX_DEAD_LETTER_DETAIL = 4000
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w .:/-]+$"), _utf8_at_most(64)]
+
+# free metadata: a flat map the uploader owns. Keys are identifiers (they become JSON paths in filters, so
+# they are never free text); values are scalars, strict so "3" and 3 stay distinct and filter as given
+MAX_METADATA_KEYS = 16
+MAX_METADATA_BYTES = 4096
+MetaKey = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+MetaValue = Annotated[
+    StrictBool | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | Annotated[str, Field(max_length=512)],
+    Field(union_mode="left_to_right"),
+]
+
+
+def _metadata_size(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value, ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is {size} bytes of JSON, at most {MAX_METADATA_BYTES} allowed")
+    return value
+
+
+Metadata = Annotated[dict[MetaKey, MetaValue], Field(max_length=MAX_METADATA_KEYS), AfterValidator(_metadata_size)]
+# a JSON merge patch (RFC 7386) of it: null removes a key
+MetadataPatch = Annotated[
+    dict[MetaKey, MetaValue | None], Field(max_length=MAX_METADATA_KEYS), AfterValidator(_metadata_size)
+]
+
+
+def merge_metadata(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in {**current, **patch}.items() if v is not None}
 
 
 def utcnow() -> datetime:
@@ -65,6 +94,7 @@ class VideoInfo(BaseModel):
     height: int = 0
     duration_s: float = 0.0
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class VideoUploaded(Message):
@@ -78,7 +108,7 @@ class VideoUploaded(Message):
     title: Title = ""
     uploaded_at: AwareDatetime = Field(default_factory=utcnow)
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS, description="filterable labels")
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict, description="free key/values, filterable by equality")
 
 
 class VideoProbed(Message):
@@ -238,6 +268,7 @@ class VideoUpdated(Message):
     title: Title | None = None
     creator: Creator | None = None
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    metadata: MetadataPatch | None = Field(default=None, description="merged into the free metadata; null removes")
     updated_at: AwareDatetime = Field(default_factory=utcnow)
 
 

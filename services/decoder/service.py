@@ -45,6 +45,7 @@ class Decoder:
             title=up.title,
             uploaded_at=up.uploaded_at,
             tags=up.tags,
+            metadata=up.metadata,
             width=probe.width,
             height=probe.height,
             duration_s=probe.duration_s,

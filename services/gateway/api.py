@@ -15,10 +15,11 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from services.common.errors import ClipstreamError, PermanentError, TransientError
 from services.common.http import ApiKeys, KeyGuard
@@ -26,6 +27,8 @@ from services.common.kafka.publisher import Publisher
 from services.common.messages import (
     MAX_TAGS,
     Creator,
+    Metadata,
+    MetadataPatch,
     Tag,
     Title,
     Topics,
@@ -55,6 +58,9 @@ class Registration(BaseModel):
     title: Title = ""
     creator: Creator = ""
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    metadata: Metadata = Field(
+        default_factory=dict, description="free key/values (identifier keys; string, number or boolean values)"
+    )
 
 
 class VideoPatch(BaseModel):
@@ -65,6 +71,9 @@ class VideoPatch(BaseModel):
     title: Title | None = None
     creator: Creator | None = None
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    metadata: MetadataPatch | None = Field(
+        default=None, description="merged into the video's free metadata (JSON merge patch: null removes a key)"
+    )
 
 
 class Accepted(BaseModel):
@@ -171,6 +180,7 @@ def create_app(
             tenant=tenant,
             title=body.title,
             tags=body.tags,
+            metadata=body.metadata,
         )
         publisher_ = part("publisher")
         publisher_.publish(Topics.UPLOADED, upload)
@@ -218,15 +228,23 @@ def create_app(
         title: Annotated[str, Query(max_length=1024)] = "",
         creator: Annotated[str, Query(max_length=256)] = "",
         tags: Annotated[list[str] | None, Query(max_length=MAX_TAGS)] = None,
+        metadata: Annotated[str, Query(max_length=8192, description="free metadata as a JSON object")] = "{}",
         idempotency_key: IDEMPOTENCY_KEY = None,
     ) -> Registered:
         """The request body is the video's bytes (any Content-Type), streamed into the object store."""
+        try:  # checked before a byte is stored
+            free = TypeAdapter(Metadata).validate_json(metadata)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_context=False)
+            raise RequestValidationError([e | {"loc": ("query", "metadata", *e["loc"])} for e in errors]) from exc
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes:
             raise TooLarge(f"Content-Length {declared} is over {settings.max_upload_bytes} bytes")
         content_type = request.headers.get("content-type", "application/octet-stream")[:200]
         stored = await part("store").store(tenant, filename, request.stream(), content_type)
-        body = Registration(uri=stored.uri, title=title or safe_name(filename), creator=creator, tags=tags or [])
+        body = Registration(
+            uri=stored.uri, title=title or safe_name(filename), creator=creator, tags=tags or [], metadata=free
+        )
         return await run_in_threadpool(register, tenant, body, idempotency_key, "upload")
 
     def status_of(status: VideoStatus | None, tenant: str, event_id: str | None = None) -> Status:
@@ -277,12 +295,13 @@ def create_app(
 
     @app.patch("/v1/videos/{video_id}", status_code=202, response_model=Accepted)
     def patch_video(video_id: Annotated[str, PathParam(max_length=128)], body: VideoPatch, tenant: Tenant) -> Accepted:
-        """Correct title, creator or tags in the index, without decoding or embedding anything again."""
-        if body.title is None and body.creator is None and body.tags is None:
-            raise HTTPException(422, "nothing to change: give title, creator or tags")
+        """Correct title, creator, tags or free metadata in the index, without decoding or embedding again."""
+        given = {k: v for k, v in body.model_dump().items() if v is not None}  # a null *inside* metadata stays
+        if not given:
+            raise HTTPException(422, "nothing to change: give title, creator, tags or metadata")
         if owned(video_id, tenant).stage == "deleted":
             raise HTTPException(409, "the video was deleted")
-        updated = VideoUpdated(video_id=video_id, tenant=tenant, **body.model_dump(exclude_none=True))
+        updated = VideoUpdated(video_id=video_id, tenant=tenant, **given)
         publish(Topics.UPDATED, updated)
         return Accepted(event_id=updated.event_id, video_id=video_id, status_url=f"/v1/videos/{video_id}/status")
 

@@ -8,7 +8,7 @@ videos, and each registration gets its own event id.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from services.common.messages import VideoUploaded
@@ -40,10 +40,21 @@ def video_id_for(tenant: str, uri: str) -> str:
 
 
 def register(
-    source: str | Path, creator: str = "", tenant: str = "default", title: str = "", tags: list[str] | None = None
+    source: str | Path,
+    creator: str = "",
+    tenant: str = "default",
+    title: str = "",
+    tags: list[str] | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> VideoUploaded:
     uri = canonical_uri(source)
     name = title or Path(uri.rsplit("/", 1)[-1]).stem
     return VideoUploaded(
-        video_id=video_id_for(tenant, uri), uri=uri, creator=creator, tenant=tenant, title=name, tags=tags or []
+        video_id=video_id_for(tenant, uri),
+        uri=uri,
+        creator=creator,
+        tenant=tenant,
+        title=name,
+        tags=tags or [],
+        metadata=dict(metadata or {}),
     )

@@ -109,6 +109,7 @@ def _reembed(
         title=row["title"],
         uploaded_at=datetime.fromtimestamp(row["uploaded_at"], UTC),
         tags=[row[t] for t in TAG_FIELDS if row[t]],
+        metadata=row.get("metadata") or {},
         width=decoded.probe.width,
         height=decoded.probe.height,
         duration_s=decoded.probe.duration_s,

@@ -24,7 +24,7 @@ from services.common.errors import PermanentError
 from services.common.filters import Filters
 from services.common.messages import ModelRef
 from services.common.triton import ClipClient
-from services.common.vectors import SegmentHit, SegmentStore, videos_collection
+from services.common.vectors import METADATA, SegmentHit, SegmentStore, videos_collection
 from services.media.decode import DecodeLimits, DecodeOptions
 from services.media.errors import DecodeError
 from services.media.images import jpeg_to_pixels
@@ -176,6 +176,11 @@ class SearchEngine:
             return Hits()
         limit = max(1, min(limit, self.settings.max_limit))
         offset = max(0, min(offset, self.settings.max_offset))
+        if filters and filters.metadata and METADATA not in self.store.columns(target.collection):
+            raise QueryError(
+                f"{target.collection} was created before free metadata existed: its rows cannot be filtered on "
+                "metadata until the catalogue is re-embedded into new collections (`clipstream reindex`)"
+            )
         expr = (filters or Filters()).compile()
         hits = self.store.best_segments(vectors.tolist(), limit, offset=offset, expr=expr, collection=target.collection)
         thresholds = self.thresholds.get(target.model, target.spec, self.settings.common.resolved_clip_model())
@@ -214,6 +219,7 @@ def _results(hits: Sequence[SegmentHit]) -> list[dict[str, object]]:
                 for k in ("title", "creator", "tenant", "uri", "uploaded_at", "width", "height", "duration_s")
             },
             "tags": [t for i in range(8) if (t := h.fields.get(f"tag{i}"))],
+            "metadata": h.fields.get(METADATA) or {},
             "thumbnail": f"data:image/jpeg;base64,{h.fields['thumb']}" if h.fields.get("thumb") else None,
         }
         for h in hits

@@ -68,7 +68,8 @@ def test_an_http_registration_becomes_searchable_and_reports_each_stage(
     clips: dict[str, Path], engine: SearchEngine
 ) -> None:
     uri = clips["registered"].resolve().as_uri()
-    body = {"uri": uri, "title": "registered over http", "creator": "gw", "tags": ["gateway"]}
+    free = {"lang": "en", "season": 3, "licensed": True, "ratio": 1.5}
+    body = {"uri": uri, "title": "registered over http", "creator": "gw", "tags": ["gateway"], "metadata": free}
     response = httpx.post(f"{GATEWAY_URL}/v1/videos", json=body, headers=A, timeout=30)
     assert response.status_code == 202, response.text
     registered = response.json()
@@ -81,6 +82,11 @@ def test_an_http_registration_becomes_searchable_and_reports_each_stage(
     assert by_video.json()["event_id"] == registered["event_id"]
     hits = engine.by_text("a scene", limit=50, filters=Filters(tenant="gw-a", creator="gw"))
     assert registered["video_id"] in [h.video_id for h in hits]
+    # free metadata is stored as given and filterable by each key, types kept ("3" is not 3)
+    assert next(h for h in hits if h.video_id == registered["video_id"]).fields["metadata"] == free
+    assert registered["video_id"] in _search_ids(engine, tenant="gw-a", metadata=free)
+    for other in ({"lang": "de"}, {"season": "3"}, {"licensed": False}, {"nope": "en"}):
+        assert registered["video_id"] not in _search_ids(engine, tenant="gw-a", metadata=other), other
     # another tenant cannot see it
     assert _status(registered["event_id"], B).status_code == 404
     assert httpx.get(f"{GATEWAY_URL}/v1/videos/{registered['video_id']}/status", headers=B).status_code == 404
@@ -120,7 +126,7 @@ def test_an_upload_streams_into_the_object_store_and_becomes_searchable(
 
     response = httpx.post(
         f"{GATEWAY_URL}/v1/videos/upload",
-        params={"filename": "../../etc/My Clip.mp4", "creator": "uploader"},
+        params={"filename": "../../etc/My Clip.mp4", "creator": "uploader", "metadata": '{"camera": "drone"}'},
         content=chunks(),
         headers={**B, "Content-Type": "video/mp4"},
         timeout=60,
@@ -131,6 +137,20 @@ def test_an_upload_streams_into_the_object_store_and_becomes_searchable(
     assert _wait_for(uploaded["event_id"], B, {"indexed", "failed"})["stage"] == "indexed"
     hits = engine.by_text("a scene", limit=50, filters=Filters(tenant="gw-b", creator="uploader"))
     assert [h.video_id for h in hits] == [uploaded["video_id"]]
+    assert _search_ids(engine, tenant="gw-b", metadata={"camera": "drone"}) == {uploaded["video_id"]}
+
+
+@pytest.mark.parametrize("metadata", ['{"bad key": 1}', '{"a": [1]}', "not json", '{"a": "' + "x" * 600 + '"}'])
+def test_an_upload_with_bad_metadata_is_refused_before_a_byte_is_stored(common: CommonSettings, metadata: str) -> None:
+    response = httpx.post(
+        f"{GATEWAY_URL}/v1/videos/upload",
+        params={"filename": "never-stored.mp4", "metadata": metadata},
+        content=b"\x00" * 1024,
+        headers=A,
+        timeout=30,
+    )
+    assert response.status_code == 422, response.text
+    assert "metadata" in response.text or "json" in response.text.lower()
 
 
 def test_an_oversize_upload_is_refused_while_it_streams(common: CommonSettings) -> None:
@@ -181,6 +201,9 @@ def test_a_video_that_cannot_be_decoded_reports_failed_with_its_reason(media_roo
         ({"uri": "file:///x.mp4", "tenant": "gw-b"}, A, 422, "extra"),  # the tenant is the key's, never the body's
         ({"title": "no uri"}, A, 422, "uri"),
         ({"uri": "file:///x.mp4", "tags": ["bad tag!"]}, A, 422, "tags"),
+        ({"uri": "file:///x.mp4", "metadata": {"bad key": "v"}}, A, 422, "metadata"),
+        ({"uri": "file:///x.mp4", "metadata": {"k": {"nested": 1}}}, A, 422, "metadata"),
+        ({"uri": "file:///x.mp4", "metadata": {f"k{i}": i for i in range(17)}}, A, 422, "metadata"),
         ({"uri": "file:///x.mp4"}, {}, 401, "API key"),
         ({"uri": "file:///x.mp4"}, {"Authorization": "Bearer nope"}, 401, "API key"),
     ],
@@ -260,13 +283,19 @@ def test_a_patch_changes_filter_results_without_new_embeddings(
     common: CommonSettings, media_root: Path, engine: SearchEngine
 ) -> None:
     clip = write_clip(media_root / "gateway" / "to-patch.mp4", seconds=4.0, size=(320, 180), seed=305)
-    body = {"uri": clip.resolve().as_uri(), "creator": "before", "tags": ["old"], "title": "old title"}
+    body = {
+        "uri": clip.resolve().as_uri(),
+        "creator": "before",
+        "tags": ["old"],
+        "title": "old title",
+        "metadata": {"lang": "en", "rights": "cc-by", "kept": 1},
+    }
     registered = httpx.post(f"{GATEWAY_URL}/v1/videos", json=body, headers=A, timeout=30).json()
     video_id = registered["video_id"]
     assert _wait_for(registered["event_id"], A, {"indexed"})["stage"] == "indexed"
     assert video_id in _search_ids(engine, tenant="gw-a", creator="before")
     tap = TopicTap(common)
-    patch = {"creator": "after", "tags": ["fresh", "fixed"]}
+    patch = {"creator": "after", "tags": ["fresh", "fixed"], "metadata": {"lang": "de", "rights": None, "ok": True}}
     assert httpx.patch(f"{GATEWAY_URL}/v1/videos/{video_id}", json=patch, headers=B).status_code == 404
     response = httpx.patch(f"{GATEWAY_URL}/v1/videos/{video_id}", json=patch, headers=A, timeout=30)
     assert response.status_code == 202, response.text
@@ -276,8 +305,13 @@ def test_a_patch_changes_filter_results_without_new_embeddings(
         time.sleep(0.2)
     assert video_id not in _search_ids(engine, tenant="gw-a", creator="before")
     assert video_id in _search_ids(engine, tenant="gw-a", tags=["fixed"])
+    assert video_id in _search_ids(engine, tenant="gw-a", metadata={"lang": "de", "ok": True, "kept": 1})
+    assert video_id not in _search_ids(engine, tenant="gw-a", metadata={"lang": "en"})
+    assert video_id not in _search_ids(engine, tenant="gw-a", metadata={"rights": "cc-by"})  # null removed it
     video = SegmentStore(common).video(video_id)
     assert video is not None and video[0]["title"] == "old title"  # fields not in the patch stay
+    assert video[0]["metadata"] == {"lang": "de", "kept": 1, "ok": True}
+    assert all(s["metadata"] == video[0]["metadata"] for s in video[1])
     for topic in (Topics.SEGMENTS, Topics.EMBEDDINGS):
         assert not [v for v in tap.values(topic, idle_s=1.0) if json.loads(v)["video_id"] == video_id]
 
@@ -289,6 +323,7 @@ def test_a_patch_changes_filter_results_without_new_embeddings(
         ("PATCH", "/v1/videos/vnope", {"title": "x"}, 404),
         ("PATCH", "/v1/videos/vnope", {}, 422),
         ("PATCH", "/v1/videos/vnope", {"title": "x", "uri": "file:///x"}, 422),
+        ("PATCH", "/v1/videos/vnope", {"metadata": {"1bad": "x"}}, 422),
     ],
 )
 def test_bad_deletes_and_patches(

@@ -35,10 +35,11 @@ def catalogue(common: CommonSettings, media_root: Path) -> dict[str, VideoUpload
         "b-snow": ("tenant-b", "cid", ["snow"], 25),
         "b-emoji": ("tenant-b", "zoë 🎬 studio", ["emoji"], 26),
     }
+    free = {"a-beach": {"lang": "en", "season": 2}, "a-forest": {"lang": "en", "season": 3}, "b-beach": {"lang": "en"}}
     uploads = {}
     for name, (tenant, creator, tags, seed) in specs.items():
         clip = write_clip(folder / f"{name}.mp4", seconds=8.0, size=(320, 180), seed=seed, cuts=(4.0,))
-        uploads[name] = register(clip, creator=creator, tenant=tenant, tags=tags)
+        uploads[name] = register(clip, creator=creator, tenant=tenant, tags=tags, metadata=free.get(name))
     outcomes: Outcomes = publish_and_wait(common, list(uploads.values()), 300)
     assert set(outcomes.indexed) == {u.event_id for u in uploads.values()}, outcomes.failed
     return uploads
@@ -80,6 +81,12 @@ def test_filters_and_pagination(catalogue: dict[str, VideoUploaded]) -> None:
     assert _ids(_text(A, filters={"min_height": 181})) == []
     assert len(_ids(_text(A, filters={"min_height": 180, "max_duration_s": 9}))) == 3
     assert _ids(_text(A, filters={"uploaded_after": "2999-01-01T00:00:00Z"})) == []
+    assert set(_ids(_text(A, filters={"metadata": {"lang": "en"}}))) == {ids["a-beach"], ids["a-forest"]}
+    assert _ids(_text(A, filters={"metadata": {"lang": "en", "season": 3}})) == [ids["a-forest"]]
+    assert _ids(_text(A, filters={"metadata": {"season": "3"}})) == []  # typed: the string is not the number
+    assert _ids(_text(B, filters={"metadata": {"lang": "en"}})) == [ids["b-beach"]]  # tenant-scoped
+    results = _text(A, filters={"metadata": {"season": 3}}).json()["results"]
+    assert results[0]["metadata"] == {"lang": "en", "season": 3}
     first, second = _ids(_text(A, limit=2)), _ids(_text(A, limit=2, offset=2))
     assert len(first) == 2 and len(second) == 1 and not set(first) & set(second)
 
@@ -130,6 +137,7 @@ def test_a_sliver_image_is_refused_and_image_search_keeps_working(catalogue: dic
         {"creator": 'ann" or tenant == "tenant-b'},
         {"creator": "x' or 1==1 or '"},
         {"creator": '\\" || true || \\"'},
+        {"metadata": {"lang": 'en" or tenant == "tenant-b'}},
     ],
 )
 def test_injection_payloads_are_neutralised(catalogue: dict[str, VideoUploaded], filters: dict[str, str]) -> None:
@@ -138,7 +146,15 @@ def test_injection_payloads_are_neutralised(catalogue: dict[str, VideoUploaded],
 
 @pytest.mark.parametrize(
     "filters",
-    [{"tenant": "tenant-b"}, {"expr": "1 == 1"}, {"tags": ['beach" or "1']}, {"min_height": "1 or 1"}],
+    [
+        {"tenant": "tenant-b"},
+        {"expr": "1 == 1"},
+        {"tags": ['beach" or "1']},
+        {"min_height": "1 or 1"},
+        {"metadata": {'lang"] == "en" or metadata["x': "en"}},
+        {"metadata": {"lang": ["en"]}},
+        {"metadata": "lang == en"},
+    ],
 )
 def test_hostile_filter_fields_are_rejected(catalogue: dict[str, VideoUploaded], filters: dict[str, object]) -> None:
     assert _text(A, filters=filters).status_code == 422
@@ -198,6 +214,12 @@ def test_web_page_in_chromium(catalogue: dict[str, VideoUploaded], tmp_path: Pat
         page.click("button[type=submit]")
         page.wait_for_selector("#results[data-source='text:a scene by the sea'] .card", timeout=30_000)
         assert page.locator(".card").count() == 3
+        page.fill("#meta", "season=3, lang=en")  # typed like the stored values: 3 is a number
+        page.click("button[type=submit]")
+        page.wait_for_function("document.querySelectorAll('.card').length === 1", timeout=30_000)
+        assert page.locator(".card").first.get_attribute("data-video-id") == catalogue["a-forest"].video_id
+        assert page.inner_text(".card .free") == "lang: en · season: 3"
+        page.fill("#meta", "")
         page.set_input_files("#file", str(image))
         page.wait_for_selector(f"#results[data-source='image:{image.name}'] .card", timeout=30_000)
         assert page.locator(".card").first.get_attribute("data-video-id") == catalogue["a-beach"].video_id

@@ -11,6 +11,7 @@ best segment per video; `store` owns the client: collections, aliases, writes an
 """
 
 from services.common.vectors.layout import (
+    METADATA,
     SEGMENTS_ALIAS,
     TAG_FIELDS,
     VIDEO_FIELDS,
@@ -26,6 +27,7 @@ from services.common.vectors.search import SegmentHit
 from services.common.vectors.store import SegmentStore
 
 __all__ = [
+    "METADATA",
     "SEGMENTS_ALIAS",
     "TAG_FIELDS",
     "VIDEOS_ALIAS",

@@ -22,6 +22,7 @@ OVERRIDES = "clipstream_overrides"  # per video: a delete or a metadata patch, w
 MAX_TOPK = 16384
 ABOUT = "clipstream.about"  # collection property: the model (and how to load it) its vectors come from
 TAG_FIELDS = [f"tag{i}" for i in range(MAX_TAGS)]
+METADATA = "metadata"  # the uploader's free key/values (JSON); collections created before it lack the column
 VIDEO_FIELDS = [
     "video_id",
     "creator",
@@ -33,6 +34,7 @@ VIDEO_FIELDS = [
     "height",
     "duration_s",
     *TAG_FIELDS,
+    METADATA,
 ]
 OUTPUT_FIELDS = [*VIDEO_FIELDS, "segment_index", "start_s", "end_s", "keyframe_s", "thumb"]
 STRING_FIELDS = frozenset({"video_id", "creator", "tenant", *TAG_FIELDS})
@@ -107,9 +109,16 @@ class IndexConfig:
 
 
 def create_collection(
-    client: MilvusClient, name: str, dim: int, video_level: bool, index: IndexConfig, legacy: bool
+    client: MilvusClient,
+    name: str,
+    dim: int,
+    video_level: bool,
+    index: IndexConfig,
+    legacy: bool,
+    free_metadata: bool = True,
 ) -> None:
-    """One collection of the layout; `legacy` is a server before 2.4 (no partition key, Trie/STL_SORT)."""
+    """One collection of the layout; `legacy` is a server before 2.4 (no partition key, Trie/STL_SORT).
+    `free_metadata=False` is the layout before the metadata column, as earlier releases created it."""
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("pk", DataType.VARCHAR, max_length=MAX_LENGTHS["pk"], is_primary=True)
     schema.add_field("video_id", DataType.VARCHAR, max_length=MAX_LENGTHS["video_id"])
@@ -123,6 +132,8 @@ def create_collection(
     schema.add_field("duration_s", DataType.FLOAT)
     for tag in TAG_FIELDS:
         schema.add_field(tag, DataType.VARCHAR, max_length=MAX_LENGTHS[tag])
+    if free_metadata:
+        schema.add_field(METADATA, DataType.JSON)
     if video_level:
         schema.add_field("segment_count", DataType.INT32)
     else:

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from services.common.errors import PermanentError
 from services.common.messages import MAX_TAGS, ModelRef, SegmentEmbedding
-from services.common.vectors.layout import MAX_LENGTHS, TAG_FIELDS, segment_pk, video_pk
+from services.common.vectors.layout import MAX_LENGTHS, METADATA, TAG_FIELDS, segment_pk, video_pk
 
 
 def mean_vector(vectors: npt.ArrayLike) -> list[float]:
@@ -33,6 +33,7 @@ def video_fields(e: SegmentEmbedding) -> dict[str, Any]:
         "height": e.video.height,
         "duration_s": e.video.duration_s,
         **dict(zip(TAG_FIELDS, tags, strict=True)),
+        METADATA: dict(e.video.metadata),
     }
 
 

@@ -18,6 +18,7 @@ from services.common.vectors.layout import MAX_TOPK, OUTPUT_FIELDS, IndexConfig
 
 Read = Callable[..., list[dict[str, Any]]]  # (collection, expr, fields, limit=None) -> rows
 Recovering = Callable[[Callable[[], Any]], Any]  # runs a Milvus call, recovering from a restart
+Readable = Callable[[str, Sequence[str]], list[str]]  # the fields of these a collection has
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,11 @@ def merge(per_query: Sequence[Mapping[str, SegmentHit]]) -> list[SegmentHit]:
 
 
 class Searcher:
-    def __init__(self, client: MilvusClient, index: IndexConfig, read: Read, recovering: Recovering) -> None:
+    def __init__(
+        self, client: MilvusClient, index: IndexConfig, read: Read, recovering: Recovering, readable: Readable
+    ) -> None:
         self.client = client
+        self._readable = readable
         self.index = index
         self._read = read
         self._recovering = recovering
@@ -102,13 +106,14 @@ class Searcher:
     def _search(
         self, vectors: Sequence[Sequence[float]], fetch: int, expr: str, collection: str
     ) -> tuple[list[dict[str, SegmentHit]], list[int]]:
+        fields = self._readable(collection, OUTPUT_FIELDS)
         results = self._recovering(
             lambda: self.client.search(
                 collection,
                 data=[list(v) for v in vectors],
                 limit=fetch,
                 filter=expr,
-                output_fields=OUTPUT_FIELDS,
+                output_fields=fields,
                 search_params={"metric_type": "COSINE", "params": self.index.search_params(fetch)},
                 consistency_level=self.index.consistency,
             )

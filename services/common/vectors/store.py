@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Set
 from typing import Any, TypeVar
 
 from pymilvus import MilvusClient, MilvusException
@@ -45,8 +45,9 @@ class SegmentStore:
         token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
         self.client = MilvusClient(uri=settings.milvus_uri, token=token, grpc_options=_GRPC_OPTIONS)
         config = index or IndexConfig.from_settings(settings)
-        self._searcher = Searcher(self.client, config, self._read, self.recovering)
+        self._searcher = Searcher(self.client, config, self._read, self.recovering, self.readable)
         self._known: set[str] = set()
+        self._columns: dict[str, tuple[float, frozenset[str]]] = {}
         self._checked_at = 0.0
         self._loaded = False
 
@@ -157,6 +158,21 @@ class SegmentStore:
             else:
                 self.client.create_alias(collection_name=name, alias=alias)
 
+    def columns(self, collection: str, max_age_s: float = 30.0) -> frozenset[str]:
+        """The fields a collection (or the collection an alias serves) has: collections created before a
+        layout change (free metadata) lack the new columns, and reads and writes leave those out."""
+        cached = self._columns.get(collection)
+        if cached is not None and time.monotonic() - cached[0] < max_age_s:
+            return cached[1]
+        described = self.recovering(lambda: self.client.describe_collection(collection))
+        names = frozenset(f["name"] for f in described["fields"])
+        self._columns[collection] = (time.monotonic(), names)
+        return names
+
+    def readable(self, collection: str, fields: Sequence[str]) -> list[str]:
+        have = self.columns(collection)
+        return [f for f in fields if f in have or "(" in f]  # count(*) and the like are not columns
+
     # --- writes -----------------------------------------------------------------------------------------
 
     def write_segments(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding]) -> Written:
@@ -193,7 +209,7 @@ class SegmentStore:
         self, model: ModelRef, embeddings: Sequence[SegmentEmbedding], rows: dict[str, Any]
     ) -> list[SegmentEmbedding]:
         segments, videos = self.ensure_collections(model)
-        self.client.upsert(segments, list(rows.values()))
+        self.client.upsert(segments, _fit(list(rows.values()), self.columns(segments)))
         latest = {e.video_id: e for e in embeddings}
         stored: dict[str, list[dict[str, Any]]] = {video_id: [] for video_id in latest}
         for row in self.client.query(
@@ -208,7 +224,7 @@ class SegmentStore:
         if stale:  # a re-upload cut into fewer segments
             self.client.delete(segments, ids=stale)
         video_rows = [video_row(model, latest[vid], found) for vid, found in stored.items()]
-        self.client.upsert(videos, video_rows)
+        self.client.upsert(videos, _fit(video_rows, self.columns(videos)))
         # a Strong read waits until the query nodes have applied these writes; reads at any level see
         # them from then on, so a `videos.indexed` sent after this returns is searchable at once
         self.client.query(
@@ -281,7 +297,7 @@ class SegmentStore:
             current = self._overrides({video_id}, strong=True).get(video_id) or Override(video_id, tenant)
             if current.tenant != tenant:
                 return []
-            merged = current.patched({**current.patch, **patch}, max(patched_at_ms, current.patched_at))
+            merged = current.patched(patch, patched_at_ms)
             self.client.upsert(OVERRIDES, [merged.to_row()])
             expr = f"video_id == {json.dumps(video_id)} and tenant == {json.dumps(tenant)}"
             touched = []
@@ -289,10 +305,10 @@ class SegmentStore:
                 if not name.startswith(("clipstream_segments_", "clipstream_videos_")):
                     continue
                 self.client.load_collection(name)
-                fields = [f["name"] for f in self.client.describe_collection(name)["fields"]]
+                fields = sorted(self.columns(name, max_age_s=0))
                 rows = list(self.client.query(name, filter=expr, output_fields=fields, consistency_level="Strong"))
                 if rows:
-                    self.client.upsert(name, [r | patched_fields(merged.patch) for r in rows])
+                    self.client.upsert(name, _fit([r | patched_fields(merged.patch, r) for r in rows], set(fields)))
                     touched.append(name)
             return touched
 
@@ -314,10 +330,11 @@ class SegmentStore:
 
     def _read(self, collection: str, expr: str, fields: list[str], limit: int | None = None) -> list[dict[str, Any]]:
         extra = {} if limit is None else {"limit": limit}
+        have = self.readable(collection, fields)
         return self.recovering(
             lambda: list(
                 self.client.query(
-                    collection, filter=expr, output_fields=fields, consistency_level=self.index.consistency, **extra
+                    collection, filter=expr, output_fields=have, consistency_level=self.index.consistency, **extra
                 )
             )
         )
@@ -334,7 +351,8 @@ class SegmentStore:
         self, collection: str = VIDEOS_ALIAS, fields: Sequence[str] = VIDEO_FIELDS, expr: str = "", batch: int = 100
     ) -> Iterator[list[dict[str, Any]]]:
         """The catalogue in batches, streamed with a query iterator: never one list of a whole collection."""
-        iterator = self.client.query_iterator(collection, filter=expr, output_fields=list(fields), batch_size=batch)
+        have = self.readable(collection, fields)
+        iterator = self.client.query_iterator(collection, filter=expr, output_fields=have, batch_size=batch)
         try:
             while rows := iterator.next():
                 yield list(rows)
@@ -364,6 +382,15 @@ class SegmentStore:
         collection: str = SEGMENTS_ALIAS,
     ) -> list[SegmentHit]:
         return self._searcher.best_segments(vectors, limit, offset, expr, collection)
+
+
+def _fit(rows: list[dict[str, Any]], columns: Set[str]) -> list[dict[str, Any]]:
+    """Rows without the fields an older collection lacks (their free metadata is not stored there)."""
+    extra = set().union(*(r.keys() for r in rows)) - columns if rows else set()
+    if not extra:
+        return rows
+    log.warning("collection predates these fields: not stored", extra={"fields": sorted(extra)})
+    return [{k: v for k, v in r.items() if k in columns} for r in rows]
 
 
 def _deleted(e: SegmentEmbedding, overrides: dict[str, Override]) -> bool:

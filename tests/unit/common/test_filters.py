@@ -80,3 +80,29 @@ def test_literals_use_only_escapes_milvus_reads(value: str) -> None:
 def test_control_characters_are_refused_at_validation() -> None:
     with pytest.raises(ValidationError):
         Filters(creator="a\x01b")
+
+
+def test_metadata_compiles_to_json_paths_with_typed_literals() -> None:
+    f = Filters(metadata={"lang": 'en" or 1==1 or "', "season": 3, "licensed": True, "ratio": 0.5})
+    assert f.compile() == (
+        'metadata["lang"] == "en\\" or 1==1 or \\"" and metadata["season"] == 3 '
+        'and metadata["licensed"] == true and metadata["ratio"] == 0.5'
+    )
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {'a"] or 1==1 or metadata["a': "x"},  # a key is an identifier, never text spliced into a path
+        {"a b": "x"},
+        {"1a": "x"},
+        {"a": [1]},
+        {"a": None},
+        {"a": float("nan")},
+        {"a": "bell\x07"},
+        {f"k{i}": i for i in range(9)},
+    ],
+)
+def test_metadata_filters_refuse_what_is_not_an_identifier_and_a_scalar(metadata: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        Filters.model_validate({"metadata": metadata})

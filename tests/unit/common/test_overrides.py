@@ -2,6 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from services.common.errors import PermanentError
 from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo
 from services.common.vectors.overrides import Override, apply_patch, epoch_ms, patched_fields
 
@@ -46,6 +49,25 @@ def test_an_override_round_trips_through_its_row() -> None:
 
 
 def test_patched_fields_rewrite_every_tag_slot() -> None:
-    fields = patched_fields({"tags": ["x", "y"], "title": "t"})
+    fields = patched_fields({"tags": ["x", "y"], "title": "t"}, {})
     assert fields["tag0"] == "x" and fields["tag1"] == "y" and fields["tag7"] == ""
     assert fields["title"] == "t" and "creator" not in fields
+
+
+def test_metadata_patches_merge_key_by_key_and_null_removes() -> None:
+    first = Override("v1", "t").patched({"metadata": {"lang": "de", "rights": None}}, 10)
+    both = first.patched({"metadata": {"lang": "fr", "ok": True}, "title": "x"}, 20)
+    assert both.patch == {"metadata": {"lang": "fr", "rights": None, "ok": True}, "title": "x"}
+    assert both.patched_at == 20 and first.patched({}, 5).patched_at == 10
+    row = {"metadata": {"lang": "en", "rights": "cc", "kept": 1}}
+    assert patched_fields(both.patch, row)["metadata"] == {"lang": "fr", "kept": 1, "ok": True}
+    e = _embedding(T0)
+    e = e.model_copy(update={"video": e.video.model_copy(update={"metadata": {"rights": "cc", "kept": 1}})})
+    late = apply_patch(e, both.patched({}, epoch_ms(T0 + timedelta(minutes=1))))
+    assert late.video.metadata == {"kept": 1, "lang": "fr", "ok": True}
+
+
+def test_an_override_whose_patch_outgrows_its_column_is_refused() -> None:
+    big = Override("v1", "t").patched({"title": "x" * 9000}, 1)
+    with pytest.raises(PermanentError):
+        big.to_row()
