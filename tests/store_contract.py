@@ -13,7 +13,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -94,14 +94,17 @@ def check(uri: str) -> None:
         assert {h.video_id for h in tagged} == {"other0", "other3", "other6", "other9"}, exact_max_rows
         assert [h.score for h in tagged] == sorted((h.score for h in tagged), reverse=True)
     # free metadata: one JSON column, each key filtered with its value's type
-    for metadata, expected in (
+    cases: list[tuple[dict[str, Any], set[str]]] = [
         ({"lang": "de", "odd": True}, {"other5", "other7", "other9", "other11"}),
         ({"n": 3}, {"other3"}),
         ({"n": "3"}, set()),
         ({"missing": "x"}, set()),
-    ):
-        found = store.best_segments([base.tolist()], 20, expr=Filters(metadata=metadata).compile(), collection=segments)
-        assert {h.video_id for h in found} == expected, metadata
+    ]
+    for metadata, expected in cases:
+        matched = store.best_segments(
+            [base.tolist()], 20, expr=Filters(metadata=metadata).compile(), collection=segments
+        )
+        assert {h.video_id for h in matched} == expected, metadata
     assert all(h.fields["metadata"]["n"] == int(h.video_id[5:]) for h in hits if h.video_id != "dup")
     page1 = store.best_segments([base.tolist()], 5, collection=segments)
     page2 = store.best_segments([base.tolist()], 5, offset=5, collection=segments)

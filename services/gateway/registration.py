@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from services.common.messages import VideoUploaded
 
@@ -45,7 +46,7 @@ def register(
     tenant: str = "default",
     title: str = "",
     tags: list[str] | None = None,
-    metadata: Mapping[str, str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> VideoUploaded:
     uri = canonical_uri(source)
     name = title or Path(uri.rsplit("/", 1)[-1]).stem

@@ -6,6 +6,7 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,7 +36,11 @@ def catalogue(common: CommonSettings, media_root: Path) -> dict[str, VideoUpload
         "b-snow": ("tenant-b", "cid", ["snow"], 25),
         "b-emoji": ("tenant-b", "zoë 🎬 studio", ["emoji"], 26),
     }
-    free = {"a-beach": {"lang": "en", "season": 2}, "a-forest": {"lang": "en", "season": 3}, "b-beach": {"lang": "en"}}
+    free: dict[str, dict[str, Any]] = {
+        "a-beach": {"lang": "en", "season": 2},
+        "a-forest": {"lang": "en", "season": 3},
+        "b-beach": {"lang": "en"},
+    }
     uploads = {}
     for name, (tenant, creator, tags, seed) in specs.items():
         clip = write_clip(folder / f"{name}.mp4", seconds=8.0, size=(320, 180), seed=seed, cuts=(4.0,))
