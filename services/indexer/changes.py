@@ -1,7 +1,7 @@
 """Deletes and metadata patches of indexed videos: `videos.deleted` and `videos.updated`.
 
 A delete removes the video's rows from every model's collections and announces `videos.removed` in the
-same transaction as its offset; a patch rewrites title/creator/tags in place, vectors untouched. Both
+same transaction as its offset; a patch rewrites title/creator/tags/metadata in place, vectors untouched. Both
 are recorded as the video's override first, which every later write of an embedding honours (see
 `services/common/vectors/overrides.py`), so neither depends on arriving after the video's segments.
 """
