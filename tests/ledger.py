@@ -24,6 +24,7 @@ PIPELINE_TOPICS = (
     Topics.INDEXED,
     Topics.DEAD_LETTER,
     Topics.REMOVED,
+    Topics.DUPLICATES,
 )
 _PER_SEGMENT = {Topics.SEGMENTS, Topics.EMBEDDINGS, Topics.SEGMENTS_INDEXED}
 

@@ -282,6 +282,35 @@ class VideoRemoved(Message):
     removed_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+class DuplicateMatch(BaseModel):
+    """One catalogued video the checked video duplicates, contains or is contained in, with the evidence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    other_video_id: str
+    kind: Literal["duplicate", "contains", "contained_in"] = Field(description="from the checked video's side")
+    score: float = Field(description="duration-weighted mean cosine of the matched segments")
+    start_s: float = Field(description="matched range in the checked video")
+    end_s: float
+    other_start_s: float = Field(description="matched range in the other video")
+    other_end_s: float
+    segments: int = Field(description="segments in the ordered run that matched")
+    coverage: float = Field(description="share of the checked video's informative duration matched")
+    other_coverage: float
+
+
+class VideoDuplicates(Message):
+    """The near-duplicate stage's verdict on one indexed upload (published once per upload; may be empty)."""
+
+    schema_version: Literal[1] = 1
+    tenant: str
+    collection: str
+    model_version: str
+    segment_threshold: float
+    matches: list[DuplicateMatch] = Field(default_factory=list)
+    checked_at: AwareDatetime = Field(default_factory=utcnow)
+
+
 Stage = Literal["registered", "probed", "indexing", "indexed", "failed", "deleted"]
 STAGE_RANK: dict[str, int] = {"registered": 0, "probed": 1, "indexing": 2, "indexed": 3, "failed": 3, "deleted": 4}
 
@@ -340,6 +369,7 @@ class Topics:
     DELETED = "videos.deleted"
     UPDATED = "videos.updated"
     REMOVED = "videos.removed"
+    DUPLICATES = "videos.duplicates"
 
 
 TOPIC_MODELS: dict[str, type[BaseModel]] = {
@@ -354,5 +384,6 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     Topics.DELETED: VideoDeleted,
     Topics.UPDATED: VideoUpdated,
     Topics.REMOVED: VideoRemoved,
+    Topics.DUPLICATES: VideoDuplicates,
 }
 COMPACTED_TOPICS = frozenset({Topics.STATUS})

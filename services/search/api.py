@@ -35,6 +35,7 @@ class TextQuery(BaseModel):
     limit: int = Field(default=10, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=1000)
     filters: MetadataFilters = Field(default_factory=MetadataFilters)
+    collapse_duplicates: bool = Field(default=False, description="one result per near-duplicate group")
 
 
 class Results(BaseModel):
@@ -136,7 +137,8 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
 
     @app.post("/v1/search/text", response_model=Results)
     def search_text(body: TextQuery, tenant: Tenant, engine: Engine) -> Results:
-        hits = run(engine.by_text, body.query, body.limit, body.filters.scoped(tenant), body.offset)
+        scoped = body.filters.scoped(tenant)
+        hits = run(engine.by_text, body.query, body.limit, scoped, body.offset, body.collapse_duplicates)
         return Results(**hits_to_json(hits), limit=body.limit, offset=body.offset)
 
     @app.post("/v1/search/image", response_model=Results)
@@ -147,9 +149,11 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         filters: Annotated[str, Form(description="MetadataFilters as JSON")] = "{}",
         limit: Annotated[int, Form(ge=1, le=100)] = 10,
         offset: Annotated[int, Form(ge=0, le=1000)] = 0,
+        collapse_duplicates: Annotated[bool, Form(description="one result per near-duplicate group")] = False,
     ) -> Results:
         data = await read_upload(file)
-        hits = await run_blocking(engine.by_image, data, limit, parse_filters(filters).scoped(tenant), offset)
+        scoped = parse_filters(filters).scoped(tenant)
+        hits = await run_blocking(engine.by_image, data, limit, scoped, offset, collapse_duplicates)
         return Results(**hits_to_json(hits), limit=limit, offset=offset)
 
     @app.post("/v1/search/video", response_model=Results)
@@ -160,10 +164,11 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         filters: Annotated[str, Form(description="MetadataFilters as JSON")] = "{}",
         limit: Annotated[int, Form(ge=1, le=100)] = 10,
         offset: Annotated[int, Form(ge=0, le=1000)] = 0,
+        collapse_duplicates: Annotated[bool, Form(description="one result per near-duplicate group")] = False,
     ) -> Results:
         data = await read_upload(file)
         scoped = parse_filters(filters).scoped(tenant)
-        hits = await run_blocking(engine.by_video, data, limit, scoped, offset)
+        hits = await run_blocking(engine.by_video, data, limit, scoped, offset, collapse_duplicates)
         return Results(**hits_to_json(hits), limit=limit, offset=offset)
 
     @app.get("/v1/videos/{video_id}")
@@ -187,9 +192,18 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         engine: Engine,
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
         offset: Annotated[int, Query(ge=0, le=1000)] = 0,
+        collapse_duplicates: Annotated[bool, Query(description="one result per near-duplicate group")] = False,
     ) -> Results:
-        hits = run(engine.similar, video_id, limit, Filters(tenant=tenant), offset)
+        hits = run(engine.similar, video_id, limit, Filters(tenant=tenant), offset, collapse_duplicates)
         return Results(**hits_to_json(hits), limit=limit, offset=offset)
+
+    @app.get("/v1/videos/{video_id}/duplicates")
+    def duplicates(
+        video_id: Annotated[str, PathParam(max_length=128)], tenant: Tenant, engine: Engine
+    ) -> dict[str, Any]:
+        """The near-duplicate stage's verdicts on this video (duplicate, contains, contained_in, from this
+        video's side, with the matched time ranges) and its duplicate group."""
+        return run(engine.duplicates, video_id, Filters(tenant=tenant))
 
     secret = settings.media_secret.get_secret_value() if settings.media_secret else None
     links = Links.from_keys(configured, secret, settings.media_url_ttl_s)

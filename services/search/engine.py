@@ -31,6 +31,8 @@ from services.media.images import jpeg_to_pixels
 from services.media.isolated import IsolatedDecoder
 from services.media.segments import SegmentPolicy
 from services.media.sources import SourcePolicy
+from services.search.duplicates import collapse as collapsed
+from services.search.duplicates import duplicate_neighbours, verdicts_of
 from services.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
@@ -84,18 +86,22 @@ class SearchEngine:
 
     # --- queries ----------------------------------------------------------------------------------------
 
-    def by_text(self, text: str, limit: int = 10, filters: Filters | None = None, offset: int = 0) -> Hits:
+    def by_text(
+        self, text: str, limit: int = 10, filters: Filters | None = None, offset: int = 0, collapse: bool = False
+    ) -> Hits:
         if not text.strip():
             raise QueryError("empty text query")
         if len(text) > 1000:
             raise QueryError("text query longer than 1000 characters")
         found = self._embed(lambda c: c.embed_texts([text]), lambda m: m.embed_texts([text]))
-        return self._search(found, limit, offset, filters, "text")
+        return self._search(found, limit, offset, filters, "text", collapse)
 
-    def by_image(self, data: bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0) -> Hits:
+    def by_image(
+        self, data: bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0, collapse: bool = False
+    ) -> Hits:
         pixels = self._query_pixels(data)
         found = self._embed(lambda c: c.embed_images([pixels]), lambda m: m.embed_pixels(pixels[None]))
-        return self._search(found, limit, offset, filters, "image")
+        return self._search(found, limit, offset, filters, "image", collapse)
 
     def _query_pixels(self, data: bytes) -> np.ndarray:
         """The image as RGB pixels, its size checked from the header before any pixel is decoded, and scaled
@@ -122,7 +128,14 @@ class SearchEngine:
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
             raise QueryError(f"not a readable image: {exc}") from exc
 
-    def by_video(self, video: Path | bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0) -> Hits:
+    def by_video(
+        self,
+        video: Path | bytes,
+        limit: int = 10,
+        filters: Filters | None = None,
+        offset: int = 0,
+        collapse: bool = False,
+    ) -> Hits:
         """A video (or an excerpt) as the query: decoded in the killable child, like an upload."""
         with tempfile.TemporaryDirectory(prefix="clipstream-query-") as tmp:
             if isinstance(video, bytes):
@@ -138,9 +151,11 @@ class SearchEngine:
         found = self._embed(
             lambda c: c.embed_images(images), lambda m: np.concatenate([m.embed_pixels(i[None]) for i in images])
         )
-        return self._search(found, limit, offset, filters, "image")
+        return self._search(found, limit, offset, filters, "image", collapse)
 
-    def similar(self, video_id: str, limit: int = 10, filters: Filters | None = None, offset: int = 0) -> Hits:
+    def similar(
+        self, video_id: str, limit: int = 10, filters: Filters | None = None, offset: int = 0, collapse: bool = False
+    ) -> Hits:
         """Videos like this one: its mean vector against every segment, itself excluded."""
         target = self.router.target()
         if target is None:
@@ -148,7 +163,7 @@ class SearchEngine:
         vector = self.store.video_vector(video_id, _tenant_scope(filters), videos_collection(target.model))
         if vector is None:
             raise NotFound(video_id)
-        hits = self._search((np.asarray([vector]), target), limit + 1, offset, filters, "image")
+        hits = self._search((np.asarray([vector]), target), limit + 1, offset, filters, "image", collapse)
         return Hits([h for h in hits if h.video_id != video_id][:limit], hits.match_threshold)
 
     def video(self, video_id: str, filters: Filters | None = None) -> tuple[dict[str, object], list[dict[str, object]]]:
@@ -156,6 +171,22 @@ class SearchEngine:
         if found is None:
             raise NotFound(video_id)
         return found
+
+    def duplicates(self, video_id: str, filters: Filters | None = None) -> dict[str, Any]:
+        """The near-duplicate stage's verdicts on this video, from its side, and its duplicate group."""
+        self.video(video_id, filters)  # NotFound unless the caller's tenant owns it
+        tenant = filters.tenant if filters else None
+        rows = self.store.duplicates_of([video_id], tenant)
+        verdicts = verdicts_of(video_id, rows)
+        group, frontier = {video_id}, {video_id}
+        for _ in range(3):  # three "duplicate" hops out: re-uploads of re-uploads
+            joined = duplicate_neighbours(rows) - group
+            group |= joined
+            frontier = joined
+            if not frontier or len(group) > 200:
+                break
+            rows = self.store.duplicates_of(sorted(frontier), tenant)
+        return {"video_id": video_id, "duplicates": verdicts, "group": sorted(group)}
 
     # --- plumbing ---------------------------------------------------------------------------------------
 
@@ -169,7 +200,13 @@ class SearchEngine:
         return vectors, target
 
     def _search(
-        self, found: tuple[np.ndarray, Target | None], limit: int, offset: int, filters: Filters | None, kind: QueryKind
+        self,
+        found: tuple[np.ndarray, Target | None],
+        limit: int,
+        offset: int,
+        filters: Filters | None,
+        kind: QueryKind,
+        collapse: bool = False,
     ) -> Hits:
         vectors, target = found
         if target is None or vectors.size == 0:
@@ -182,7 +219,16 @@ class SearchEngine:
                 "metadata until the catalogue is re-embedded into new collections (`clipstream reindex`)"
             )
         expr = (filters or Filters()).compile()
-        hits = self.store.best_segments(vectors.tolist(), limit, offset=offset, expr=expr, collection=target.collection)
+        if collapse:  # over-fetch, keep each duplicate group's best, then page
+            fetched = self.store.best_segments(
+                vectors.tolist(), min(4 * (offset + limit), 4000), expr=expr, collection=target.collection
+            )
+            rows = self.store.duplicates_of([h.video_id for h in fetched], filters.tenant if filters else None)
+            hits = [fetched[i] for i in collapsed([h.video_id for h in fetched], rows)][offset : offset + limit]
+        else:
+            hits = self.store.best_segments(
+                vectors.tolist(), limit, offset=offset, expr=expr, collection=target.collection
+            )
         thresholds = self.thresholds.get(target.model, target.spec, self.settings.common.resolved_clip_model())
         return Hits(hits, thresholds.match(kind))
 

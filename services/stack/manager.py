@@ -20,6 +20,7 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "embedder": ("services.embedder", "CLIPSTREAM_EMBEDDER_HEALTH_PORT", 9102),
     "indexer": ("services.indexer", "CLIPSTREAM_INDEXER_HEALTH_PORT", 9103),
     "enricher": ("services.enricher", "CLIPSTREAM_ENRICHER_HEALTH_PORT", 9104),
+    "duplicates": ("services.duplicates", "CLIPSTREAM_DUPLICATES_HEALTH_PORT", 9107),
     "search": ("services.search", "CLIPSTREAM_SEARCH_PORT", 8080),
     "gateway": ("services.gateway", "CLIPSTREAM_GATEWAY_PORT", 8090),
     "notifications": ("services.gateway.notifications", "CLIPSTREAM_NOTIFICATIONS_HEALTH_PORT", 9106),

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings
 from services.common.messages import Topics
 from services.common.settings import CommonSettings
 from services.decoder.settings import DecoderSettings
+from services.duplicates.settings import DuplicatesSettings
 from services.embedder.settings import EmbedderSettings
 from services.enricher.settings import EnricherSettings
 from services.gateway.notifications import NotificationSettings
@@ -41,6 +42,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "embedder": EmbedderSettings,
     "indexer": IndexerSettings,
     "enricher": EnricherSettings,
+    "duplicates": DuplicatesSettings,
     "search": SearchSettings,
     "gateway": GatewaySettings,
     "triton": StackSettings,
@@ -149,6 +151,7 @@ def test_probes_hit_the_ports_the_services_serve() -> None:
         "embedder": EmbedderSettings().health_port,
         "indexer": IndexerSettings().health_port,
         "enricher": EnricherSettings().health_port,
+        "duplicates": DuplicatesSettings().health_port,
         "search": SearchSettings().port,
         "gateway": GatewaySettings().port,
     }
@@ -174,7 +177,7 @@ def test_probes_hit_the_ports_the_services_serve() -> None:
 
 
 def test_components_scale_on_their_own_topic_and_group() -> None:
-    consumers = ("decoder", "embedder", "indexer", "enricher")
+    consumers = ("decoder", "embedder", "indexer", "enricher", "duplicates")
     docs = render(*[arg for c in consumers for arg in ("--set", f"{c}.autoscaling.enabled=true")])
     scaled = by_kind(docs, "ScaledObject")
     expected = {
@@ -182,6 +185,7 @@ def test_components_scale_on_their_own_topic_and_group() -> None:
         "embedder": (Topics.SEGMENTS, EmbedderSettings().group_id),
         "indexer": (Topics.EMBEDDINGS, IndexerSettings().group_id),
         "enricher": (Topics.SEGMENTS_INDEXED, EnricherSettings().group_id),
+        "duplicates": (Topics.INDEXED, DuplicatesSettings().group_id),
     }
     assert set(scaled) == {f"cs-clipstream-{c}" for c in expected}
     deployments = by_kind(docs, "Deployment")

@@ -30,12 +30,21 @@ TEST_ENV = {
     "CLIPSTREAM_EMBEDDER_HEALTH_PORT": "9202",
     "CLIPSTREAM_INDEXER_HEALTH_PORT": "9203",
     "CLIPSTREAM_ENRICHER_HEALTH_PORT": "9204",
+    "CLIPSTREAM_DUPLICATES_HEALTH_PORT": "9207",
     "CLIPSTREAM_SEARCH_PORT": "28080",
     "CLIPSTREAM_SEARCH_API_KEYS": json.dumps(
-        {"key-a": "tenant-a", "key-b": "tenant-b", "key-semantic": "semantic", "key-player": "player"}
+        {
+            "key-a": "tenant-a",
+            "key-b": "tenant-b",
+            "key-semantic": "semantic",
+            "key-player": "player",
+            "key-dups": "dups",
+        }
     ),
     "CLIPSTREAM_GATEWAY_PORT": "28090",
-    "CLIPSTREAM_GATEWAY_API_KEYS": '{"gw-key-a": "gw-a", "gw-key-b": "gw-b", "key-player": "player"}',
+    "CLIPSTREAM_GATEWAY_API_KEYS": json.dumps(
+        {"gw-key-a": "gw-a", "gw-key-b": "gw-b", "key-player": "player", "key-dups": "dups"}
+    ),
     "CLIPSTREAM_GATEWAY_MAX_UPLOAD_BYTES": str(8 * 1024**2),
     "CLIPSTREAM_CLIP_MODEL": "",
     # a real S3 (SeaweedFS) for s3:// sources; its filer doubles as the allowed http:// origin

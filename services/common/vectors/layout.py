@@ -19,6 +19,7 @@ from services.common.settings import CommonSettings
 SEGMENTS_ALIAS = "clipstream_segments"
 VIDEOS_ALIAS = "clipstream_videos"
 OVERRIDES = "clipstream_overrides"  # per video: a delete or a metadata patch, which later writes must honour
+DUPLICATES = "clipstream_duplicates"  # near-duplicate verdicts: one row per (model, video, other video)
 MAX_TOPK = 16384
 ABOUT = "clipstream.about"  # collection property: the model (and how to load it) its vectors come from
 TAG_FIELDS = [f"tag{i}" for i in range(MAX_TAGS)]
@@ -167,3 +168,22 @@ def create_overrides(client: MilvusClient) -> None:
     params = client.prepare_index_params()
     params.add_index("placeholder", index_type="FLAT", metric_type="L2")
     client.create_collection(OVERRIDES, schema=schema, index_params=params, consistency_level="Strong")
+
+
+def create_duplicates(client: MilvusClient) -> None:
+    """One row per verdict of the near-duplicate stage, from the checked video's side. Model-independent
+    like the overrides (the model version is a column), with the same 2-d placeholder vector."""
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("pk", DataType.VARCHAR, max_length=MAX_LENGTHS["pk"] + MAX_LENGTHS["video_id"], is_primary=True)
+    schema.add_field("tenant", DataType.VARCHAR, max_length=MAX_LENGTHS["tenant"])
+    schema.add_field("model_version", DataType.VARCHAR, max_length=64)
+    schema.add_field("video_id", DataType.VARCHAR, max_length=MAX_LENGTHS["video_id"])
+    schema.add_field("other_id", DataType.VARCHAR, max_length=MAX_LENGTHS["video_id"])
+    schema.add_field("kind", DataType.VARCHAR, max_length=16)
+    schema.add_field("score", DataType.FLOAT)
+    schema.add_field("detail", DataType.VARCHAR, max_length=1024)  # JSON: matched ranges, segments, coverage
+    schema.add_field("checked_at", DataType.INT64)
+    schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
+    params = client.prepare_index_params()
+    params.add_index("placeholder", index_type="FLAT", metric_type="L2")
+    client.create_collection(DUPLICATES, schema=schema, index_params=params, consistency_level="Strong")

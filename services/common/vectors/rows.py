@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.common.errors import PermanentError
-from services.common.messages import MAX_TAGS, ModelRef, SegmentEmbedding
+from services.common.messages import MAX_TAGS, DuplicateMatch, ModelRef, SegmentEmbedding, VideoDuplicates
 from services.common.vectors.layout import MAX_LENGTHS, METADATA, TAG_FIELDS, segment_pk, video_pk
 
 
@@ -103,3 +104,23 @@ def completed_uploads(
         if covered >= set(range(e.segment_count)):
             done.append(e)
     return done
+
+
+def duplicate_pk(model_version: str, video_id: str, other_id: str) -> str:
+    return f"{model_version}|{video_id}|{other_id}"
+
+
+def duplicate_row(found: VideoDuplicates, match: DuplicateMatch) -> dict[str, Any]:
+    detail = match.model_dump(exclude={"other_video_id", "kind", "score"})
+    return {
+        "pk": duplicate_pk(found.model_version, found.video_id, match.other_video_id),
+        "tenant": found.tenant,
+        "model_version": found.model_version,
+        "video_id": found.video_id,
+        "other_id": match.other_video_id,
+        "kind": match.kind,
+        "score": match.score,
+        "detail": json.dumps(detail),
+        "checked_at": int(found.checked_at.timestamp() * 1000),
+        "placeholder": [0.0, 0.0],
+    }

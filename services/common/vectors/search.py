@@ -78,6 +78,25 @@ class Searcher:
             fetch = min(fetch * 4, MAX_TOPK)
         return merge(per_query)[offset:want]
 
+    def nearest(
+        self, vectors: Sequence[Sequence[float]], limit: int, expr: str, collection: str
+    ) -> list[list[tuple[str, int, float]]]:
+        results = self._recovering(
+            lambda: self.client.search(
+                collection,
+                data=[list(v) for v in vectors],
+                limit=min(limit, MAX_TOPK),
+                filter=expr,
+                output_fields=["video_id", "segment_index"],
+                search_params={"metric_type": "COSINE", "params": self.index.search_params(limit)},
+                consistency_level=self.index.consistency,
+            )
+        )
+        return [
+            [(h["entity"]["video_id"], int(h["entity"]["segment_index"]), float(h["distance"])) for h in hits]
+            for hits in results
+        ]
+
     def _admits_few(self, expr: str, collection: str) -> bool:
         """Whether the filter matches at most `exact_max_rows` segments (a bounded query, not a count)."""
         limit = self.index.exact_max_rows

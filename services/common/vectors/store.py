@@ -12,11 +12,12 @@ from typing import Any, TypeVar
 from pymilvus import MilvusClient, MilvusException
 
 from services.common.errors import ClipstreamError
-from services.common.messages import ModelRef, SegmentEmbedding
+from services.common.messages import ModelRef, SegmentEmbedding, VideoDuplicates
 from services.common.settings import CommonSettings
 from services.common.vectors.errors import COLLECTION_NOT_FOUND, classify, released_collection
 from services.common.vectors.layout import (
     ABOUT,
+    DUPLICATES,
     OUTPUT_FIELDS,
     OVERRIDES,
     SEGMENTS_ALIAS,
@@ -24,12 +25,20 @@ from services.common.vectors.layout import (
     VIDEOS_ALIAS,
     IndexConfig,
     create_collection,
+    create_duplicates,
     create_overrides,
     segments_collection,
     videos_collection,
 )
 from services.common.vectors.overrides import Override, Written, apply_patch, patched_fields
-from services.common.vectors.rows import check_row, completed_uploads, segment_row, video_row
+from services.common.vectors.rows import (
+    check_row,
+    completed_uploads,
+    duplicate_pk,
+    duplicate_row,
+    segment_row,
+    video_row,
+)
 from services.common.vectors.search import Searcher, SegmentHit
 
 log = logging.getLogger(__name__)
@@ -141,6 +150,9 @@ class SegmentStore:
             return str(self.client.describe_alias(alias)["collection_name"])
 
         return self.recovering(lookup)
+
+    def exists(self, collection: str) -> bool:
+        return bool(self.recovering(lambda: self.client.has_collection(collection)))
 
     def served_collection(self) -> str | None:
         return self.served(SEGMENTS_ALIAS)
@@ -279,6 +291,10 @@ class SegmentStore:
 
     def _delete_rows(self, video_id: str, tenant: str) -> list[str]:
         expr = f"video_id == {json.dumps(video_id)} and tenant == {json.dumps(tenant)}"
+        if self.client.has_collection(DUPLICATES):  # its verdicts, from either side
+            self._ensure_duplicates()
+            either = f"(video_id == {json.dumps(video_id)} or other_id == {json.dumps(video_id)})"
+            self.client.delete(DUPLICATES, filter=f"{either} and tenant == {json.dumps(tenant)}")
         touched = []
         for name in self.client.list_collections():
             if name.startswith(("clipstream_segments_", "clipstream_videos_")):
@@ -311,6 +327,59 @@ class SegmentStore:
                     self.client.upsert(name, _fit([r | patched_fields(merged.patch, r) for r in rows], set(fields)))
                     touched.append(name)
             return touched
+
+        return self.recovering(run)
+
+    # --- near-duplicate verdicts ------------------------------------------------------------------------
+
+    def _ensure_duplicates(self) -> None:
+        if DUPLICATES in self._known:
+            return
+        if not self.client.has_collection(DUPLICATES):
+            create_duplicates(self.client)
+        self.client.load_collection(DUPLICATES)
+        self._known.add(DUPLICATES)
+
+    def put_duplicates(self, found: VideoDuplicates) -> None:
+        """Replace this video's verdicts under this model: a re-check (a replay, a re-upload) rewrites them."""
+
+        def run() -> None:
+            self._ensure_duplicates()
+            mine = (
+                f"video_id == {json.dumps(found.video_id)} and tenant == {json.dumps(found.tenant)} "
+                f"and model_version == {json.dumps(found.model_version)}"
+            )
+            keep = {duplicate_pk(found.model_version, found.video_id, m.other_video_id) for m in found.matches}
+            stale = [
+                r["pk"] for r in self.client.query(DUPLICATES, filter=mine, output_fields=["pk"]) if r["pk"] not in keep
+            ]
+            if stale:
+                self.client.delete(DUPLICATES, ids=stale)
+            if found.matches:
+                self.client.upsert(DUPLICATES, [duplicate_row(found, m) for m in found.matches])
+
+        self.recovering(run)
+
+    def duplicates_of(self, video_ids: Sequence[str], tenant: str | None) -> list[dict[str, Any]]:
+        """Verdicts with any of these videos on either side (the tenant's only, when given)."""
+        if not video_ids:
+            return []
+
+        def run() -> list[dict[str, Any]]:
+            if DUPLICATES not in self._known:
+                if not self.client.has_collection(DUPLICATES):
+                    return []
+                self._ensure_duplicates()
+            ids = json.dumps(sorted(set(video_ids)))
+            expr = f"(video_id in {ids} or other_id in {ids})"
+            if tenant is not None:
+                expr += f" and tenant == {json.dumps(tenant)}"
+            fields = ["video_id", "other_id", "kind", "score", "detail", "model_version", "checked_at"]
+            return list(
+                self.client.query(
+                    DUPLICATES, filter=expr, output_fields=fields, consistency_level=self.index.consistency
+                )
+            )
 
         return self.recovering(run)
 
@@ -372,6 +441,12 @@ class SegmentStore:
         scope = f"video_id == {json.dumps(video_id)}" + (f" and ({expr})" if expr else "")
         found = self._read(collection, scope, ["vector"])
         return [float(x) for x in found[0]["vector"]] if found else None
+
+    def nearest(
+        self, vectors: Sequence[Sequence[float]], limit: int, expr: str, collection: str
+    ) -> list[list[tuple[str, int, float]]]:
+        """Per query vector, its `limit` nearest segments as (video id, segment index, cosine), best first."""
+        return self._searcher.nearest(vectors, limit, expr, collection)
 
     def best_segments(
         self,

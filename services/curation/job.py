@@ -1,0 +1,244 @@
+"""`clipstream curate`: cluster a tenant's segment vectors, drop near-identical segments within clusters,
+and write a Parquet manifest a training pipeline reads directly.
+
+Steps, each checkpointed in the work folder so an interrupted run resumes where it stopped:
+1. export: the collection streamed with a query iterator (batches of `batch` rows) into a float32 file on
+   disk (memory-mapped afterwards) and a Parquet file of the rows' fields: never one Python list;
+2. k-means with faiss on the vectors (faiss samples at most 256 points per centroid to train), then every
+   vector assigned to its nearest centroid in batches;
+3. SemDeDup cluster by cluster (`semdedup.py`), a checkpoint every few clusters;
+4. the manifest written to a temporary file beside the target and renamed over it: a reader sees the old
+   manifest or the new one, never half of one.
+An export that was interrupted starts again (a query iterator cannot resume); `restart` discards the
+work folder. The work folder is named after the tenant, collection and parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from services.common.errors import PermanentError
+from services.common.filters import Filters
+from services.common.vectors import SegmentStore
+from services.curation.cluster import assign, default_clusters, members, train
+from services.curation.semdedup import dedup_cluster
+
+ROW_FIELDS = ["pk", "video_id", "segment_index", "start_s", "end_s", "uri", "tenant"]
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("segment_index", pa.int32()),
+        ("start_s", pa.float32()),
+        ("end_s", pa.float32()),
+        ("uri", pa.string()),
+        ("tenant", pa.string()),
+        ("cluster", pa.int32()),
+        ("distance", pa.float32()),  # cosine distance to the cluster's centroid
+        ("kept", pa.bool_()),
+        ("reason", pa.string()),  # "" when kept; "near_duplicate" when dropped
+        ("duplicate_of_video", pa.string()),
+        ("duplicate_of_segment", pa.int32()),
+        ("similarity", pa.float32()),  # to that kept segment
+    ]
+)
+
+
+class CurationError(PermanentError):
+    reason = "curation_failed"
+
+
+@dataclass(frozen=True)
+class CurationConfig:
+    tenant: str
+    collection: str
+    eps: float = 0.05  # drop a member whose cosine to a kept one exceeds 1 - eps
+    clusters: int = 0  # 0: about sqrt(n / 2)
+    niter: int = 20
+    seed: int = 0
+    batch: int = 2000
+
+    def key(self) -> str:
+        raw = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+@dataclass
+class CurationReport:
+    rows: int = 0
+    clusters: int = 0
+    kept: int = 0
+    dropped: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    manifest: str = ""
+    resumed_from: str = ""
+
+
+Progress = Callable[[str, float], None]  # (step, fraction done)
+
+
+class CurationJob:
+    def __init__(self, store: SegmentStore, config: CurationConfig, work: Path, progress: Progress | None = None):
+        self.store = store
+        self.config = config
+        self.work = work / f"{config.tenant}-{config.key()}"
+        self.progress = progress or (lambda step, done: None)
+        self._state_path = self.work / "state.json"
+
+    # --- checkpoint -------------------------------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        return json.loads(self._state_path.read_text()) if self._state_path.exists() else {}
+
+    def _save(self, **update: Any) -> None:
+        state = self._state() | update
+        tmp = self._state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self._state_path)
+
+    # --- steps ------------------------------------------------------------------------------------------
+
+    def run(self, manifest: Path, restart: bool = False) -> CurationReport:
+        if restart and self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        report = CurationReport(resumed_from=self._state().get("step", ""))
+        for step, do in (("export", self._export), ("cluster", self._cluster), ("dedup", self._dedup)):
+            if not self._state().get(f"{step}_done"):
+                started = time.perf_counter()
+                do()
+                report.seconds[step] = round(time.perf_counter() - started, 3)
+                self._save(**{f"{step}_done": True, "step": step})
+        started = time.perf_counter()
+        self._write_manifest(manifest, report)
+        report.seconds["manifest"] = round(time.perf_counter() - started, 3)
+        return report
+
+    def _export(self) -> None:
+        if not self.store.exists(self.config.collection):
+            raise CurationError(f"no collection {self.config.collection}", reason="unknown_collection")
+        dim = self.store.model_of(self.config.collection)[0].dim
+        expr = Filters(tenant=self.config.tenant).compile()
+        total = max(1, self.store.count(expr, collection=self.config.collection))
+        done = 0
+        with (
+            open(self.work / "vectors.f32", "wb") as vectors,
+            pq.ParquetWriter(self.work / "rows.parquet", pa.schema([(f, _ROW_TYPES[f]) for f in ROW_FIELDS])) as rows,
+        ):
+            for batch in self.store.iter_rows(self.config.collection, [*ROW_FIELDS, "vector"], expr, self.config.batch):
+                matrix = np.asarray([r["vector"] for r in batch], dtype=np.float32)
+                matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+                vectors.write(matrix.tobytes())
+                rows.write_table(pa.table({f: [r[f] for r in batch] for f in ROW_FIELDS}, schema=rows.schema))
+                done += len(batch)
+                self.progress("export", min(done / total, 1.0))
+        if done == 0:
+            raise CurationError(
+                f"tenant {self.config.tenant!r} has no segments in {self.config.collection}", reason="empty_catalogue"
+            )
+        self._save(rows=done, dim=dim)
+
+    def _vectors(self) -> npt.NDArray[np.float32]:
+        state = self._state()
+        return np.memmap(self.work / "vectors.f32", dtype=np.float32, mode="r", shape=(state["rows"], state["dim"]))
+
+    def _cluster(self) -> None:
+        vectors = self._vectors()
+        n = len(vectors)
+        k = min(self.config.clusters or default_clusters(n), n)
+        centroids = train(vectors, k, self.config.niter, self.config.seed)
+        self.progress("cluster", 0.5)
+        labels = np.lib.format.open_memmap(self.work / "labels.npy", mode="w+", dtype=np.int32, shape=(n,))
+        distance = np.lib.format.open_memmap(self.work / "distance.npy", mode="w+", dtype=np.float32, shape=(n,))
+        assign(vectors, centroids, labels, distance, lambda done: self.progress("cluster", 0.5 + done / 2))
+        labels.flush()
+        distance.flush()
+        self._save(clusters=k)
+
+    def _dedup(self) -> None:
+        """Cluster by cluster into `twin.npy` (-1: kept; else the row it duplicates), checkpointed."""
+        state = self._state()
+        n, k = state["rows"], state["clusters"]
+        vectors = self._vectors()
+        distance = np.load(self.work / "distance.npy", mmap_mode="r")
+        order, bounds = members(np.load(self.work / "labels.npy"), k)
+        twin = _array(self.work / "twin.npy", np.int64, n)
+        similarity = _array(self.work / "similarity.npy", np.float32, n)
+        for c in range(int(state.get("dedup_next_cluster", 0)), k):
+            rows = np.sort(order[bounds[c] : bounds[c + 1]])
+            if len(rows):
+                found = dedup_cluster(np.asarray(vectors[rows]), np.asarray(distance[rows]), self.config.eps)
+                twin[rows] = np.where(found.kept, -1, rows[np.maximum(found.twin, 0)])
+                similarity[rows] = found.similarity
+            if c % 64 == 63 or c == k - 1:
+                twin.flush()
+                similarity.flush()
+                self._save(dedup_next_cluster=c + 1)
+                self.progress("dedup", (c + 1) / k)
+
+    def _write_manifest(self, manifest: Path, report: CurationReport) -> None:
+        state = self._state()
+        rows = pq.read_table(self.work / "rows.parquet")
+        labels = np.load(self.work / "labels.npy")
+        distance = np.load(self.work / "distance.npy")
+        twin = np.load(self.work / "twin.npy")
+        similarity = np.load(self.work / "similarity.npy")
+        kept = twin < 0
+        video = rows.column("video_id").to_numpy(zero_copy_only=False)
+        segment = rows.column("segment_index").to_numpy()
+        safe = np.maximum(twin, 0)
+        table = pa.table(
+            {
+                "video_id": rows.column("video_id"),
+                "segment_index": rows.column("segment_index").cast(pa.int32()),
+                "start_s": rows.column("start_s").cast(pa.float32()),
+                "end_s": rows.column("end_s").cast(pa.float32()),
+                "uri": rows.column("uri"),
+                "tenant": rows.column("tenant"),
+                "cluster": pa.array(labels, pa.int32()),
+                "distance": pa.array(distance, pa.float32()),
+                "kept": pa.array(kept),
+                "reason": pa.array(np.where(kept, "", "near_duplicate")),
+                "duplicate_of_video": pa.array(video[safe], pa.string(), mask=kept),
+                "duplicate_of_segment": pa.array(segment[safe], pa.int32(), mask=kept),
+                "similarity": pa.array(similarity, pa.float32(), mask=kept),
+            },
+            schema=MANIFEST_SCHEMA,
+        )
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = manifest.with_name(f".{manifest.name}.tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, manifest)
+        report.rows, report.clusters = int(state["rows"]), int(state["clusters"])
+        report.kept, report.dropped = int(kept.sum()), int((~kept).sum())
+        report.manifest = str(manifest)
+
+
+def _array(path: Path, dtype: type, n: int) -> np.memmap:
+    """A checkpointed array: reopened when a run resumes, else created."""
+    if path.exists():
+        return np.load(path, mmap_mode="r+")
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n,))
+
+
+_ROW_TYPES = {
+    "pk": pa.string(),
+    "video_id": pa.string(),
+    "segment_index": pa.int32(),
+    "start_s": pa.float32(),
+    "end_s": pa.float32(),
+    "uri": pa.string(),
+    "tenant": pa.string(),
+}

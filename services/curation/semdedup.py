@@ -1,0 +1,74 @@
+"""Semantic de-duplication within one k-means cluster (SemDeDup, Abbas et al. 2023).
+
+Members are ordered by their distance to the centroid, farthest first (the paper's order: the most
+prototypical copies go, the distinctive ones stay); a member is dropped when its cosine similarity to a
+member kept before it exceeds 1 - eps. Exact within the cluster: the similarity matrix of a cluster is
+built in blocks, so a large cluster costs time, not memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Matrix = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class ClusterDedup:
+    kept: npt.NDArray[np.bool_]  # per member, in the order given
+    twin: npt.NDArray[np.int64]  # per dropped member: the position of the kept member it duplicates; -1 if kept
+    similarity: npt.NDArray[np.float32]  # to that twin
+
+
+def dedup_cluster(vectors: Matrix, distances: npt.NDArray[np.float32], eps: float, block: int = 2048) -> ClusterDedup:
+    """`vectors` normalised (n, d); `distances` to the centroid (n,)."""
+    n = len(vectors)
+    order = np.argsort(-distances, kind="stable")
+    ordered = np.ascontiguousarray(vectors[order])
+    kept = np.zeros(n, dtype=bool)
+    twin = np.full(n, -1, dtype=np.int64)
+    similarity = np.zeros(n, dtype=np.float32)
+    limit = 1.0 - eps
+    kept_rows: list[int] = []  # positions in `ordered` kept so far
+    kept_matrix = np.empty((0, vectors.shape[1]), dtype=np.float32)
+    for start in range(0, n, block):
+        chunk = ordered[start : start + block]
+        # similarities to members kept in earlier blocks, then greedily within this block
+        best = np.full(len(chunk), -np.inf, dtype=np.float32)
+        best_at = np.full(len(chunk), -1, dtype=np.int64)
+        if kept_rows:
+            sims = chunk @ kept_matrix.T
+            best_at = np.asarray(kept_rows, dtype=np.int64)[sims.argmax(axis=1)]
+            best = sims.max(axis=1)
+        inner = chunk @ chunk.T
+        newly: list[int] = []
+        for i in range(len(chunk)):
+            if newly:
+                local = inner[i, newly]
+                j = int(local.argmax())
+                if local[j] > best[i]:
+                    best[i], best_at[i] = local[j], start + newly[j]
+            if best[i] > limit:
+                twin[order[start + i]] = order[best_at[i]]
+                similarity[order[start + i]] = best[i]
+            else:
+                kept[order[start + i]] = True
+                newly.append(i)
+        kept_rows.extend(start + i for i in newly)
+        kept_matrix = np.concatenate([kept_matrix, chunk[newly]]) if newly else kept_matrix
+    return ClusterDedup(kept, twin, similarity)
+
+
+def brute_force(vectors: Matrix, eps: float, block: int = 4096) -> npt.NDArray[np.bool_]:
+    """The baseline: whether each vector has a near-identical one anywhere (all pairs, no clustering)."""
+    n = len(vectors)
+    has_twin = np.zeros(n, dtype=bool)
+    for start in range(0, n, block):
+        sims = vectors[start : start + block] @ vectors.T
+        rows = np.arange(min(block, n - start))
+        sims[rows, start + rows] = -1.0  # not itself
+        has_twin[start : start + block] = (sims > 1.0 - eps).any(axis=1)
+    return has_twin

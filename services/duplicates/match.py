@@ -1,0 +1,123 @@
+"""Temporal near-duplicate evidence between two videos, from their segment vectors: no I/O here.
+
+One similar frame proves little (two films share a black intro, a logo card, a sky); an ordered run of
+matching segments does. Segment pairs above the model's duplicate threshold are aligned into the best
+chain that moves forward in time on both sides (a monotone alignment, as a re-encode, a crop, a mirror,
+a trim or a compilation keeps the order of what it copies). Blank segments (black, flat colour, a still
+card with no detail) and very short ones never take part. The chain's coverage of each side decides the
+kind: both sides mostly covered is a near-duplicate, one side covered is containment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["duplicate", "contains", "contained_in"]
+OPPOSITE: dict[str, Kind] = {"duplicate": "duplicate", "contains": "contained_in", "contained_in": "contains"}
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    segment_threshold: float  # cosine at which two segments show the same content (per model: calibrated)
+    min_segment_s: float = 0.75  # shorter segments take no part: a flash proves nothing
+    min_run: int = 2  # matched segments in order, unless the covered side has fewer informative segments
+    min_matched_s: float = 2.0  # on the covered side
+    duplicate_coverage: float = 0.6  # of each side's informative duration, for "duplicate"
+    contained_coverage: float = 0.8  # of the contained side's, for containment
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    start_s: float
+    end_s: float
+    informative: bool = True  # False: blank, flat or still; see `blank.py`
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.end_s - self.start_s)
+
+
+@dataclass(frozen=True)
+class Pair:
+    this: int  # segment index in the video being checked
+    other: int  # segment index in the catalogued video
+    score: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: Kind
+    score: float  # duration-weighted mean cosine over the matched run
+    this_range: tuple[float, float]
+    other_range: tuple[float, float]
+    segments: int
+    this_coverage: float
+    other_coverage: float
+
+
+def usable(segment: Segment, config: MatchConfig) -> bool:
+    return segment.informative and segment.duration_s >= config.min_segment_s
+
+
+def best_chain(pairs: Sequence[Pair], this: dict[int, Segment], other: dict[int, Segment]) -> list[Pair]:
+    """The heaviest chain strictly increasing on both sides, weighted by matched duration x score.
+
+    Quadratic in the pairs of one candidate video (a few dozen): simpler than a sparse DP, and exact."""
+    ordered = sorted(pairs, key=lambda p: (p.this, p.other))
+    weight = [min(this[p.this].duration_s, other[p.other].duration_s) * p.score for p in ordered]
+    total = list(weight)
+    back = [-1] * len(ordered)
+    for k, p in enumerate(ordered):
+        for m in range(k):
+            q = ordered[m]
+            if q.this < p.this and q.other < p.other and total[m] + weight[k] > total[k]:
+                total[k], back[k] = total[m] + weight[k], m
+    if not ordered:
+        return []
+    k = max(range(len(ordered)), key=total.__getitem__)
+    chain = []
+    while k >= 0:
+        chain.append(ordered[k])
+        k = back[k]
+    return chain[::-1]
+
+
+def judge(
+    this_segments: Sequence[Segment], other_segments: Sequence[Segment], pairs: Sequence[Pair], config: MatchConfig
+) -> Verdict | None:
+    """Whether the video (`this`) duplicates, contains or is contained in the other, or None."""
+    this = {s.index: s for s in this_segments if usable(s, config)}
+    other = {s.index: s for s in other_segments if usable(s, config)}
+    kept = [p for p in pairs if p.this in this and p.other in other and p.score >= config.segment_threshold]
+    chain = best_chain(kept, this, other)
+    if not chain:
+        return None
+    this_matched = sum(this[p.this].duration_s for p in chain)
+    other_matched = sum(other[p.other].duration_s for p in chain)
+    this_cov = this_matched / sum(s.duration_s for s in this.values())
+    other_cov = other_matched / sum(s.duration_s for s in other.values())
+    if this_cov >= config.duplicate_coverage and other_cov >= config.duplicate_coverage:
+        kind: Kind = "duplicate"
+        run, matched = min(config.min_run, len(this), len(other)), min(this_matched, other_matched)
+    elif this_cov >= config.contained_coverage:
+        kind, run, matched = "contained_in", min(config.min_run, len(this)), this_matched
+    elif other_cov >= config.contained_coverage:
+        kind, run, matched = "contains", min(config.min_run, len(other)), other_matched
+    else:
+        return None
+    if len(chain) < run or matched < config.min_matched_s:
+        return None
+    weights = [min(this[p.this].duration_s, other[p.other].duration_s) for p in chain]
+    score = sum(w * p.score for w, p in zip(weights, chain, strict=True)) / sum(weights)
+    return Verdict(
+        kind=kind,
+        score=score,
+        this_range=(this[chain[0].this].start_s, this[chain[-1].this].end_s),
+        other_range=(other[chain[0].other].start_s, other[chain[-1].other].end_s),
+        segments=len(chain),
+        this_coverage=this_cov,
+        other_coverage=other_cov,
+    )

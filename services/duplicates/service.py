@@ -1,0 +1,134 @@
+"""The near-duplicate stage: every `videos.indexed` is compared with the tenant's catalogue of the same
+model, and the verdicts are published on `videos.duplicates` and kept in the duplicates collection.
+
+For each of the video's informative segments the catalogue's nearest segments (same tenant, same model,
+other videos) are searched; the candidate videos' segment pairs above the model's duplicate threshold are
+judged for temporal evidence (`match.py`). The pairs are upserted (keyed by model, video and other video,
+so a replay rewrites them) before the transaction that publishes the event and commits the offset.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from services.common.errors import PermanentError
+from services.common.filters import Filters
+from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Result, TransactionalProcessor
+from services.common.messages import DuplicateMatch, Topics, VideoDuplicates, VideoIndexed
+from services.common.vectors import SegmentStore
+from services.duplicates.blank import informative
+from services.duplicates.match import Pair, Segment, Verdict, judge, usable
+from services.duplicates.settings import DuplicatesSettings
+
+SEGMENT_FIELDS = ["segment_index", "start_s", "end_s", "thumb"]
+
+
+class DuplicateFinder:
+    def __init__(self, store: SegmentStore, settings: DuplicatesSettings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def handle(self, batch: list[Received[VideoIndexed]]) -> list[Result]:
+        results: list[Result] = []
+        for received in batch:
+            found = self.check(received.value)
+            if found is not None:
+                results.append(
+                    Outgoing(Topics.DUPLICATES, found, found.video_id, received, unique=received.value.event_id)
+                )
+        return results
+
+    def check(self, event: VideoIndexed) -> VideoDuplicates | None:
+        """The verdicts for one indexed upload; None when its rows are gone (deleted since)."""
+        if not self.store.exists(event.collection):
+            raise PermanentError(f"no collection {event.collection}", reason="unknown_collection")
+        model, spec = self.store.model_of(event.collection)
+        config = self.settings.match_config(self.settings.threshold_for(model, spec))
+        scope = Filters(tenant=event.tenant or None)
+        mine = self.store.rows(
+            scope.model_copy(update={"video_ids": [event.video_id]}).compile(),
+            [*SEGMENT_FIELDS, "vector"],
+            collection=event.collection,
+        )
+        if not mine:
+            return None
+        mine = sorted(mine, key=lambda r: r["segment_index"])[: self.settings.max_segments]
+        this = [self._segment(r) for r in mine]
+        queries = [(s, r) for s, r in zip(this, mine, strict=True) if usable(s, config)]
+        pairs: dict[str, list[Pair]] = defaultdict(list)
+        if queries:
+            others = f"{scope.compile() + ' and ' if scope.tenant else ''}video_id != {_literal(event.video_id)}"
+            nearest = self.store.nearest(
+                [r["vector"] for _, r in queries], self.settings.neighbours, others, event.collection
+            )
+            for (segment, _), hits in zip(queries, nearest, strict=True):
+                for video_id, index, score in hits:
+                    if score >= config.segment_threshold:
+                        pairs[video_id].append(Pair(segment.index, index, score))
+        matches = []
+        if pairs:
+            segments: dict[str, list[Segment]] = defaultdict(list)
+            candidates = scope.model_copy(update={"video_ids": sorted(pairs)}).compile()
+            for row in self.store.rows(candidates, ["video_id", *SEGMENT_FIELDS], collection=event.collection):
+                segments[row["video_id"]].append(self._segment(row))
+            for video_id, found in pairs.items():
+                verdict = judge(this, segments.get(video_id, []), found, config)
+                if verdict is not None:
+                    matches.append(_match(video_id, verdict))
+        matches.sort(key=lambda m: -m.score)
+        result = VideoDuplicates(
+            event_id=event.event_id,
+            video_id=event.video_id,
+            tenant=event.tenant,
+            collection=event.collection,
+            model_version=event.model_version,
+            segment_threshold=config.segment_threshold,
+            matches=matches,
+        )
+        self.store.put_duplicates(result)
+        return result
+
+    def _segment(self, row: dict[str, Any]) -> Segment:
+        return Segment(
+            int(row["segment_index"]),
+            float(row["start_s"]),
+            float(row["end_s"]),
+            informative(row.get("thumb") or "", self.settings.min_detail),
+        )
+
+
+def _literal(value: str) -> str:
+    from services.common.filters import string_literal
+
+    return string_literal(value)
+
+
+def _match(video_id: str, verdict: Verdict) -> DuplicateMatch:
+    return DuplicateMatch(
+        other_video_id=video_id,
+        kind=verdict.kind,
+        score=round(verdict.score, 6),
+        start_s=verdict.this_range[0],
+        end_s=verdict.this_range[1],
+        other_start_s=verdict.other_range[0],
+        other_end_s=verdict.other_range[1],
+        segments=verdict.segments,
+        coverage=round(verdict.this_coverage, 4),
+        other_coverage=round(verdict.other_coverage, 4),
+    )
+
+
+def build(settings: DuplicatesSettings) -> TransactionalProcessor[VideoIndexed]:
+    store = SegmentStore(settings.common)
+    finder = DuplicateFinder(store, settings)
+    config = ProcessorConfig(
+        service="duplicates",
+        group_id=settings.group_id,
+        input_topic=Topics.INDEXED,
+        max_batch=settings.max_batch_messages,
+        max_wait_s=settings.max_wait_s,
+        handle_timeout_s=300.0,
+        **settings.common.retry_policy(),
+    )
+    return TransactionalProcessor(settings.common, config, VideoIndexed, finder.handle, store.ready)

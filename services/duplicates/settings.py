@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.clip.thresholds import ThresholdBook
+from services.common.messages import ModelRef
+from services.common.settings import StageSettings
+from services.duplicates.match import MatchConfig
+
+
+class DuplicatesSettings(StageSettings):
+    model_config = SettingsConfigDict(env_prefix="CLIPSTREAM_DUPLICATES_", extra="ignore")
+
+    group_id: str = "clipstream-duplicates"
+    health_port: int = 9107
+    max_batch_messages: int = Field(default=16, ge=1)
+    max_wait_s: float = Field(default=0.2, gt=0)
+    segment_threshold: float | None = Field(
+        default=None, gt=0, le=1, description="segment cosine override; default: the model's calibrated `duplicate`"
+    )
+    default_threshold: float = Field(default=0.95, gt=0, le=1, description="when the model has no calibrated one")
+    min_detail: float = Field(default=10.0, ge=0, description="thumbnail luma std below this: a blank segment")
+    min_segment_s: float = Field(default=0.75, ge=0)
+    min_run: int = Field(default=2, ge=1)
+    min_matched_s: float = Field(default=1.5, ge=0)
+    duplicate_coverage: float = Field(default=0.6, gt=0, le=1)
+    contained_coverage: float = Field(default=0.8, gt=0, le=1)
+    neighbours: int = Field(default=64, ge=1, le=1024, description="nearest segments looked at per segment")
+    max_segments: int = Field(default=512, ge=1, description="segments of one video compared (its first ones)")
+
+    def threshold_for(self, model: ModelRef, *specs: str) -> float:
+        if self.segment_threshold is not None:
+            return self.segment_threshold
+        book = ThresholdBook(self.common.thresholds_path)
+        found = book.get(model, *specs, self.common.resolved_clip_model()).duplicate
+        return found if found is not None else self.default_threshold
+
+    def match_config(self, threshold: float) -> MatchConfig:
+        return MatchConfig(
+            segment_threshold=threshold,
+            min_segment_s=self.min_segment_s,
+            min_run=self.min_run,
+            min_matched_s=self.min_matched_s,
+            duplicate_coverage=self.duplicate_coverage,
+            contained_coverage=self.contained_coverage,
+        )

@@ -1,0 +1,171 @@
+"""Near-duplicates at ingest, against the real stack and the trained toy CLIP: an altered copy of an
+indexed clip is reported as its duplicate with the matched ranges, a compilation as containing each of its
+sources, and two different videos that share a long blank intro are not duplicates."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from services.common.clip.toy.world import Scene
+from services.common.messages import Topics, VideoDuplicates, VideoUploaded
+from services.common.settings import CommonSettings
+from services.gateway.registration import register
+from services.gateway.watch import Outcomes, publish_and_wait
+from services.media.synthetic import write_world_clip
+from services.media.variants import compilation, frames, variant, write
+from tests.integration.conftest import GATEWAY_URL, SEARCH_URL
+from tests.ledger import TopicTap
+
+TENANT = "dups"
+KEY = {"Authorization": "Bearer key-dups"}
+SCENE_S = 3.0
+ORIGINALS: dict[str, list[Scene]] = {
+    "orig-a": [
+        Scene("circle", "red", "two", "large", "grass"),
+        Scene("square", "white", "one", "small", "night"),
+        Scene("triangle", "yellow", "three", "large", "water"),
+    ],
+    "orig-b": [
+        Scene("cross", "blue", "one", "large", "sand"),
+        Scene("circle", "purple", "three", "small", "sky"),
+        Scene("square", "green", "two", "large", "night"),
+    ],
+    "orig-c": [
+        Scene("triangle", "red", "one", "small", "sand"),
+        Scene("cross", "yellow", "two", "large", "grass"),
+        Scene("circle", "white", "three", "large", "water"),
+    ],
+    "single": [Scene("square", "blue", "three", "small", "grass")],  # one shot: one segment
+}
+# content after the shared intro: unlike each other in every attribute
+INTRO_CONTENT = {
+    "intro-x": Scene("circle", "green", "one", "small", "sky"),
+    "intro-y": Scene("cross", "white", "three", "large", "sand"),
+}
+
+
+def _publish(common: CommonSettings, uploads: list[VideoUploaded]) -> None:
+    outcomes: Outcomes = publish_and_wait(common, uploads, 300)
+    assert set(outcomes.indexed) == {u.event_id for u in uploads}, outcomes.failed
+
+
+def _intro(content: Path, out: Path) -> Path:
+    """3 s of black, a cut to 3 s of a flat grey card, a cut to the content: a long shared blank intro."""
+    size = (240, 320, 3)
+    black: Iterator[np.ndarray] = (np.zeros(size, np.uint8) for _ in range(45))
+    card: Iterator[np.ndarray] = (np.full(size, 170, np.uint8) for _ in range(45))
+    return write(out, chain(black, card, frames(content)))
+
+
+@pytest.fixture(scope="module")
+def verdicts(common: CommonSettings, media_root: Path) -> dict[str, Any]:
+    folder = media_root / "duplicates"
+    paths = {
+        name: write_world_clip(folder / f"{name}.mp4", scenes, scene_s=SCENE_S, seed=70 + i)
+        for i, (name, scenes) in enumerate(ORIGINALS.items())
+    }
+    originals = {name: register(path, creator="orig", tenant=TENANT) for name, path in paths.items()}
+    _publish(common, list(originals.values()))
+    tap = TopicTap(common)
+    copies = {
+        "crop-a": variant(paths["orig-a"], "crop80", folder / "crop-a.mp4"),
+        "mirror-b": variant(paths["orig-b"], "mirror", folder / "mirror-b.mp4"),
+        "reencoded-single": variant(paths["single"], "reencode", folder / "reencoded-single.mp4"),
+        "compilation": compilation([paths["orig-a"], paths["orig-b"], paths["orig-c"]], folder / "compilation.mp4"),
+    }
+    for name, scene in INTRO_CONTENT.items():
+        content = write_world_clip(folder / f"{name}-content.mp4", [scene], scene_s=SCENE_S, seed=90)
+        copies[name] = _intro(content, folder / f"{name}.mp4")
+    uploads = {name: register(path, creator="copy", tenant=TENANT) for name, path in copies.items()}
+    for name in ("intro-x", "crop-a", "mirror-b", "reencoded-single"):  # intro-x is catalogued before intro-y
+        _publish(common, [uploads[name]])
+    _publish(common, [uploads["compilation"], uploads["intro-y"]])
+    found = {}
+    events = {u.event_id: name for name, u in uploads.items()}
+    for value in tap.values(Topics.DUPLICATES, idle_s=5.0):
+        verdict = VideoDuplicates.model_validate_json(value)
+        if verdict.event_id in events:
+            assert events[verdict.event_id] not in found, "one verdict per upload"
+            found[events[verdict.event_id]] = verdict
+    assert set(found) == set(uploads), set(uploads) - set(found)
+    return {"found": found, "originals": originals, "uploads": uploads}
+
+
+def _matches(verdicts: dict[str, Any], name: str) -> dict[str, Any]:
+    ids = {u.video_id: n for n, u in (verdicts["originals"] | verdicts["uploads"]).items()}
+    return {ids[m.other_video_id]: m for m in verdicts["found"][name].matches}
+
+
+@pytest.mark.parametrize(
+    ("copy", "original"), [("crop-a", "orig-a"), ("mirror-b", "orig-b"), ("reencoded-single", "single")]
+)
+def test_an_altered_copy_is_reported_as_a_duplicate_of_its_original(
+    verdicts: dict[str, Any], copy: str, original: str
+) -> None:
+    matches = _matches(verdicts, copy)
+    assert set(matches) == {original}, {n: m.kind for n, m in matches.items()}
+    match = matches[original]
+    assert match.kind == "duplicate" and match.score >= verdicts["found"][copy].segment_threshold
+    length = SCENE_S * len(ORIGINALS[original])
+    for start, end in ((match.start_s, match.end_s), (match.other_start_s, match.other_end_s)):
+        assert start < 1.0 and end > length - 1.0, (start, end)
+
+
+def test_a_compilation_contains_each_of_its_sources(verdicts: dict[str, Any]) -> None:
+    matches = _matches(verdicts, "compilation")
+    assert {n: m.kind for n, m in matches.items()} == {n: "contains" for n in ("orig-a", "orig-b", "orig-c")}
+    clip_s = SCENE_S * 3
+    for k, name in enumerate(("orig-a", "orig-b", "orig-c")):  # each in its own third, in order
+        m = matches[name]
+        assert abs(m.start_s - k * clip_s) < 1.0 and abs(m.end_s - (k + 1) * clip_s) < 1.0, (name, m)
+        assert m.other_start_s < 1.0 and m.other_end_s > clip_s - 1.0
+
+
+def test_different_videos_with_the_same_blank_intro_are_not_duplicates(verdicts: dict[str, Any]) -> None:
+    assert "intro-x" not in _matches(verdicts, "intro-y")
+    assert not verdicts["found"]["intro-x"].matches
+
+
+def test_duplicate_groups_are_queryable_and_collapse_search_results(verdicts: dict[str, Any]) -> None:
+    original = verdicts["originals"]["orig-a"].video_id
+    copy, compiled = verdicts["uploads"]["crop-a"].video_id, verdicts["uploads"]["compilation"].video_id
+    response = httpx.get(f"{SEARCH_URL}/v1/videos/{original}/duplicates", headers=KEY, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    kinds = {d["video_id"]: d["kind"] for d in body["duplicates"]}
+    assert kinds == {copy: "duplicate", compiled: "contained_in"}  # the compilation's verdict, seen from here
+    assert set(body["group"]) == {original, copy}
+    assert httpx.get(f"{SEARCH_URL}/v1/videos/{original}/duplicates", headers={"X-API-Key": "key-a"}).status_code == 404
+
+    query = {"query": ORIGINALS["orig-a"][0].caption, "limit": 10}
+    plain = [
+        r["video_id"] for r in httpx.post(f"{SEARCH_URL}/v1/search/text", json=query, headers=KEY).json()["results"]
+    ]
+    assert original in plain and copy in plain
+    collapsed = httpx.post(f"{SEARCH_URL}/v1/search/text", json=query | {"collapse_duplicates": True}, headers=KEY)
+    ids = [r["video_id"] for r in collapsed.json()["results"]]
+    assert len({original, copy} & set(ids)) == 1 and compiled in ids
+    assert ids[0] == plain[0]  # the group is represented by its best result
+
+
+def test_a_deleted_video_leaves_no_verdicts_behind(verdicts: dict[str, Any]) -> None:
+    copy, original = verdicts["uploads"]["mirror-b"].video_id, verdicts["originals"]["orig-b"].video_id
+
+    def listed() -> set[str]:
+        response = httpx.get(f"{SEARCH_URL}/v1/videos/{original}/duplicates", headers=KEY, timeout=30)
+        return {d["video_id"] for d in response.json()["duplicates"]}
+
+    assert copy in listed()
+    assert httpx.delete(f"{GATEWAY_URL}/v1/videos/{copy}", headers=KEY, timeout=30).status_code == 202
+    deadline = time.monotonic() + 60
+    while copy in listed():
+        assert time.monotonic() < deadline, "the deleted video's verdicts stayed"
+        time.sleep(0.3)

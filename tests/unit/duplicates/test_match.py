@@ -1,0 +1,87 @@
+"""The near-duplicate decision on its own: temporal evidence, blank and short segments, coverage."""
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from services.duplicates.blank import detail, informative
+from services.duplicates.match import MatchConfig, Pair, Segment, best_chain, judge
+
+CONFIG = MatchConfig(segment_threshold=0.9)
+
+
+def _video(count: int, length_s: float = 3.0, blank: tuple[int, ...] = ()) -> list[Segment]:
+    return [Segment(i, i * length_s, (i + 1) * length_s, i not in blank) for i in range(count)]
+
+
+def _diagonal(n: int, offset: int = 0, score: float = 0.97) -> list[Pair]:
+    return [Pair(i + offset, i, score) for i in range(n)]
+
+
+def test_an_ordered_run_over_both_videos_is_a_duplicate_with_its_ranges() -> None:
+    verdict = judge(_video(3), _video(3), _diagonal(3), CONFIG)
+    assert verdict is not None and verdict.kind == "duplicate" and verdict.segments == 3
+    assert verdict.this_range == (0.0, 9.0) and verdict.other_range == (0.0, 9.0)
+    assert verdict.score == pytest.approx(0.97)
+
+
+def test_one_similar_segment_is_not_evidence() -> None:
+    assert judge(_video(5), _video(5), [Pair(2, 2, 0.99)], CONFIG) is None
+
+
+def test_matches_out_of_order_are_not_a_run() -> None:
+    shuffled = [Pair(0, 2, 0.97), Pair(1, 1, 0.97), Pair(2, 0, 0.97)]
+    assert len(best_chain(shuffled, {s.index: s for s in _video(3)}, {s.index: s for s in _video(3)})) == 1
+    assert judge(_video(3), _video(3), shuffled, CONFIG) is None
+
+
+def test_pairs_below_the_threshold_count_for_nothing() -> None:
+    assert judge(_video(3), _video(3), _diagonal(3, score=0.89), CONFIG) is None
+
+
+def test_blank_segments_are_no_evidence_even_when_identical() -> None:
+    this, other = _video(3, blank=(0, 1)), _video(3, blank=(0, 1))  # a long shared blank intro
+    assert judge(this, other, [Pair(0, 0, 1.0), Pair(1, 1, 1.0)], CONFIG) is None
+    assert judge(_video(3), _video(3), [Pair(0, 0, 1.0), Pair(1, 1, 1.0)], CONFIG) is not None  # counted if not blank
+
+
+def test_very_short_segments_take_no_part() -> None:
+    flashes = [Segment(i, i * 0.5, (i + 1) * 0.5) for i in range(6)]
+    assert judge(flashes, flashes, _diagonal(6, score=0.99), CONFIG) is None
+
+
+def test_a_compilation_contains_its_source_at_the_matched_time() -> None:
+    verdict = judge(_video(9), _video(3), _diagonal(3, offset=3), CONFIG)
+    assert verdict is not None and verdict.kind == "contains"
+    assert verdict.this_range == (9.0, 18.0) and verdict.other_range == (0.0, 9.0)
+    back = judge(_video(3), _video(9), [Pair(p.other, p.this, p.score) for p in _diagonal(3, offset=3)], CONFIG)
+    assert back is not None and back.kind == "contained_in"
+
+
+def test_a_trimmed_copy_is_still_a_duplicate() -> None:
+    verdict = judge(_video(3), _video(4), [Pair(i, i + 1, 0.95) for i in range(3)], CONFIG)
+    assert verdict is not None and verdict.kind == "duplicate" and verdict.other_coverage == pytest.approx(0.75)
+
+
+def test_two_one_shot_videos_can_be_duplicates() -> None:
+    assert (v := judge(_video(1), _video(1), [Pair(0, 0, 0.95)], CONFIG)) is not None and v.kind == "duplicate"
+    assert judge(_video(1, length_s=1.0), _video(1, length_s=1.0), [Pair(0, 0, 0.95)], CONFIG) is None  # too short
+
+
+def _jpeg(pixels: np.ndarray) -> str:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def test_blank_thumbnails_are_told_from_content() -> None:
+    rng = np.random.default_rng(0)
+    black, grey = np.zeros((90, 160, 3), np.uint8), np.full((90, 160, 3), 170, np.uint8)
+    content = rng.integers(0, 255, (9, 16, 3), dtype=np.uint8).repeat(10, 0).repeat(10, 1)
+    assert detail(_jpeg(black)) < 2 and detail(_jpeg(grey)) < 2 and detail(_jpeg(content)) > 30
+    assert not informative(_jpeg(black), 10.0) and informative(_jpeg(content), 10.0)
+    assert informative("", 10.0)  # no thumbnail: cannot be judged blank
+    assert detail("not base64 jpeg") == 0.0
