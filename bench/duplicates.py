@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import pickle
 import random
 import tempfile
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from services.common.clip.loader import LoadedClip, load_clip
+from services.common.clip.toy.world import all_scenes
 from services.common.settings import CommonSettings
 from services.common.vectors import mean_vector
 from services.duplicates.blank import informative
@@ -30,6 +32,7 @@ from services.duplicates.settings import DuplicatesSettings
 from services.media.decode import DecodeOptions, decode_video
 from services.media.errors import DecodeError
 from services.media.images import jpeg_to_pixels, thumbnail
+from services.media.synthetic import write_world_clip
 from services.media.variants import TRANSFORMS, compilation, variant
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "videos"
@@ -76,76 +79,105 @@ def baseline(query: Video, catalogue: dict[str, Video], threshold: float, skip: 
     return {n for n, o in catalogue.items() if n != skip and float((query.vectors @ o.vectors.T).max()) >= threshold}
 
 
+Query = tuple[str, set[tuple[str, str]], Video, str]  # (transform, expected verdicts, video, catalogue name to skip)
+
+
+def queries(args: argparse.Namespace, clip: LoadedClip, min_detail: float, catalogue: dict[str, Video]) -> list[Query]:
+    found: list[Query] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in catalogue:
+            for kind in TRANSFORMS:
+                copy = variant(args.videos / name, kind, Path(tmp) / f"{kind}-{name}.mp4")
+                found.append((kind, {(name, "duplicate")}, embed(copy, clip, min_detail), ""))
+        rng = random.Random(0)
+        names = sorted(catalogue)
+        for c in range(args.compilations):
+            picked = rng.sample(names, 3)
+            path = compilation([args.videos / n for n in picked], Path(tmp) / f"compilation-{c}.mp4")
+            found.append(("compilation", {(n, "contains") for n in picked}, embed(path, clip, min_detail), ""))
+    found += [("unrelated", set(), video, name) for name, video in catalogue.items()]  # each against the others
+    return found
+
+
+def table(threshold: float, settings: DuplicatesSettings, catalogue: dict[str, Video], asked: list[Query]) -> None:
+    config = settings.match_config(threshold)
+    print(f"\nsegment threshold {threshold:.3f}")
+    print(f"{'transform':12s} {'queries':>7s} {'recall':>7s} {'precision':>9s} | baseline recall precision")
+    counts: dict[str, list[int]] = {}
+    for kind, expected, video, skip in asked:
+        found = set(verdicts(video, catalogue, config, skip).items())
+        base = baseline(video, catalogue, threshold, skip)
+        names = {n for n, _ in expected}
+        c = counts.setdefault(kind, [0] * 7)
+        for i, value in enumerate(
+            (
+                1,
+                len(expected & found),
+                len(found - expected),
+                len(expected - found),
+                len(names & base),
+                len(base - names),
+                len(names - base),
+            )
+        ):
+            c[i] += value
+    total = [0] * 7
+    for kind, c in counts.items():
+        total = [a + b for a, b in zip(total, c, strict=True)]
+        _line(kind, c)
+    _line("all", total)
+
+
+def _line(kind: str, c: list[int]) -> None:
+    n, tp, fp, fn, btp, bfp, bfn = c
+    print(
+        f"{kind:12s} {n:7d} {_ratio(tp, tp + fn):>7s} {_ratio(tp, tp + fp):>9s} | "
+        f"{_ratio(btp, btp + bfn):>15s} {_ratio(btp, btp + bfp):>9s}   (false: {fp}, baseline {bfp})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--videos", type=Path, default=SHARED)
     parser.add_argument("--model", default="")
     parser.add_argument("--compilations", type=int, default=6)
-    parser.add_argument("--threshold", type=float, default=None, help="segment cosine; default: the model's")
+    parser.add_argument("--thresholds", type=float, nargs="*", help="segment cosines; default: the model's")
+    parser.add_argument(
+        "--world", type=int, default=0, help="instead of the shared clips: N generated toy-world clips of 3 shots"
+    )
+    parser.add_argument("--cache", type=Path, help="keep decoded+embedded clips here (pickle) for reruns")
+    parser.add_argument("--centre", action="store_true", help="experiment: cosines of catalogue-mean-centred vectors")
     args = parser.parse_args()
     settings = DuplicatesSettings()
     clip = load_clip(args.model or CommonSettings().resolved_clip_model())
-    config = settings.match_config(args.threshold if args.threshold is not None else settings.threshold_for(clip.ref))
-    print(f"model {clip.ref.name}:{clip.ref.version}, segment threshold {config.segment_threshold:.3f}")
+    print(f"model {clip.ref.name}:{clip.ref.version}")
     started = time.perf_counter()
-    catalogue: dict[str, Video] = {}
-    for path in sorted(p for p in args.videos.iterdir() if p.suffix != ".md"):
-        try:
-            catalogue[path.name] = embed(path, clip, settings.min_detail)
-        except DecodeError as exc:
-            print(f"  skipped {path.name}: {exc.reason}")
-    rows: dict[str, list[tuple[set[tuple[str, str]], dict[str, str], set[str]]]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in catalogue:
-            for kind in TRANSFORMS:
-                copy = variant(args.videos / name, kind, Path(tmp) / f"{kind}-{name}.mp4")
-                query = embed(copy, clip, settings.min_detail)
-                rows.setdefault(kind, []).append(
-                    (
-                        {(name, "duplicate")},
-                        verdicts(query, catalogue, config),
-                        baseline(query, catalogue, config.segment_threshold),
-                    )
-                )
-        rng = random.Random(0)
-        long_enough = [n for n, v in catalogue.items() if sum(s.informative for s in v.segments)]
-        for c in range(args.compilations):
-            picked = rng.sample(long_enough, 3)
-            path = compilation([args.videos / n for n in picked], Path(tmp) / f"compilation-{c}.mp4")
-            query = embed(path, clip, settings.min_detail)
-            expected = {(n, "contains") for n in picked}
-            rows.setdefault("compilation", []).append(
-                (expected, verdicts(query, catalogue, config), baseline(query, catalogue, config.segment_threshold))
-            )
-    for name, video in catalogue.items():  # unrelated: each original against the others
-        rows.setdefault("unrelated", []).append(
-            (
-                set(),
-                verdicts(video, catalogue, config, skip=name),
-                baseline(video, catalogue, config.segment_threshold, skip=name),
-            )
-        )
-    print(f"{'transform':12s} {'queries':>7s} {'recall':>7s} {'precision':>9s} | baseline recall precision")
-    total = {"tp": 0, "fp": 0, "fn": 0, "btp": 0, "bfp": 0, "bfn": 0}
-    for kind, results in rows.items():
-        tp = sum(len(exp & set(found.items())) for exp, found, _ in results)
-        fp = sum(len(set(found.items()) - exp) for exp, found, _ in results)
-        fn = sum(len(exp - set(found.items())) for exp, found, _ in results)
-        btp = sum(len({n for n, _ in exp} & base) for exp, _, base in results)
-        bfp = sum(len(base - {n for n, _ in exp}) for exp, _, base in results)
-        bfn = sum(len({n for n, _ in exp} - base) for exp, _, base in results)
-        for key, value in zip(total, (tp, fp, fn, btp, bfp, bfn), strict=True):
-            total[key] += value
-        print(
-            f"{kind:12s} {len(results):7d} {_ratio(tp, tp + fn):>7s} {_ratio(tp, tp + fp):>9s} | "
-            f"{_ratio(btp, btp + bfn):>15s} {_ratio(btp, btp + bfp):>9s}   (false: {fp}, baseline {bfp})"
-        )
-    t = total
-    print(
-        f"{'all':12s} {'':7s} {_ratio(t['tp'], t['tp'] + t['fn']):>7s} {_ratio(t['tp'], t['tp'] + t['fp']):>9s} | "
-        f"{_ratio(t['btp'], t['btp'] + t['bfn']):>15s} {_ratio(t['btp'], t['btp'] + t['bfp']):>9s}"
-    )
-    print(f"({time.perf_counter() - started:.0f} s)")
+    if args.world:
+        args.videos = Path(tempfile.mkdtemp(prefix="clipstream-world-"))
+        scenes = all_scenes()
+        random.Random(7).shuffle(scenes)
+        for i in range(args.world):
+            write_world_clip(args.videos / f"world-{i:03d}.mp4", scenes[3 * i : 3 * i + 3], seed=500 + i)
+    if args.cache and args.cache.exists():
+        catalogue, asked = pickle.loads(args.cache.read_bytes())
+    else:
+        catalogue = {}
+        for path in sorted(p for p in args.videos.iterdir() if p.suffix != ".md"):
+            try:
+                catalogue[path.name] = embed(path, clip, settings.min_detail)
+            except DecodeError as exc:
+                print(f"  skipped {path.name}: {exc.reason}")
+        asked = queries(args, clip, settings.min_detail, catalogue)
+        if args.cache:
+            args.cache.write_bytes(pickle.dumps((catalogue, asked)))
+    if args.centre:
+        mean = np.concatenate([v.vectors for v in catalogue.values()]).mean(axis=0)
+        for video in [*catalogue.values(), *(q[2] for q in asked)]:
+            centred = video.vectors - mean
+            video.vectors = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+    print(f"{len(catalogue)} clips, {len(asked)} queries decoded and embedded in {time.perf_counter() - started:.0f} s")
+    for threshold in args.thresholds or [settings.threshold_for(clip.ref)]:
+        table(threshold, settings, catalogue, asked)
 
 
 def _ratio(a: int, b: int) -> str:

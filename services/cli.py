@@ -300,6 +300,51 @@ def calibrate(
     console.print(f"written to {book.path}" if write else "not written (--no-write)")
 
 
+@app.command()
+def curate(
+    manifest: Annotated[Path, typer.Argument(help="the Parquet manifest to write")],
+    tenant: Annotated[str, typer.Option(help="whose segments")] = "default",
+    eps: Annotated[float, typer.Option(help="drop a segment whose cosine to a kept one exceeds 1 - eps")] = 0.05,
+    clusters: Annotated[int, typer.Option(help="k-means clusters (0: about sqrt(n / 2))")] = 0,
+    collection: Annotated[str | None, typer.Option(help="segments collection (default: the served one)")] = None,
+    restart: Annotated[bool, typer.Option(help="discard an interrupted run's work instead of resuming it")] = False,
+) -> None:
+    """Cluster a tenant's segment vectors, drop near-identical segments within clusters (SemDeDup) and write
+    a training manifest. An interrupted run resumes from its last checkpoint when started again."""
+    from rich.progress import Progress
+
+    from services.common.errors import ClipstreamError
+    from services.common.settings import CommonSettings
+    from services.common.vectors import SegmentStore
+    from services.curation.job import CurationConfig, CurationJob
+
+    settings = CommonSettings()
+    store = SegmentStore(settings)
+    target = collection or store.served_collection()
+    if target is None:
+        raise typer.BadParameter("nothing is indexed yet: there is no collection to curate")
+    config = CurationConfig(tenant=tenant, collection=target, eps=eps, clusters=clusters)
+    with Progress(console=console) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(step: str, done: float) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=1.0)
+            bar.update(tasks[step], completed=done)
+
+        try:
+            report = CurationJob(store, config, settings.home / "curation" / "work", progress).run(manifest, restart)
+        except ClipstreamError as exc:
+            console.print(f"[red]{exc.reason}[/red]: {exc.detail}")
+            raise typer.Exit(2) from exc
+    if report.resumed_from:
+        console.print(f"resumed after step {report.resumed_from!r}")
+    console.print(
+        f"{report.rows} segments in {report.clusters} clusters: {report.kept} kept, {report.dropped} dropped as "
+        f"near-duplicates; manifest {report.manifest} ({', '.join(f'{k} {v:.1f}s' for k, v in report.seconds.items())})"
+    )
+
+
 def _serve_model(common: CommonSettings, spec: str) -> None:
     """A state folder embedded with another model (an earlier demo's) would refuse this model's
     vectors: serve this model's collections instead; the old ones stay (`clipstream reindex` moves a

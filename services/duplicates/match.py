@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["duplicate", "contains", "contained_in"]
+WHOLE = 0.9  # coverage of a side that counts as the whole video
+SAME_LENGTH = 0.5  # a lone matched pair's shorter segment is at least this share of the longer
 OPPOSITE: dict[str, Kind] = {"duplicate": "duplicate", "contains": "contained_in", "contained_in": "contains"}
 
 
@@ -58,8 +60,12 @@ class Verdict:
     other_coverage: float
 
 
-def usable(segment: Segment, config: MatchConfig) -> bool:
-    return segment.informative and segment.duration_s >= config.min_segment_s
+def usable(segments: Sequence[Segment], config: MatchConfig) -> list[Segment]:
+    """The segments that can be evidence: informative ones, and of those the short ones only when the video
+    has nothing longer (a one-second clip is all short; a flash inside a film proves nothing)."""
+    informative = [s for s in segments if s.informative]
+    long = [s for s in informative if s.duration_s >= config.min_segment_s]
+    return long or informative
 
 
 def best_chain(pairs: Sequence[Pair], this: dict[int, Segment], other: dict[int, Segment]) -> list[Pair]:
@@ -89,8 +95,8 @@ def judge(
     this_segments: Sequence[Segment], other_segments: Sequence[Segment], pairs: Sequence[Pair], config: MatchConfig
 ) -> Verdict | None:
     """Whether the video (`this`) duplicates, contains or is contained in the other, or None."""
-    this = {s.index: s for s in this_segments if usable(s, config)}
-    other = {s.index: s for s in other_segments if usable(s, config)}
+    this = {s.index: s for s in usable(this_segments, config)}
+    other = {s.index: s for s in usable(other_segments, config)}
     kept = [p for p in pairs if p.this in this and p.other in other and p.score >= config.segment_threshold]
     chain = best_chain(kept, this, other)
     if not chain:
@@ -108,8 +114,13 @@ def judge(
         kind, run, matched = "contains", min(config.min_run, len(other)), other_matched
     else:
         return None
-    if len(chain) < run or matched < config.min_matched_s:
+    whole = this_cov >= WHOLE and other_cov >= WHOLE  # both videos matched from end to end, however short
+    if len(chain) < run or (matched < config.min_matched_s and not whole):
         return None
+    if len(chain) == 1:  # one pair is a run only if it pairs moments of like length: not a shot with a film
+        a, b = this[chain[0].this].duration_s, other[chain[0].other].duration_s
+        if min(a, b) < SAME_LENGTH * max(a, b):
+            return None
     weights = [min(this[p.this].duration_s, other[p.other].duration_s) for p in chain]
     score = sum(w * p.score for w, p in zip(weights, chain, strict=True)) / sum(weights)
     return Verdict(

@@ -55,7 +55,8 @@ class DuplicateFinder:
             return None
         mine = sorted(mine, key=lambda r: r["segment_index"])[: self.settings.max_segments]
         this = [self._segment(r) for r in mine]
-        queries = [(s, r) for s, r in zip(this, mine, strict=True) if usable(s, config)]
+        evidence = {s.index for s in usable(this, config)}
+        queries = [(s, r) for s, r in zip(this, mine, strict=True) if s.index in evidence]
         pairs: dict[str, list[Pair]] = defaultdict(list)
         if queries:
             others = f"{scope.compile() + ' and ' if scope.tenant else ''}video_id != {_literal(event.video_id)}"

@@ -20,7 +20,7 @@ class DuplicatesSettings(StageSettings):
         default=None, gt=0, le=1, description="segment cosine override; default: the model's calibrated `duplicate`"
     )
     default_threshold: float = Field(default=0.95, gt=0, le=1, description="when the model has no calibrated one")
-    min_detail: float = Field(default=10.0, ge=0, description="thumbnail luma std below this: a blank segment")
+    min_detail: float = Field(default=1.5, ge=0, description="thumbnail luma std below this: a blank segment")
     min_segment_s: float = Field(default=0.75, ge=0)
     min_run: int = Field(default=2, ge=1)
     min_matched_s: float = Field(default=1.5, ge=0)

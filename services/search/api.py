@@ -14,14 +14,16 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.common.errors import ClipstreamError, TransientError
 from services.common.filters import Filters, MetadataFilters
 from services.common.http import ApiKeys, KeyGuard
+from services.curation.job import CurationConfig
 from services.media.errors import DecodeError
 from services.media.settings import MediaSettings
 from services.media.sources import playable
+from services.search.curation_jobs import Busy, CurationRuns
 from services.search.engine import NotFound, QueryError, SearchEngine, hits_to_json
 from services.search.playback import BadLink, Links
 from services.search.settings import SearchSettings
@@ -36,6 +38,13 @@ class TextQuery(BaseModel):
     offset: int = Field(default=0, ge=0, le=1000)
     filters: MetadataFilters = Field(default_factory=MetadataFilters)
     collapse_duplicates: bool = Field(default=False, description="one result per near-duplicate group")
+
+
+class CurationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    eps: float = Field(default=0.05, gt=0, lt=1, description="drop a segment whose cosine to a kept one > 1 - eps")
+    clusters: int = Field(default=0, ge=0, le=100_000, description="k-means clusters; 0: about sqrt(n / 2)")
 
 
 class Results(BaseModel):
@@ -204,6 +213,45 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         """The near-duplicate stage's verdicts on this video (duplicate, contains, contained_in, from this
         video's side, with the matched time ranges) and its duplicate group."""
         return run(engine.duplicates, video_id, Filters(tenant=tenant))
+
+    runs: dict[str, CurationRuns] = {}
+
+    def curation(engine: SearchEngine) -> CurationRuns:
+        if "runs" not in runs:
+            runs["runs"] = CurationRuns(engine.store, settings.common.home)
+        return runs["runs"]
+
+    @app.post("/v1/curation", status_code=202)
+    def start_curation(body: CurationRequest, tenant: Tenant, engine: Engine) -> dict[str, Any]:
+        """Cluster the tenant's segments, drop near-identical ones, write a Parquet manifest (`clipstream
+        curate` does the same from a shell). One run at a time per replica: 409 while one is going on."""
+        target = engine.router.target()
+        if target is None:
+            raise HTTPException(409, detail="nothing is indexed yet")
+        config = CurationConfig(tenant=tenant, collection=target.collection, eps=body.eps, clusters=body.clusters)
+        try:
+            started = curation(engine).start(config)
+        except Busy as exc:
+            raise HTTPException(409, detail=str(exc)) from exc
+        return started.public() | {"status_url": f"/v1/curation/{started.id}"}
+
+    @app.get("/v1/curation/{run_id}")
+    def curation_status(
+        run_id: Annotated[str, PathParam(max_length=64)], tenant: Tenant, engine: Engine
+    ) -> dict[str, Any]:
+        found = curation(engine).get(run_id, tenant)
+        if found is None:
+            raise HTTPException(404, detail="no such curation run for this tenant")
+        return found.public()
+
+    @app.get("/v1/curation/{run_id}/manifest")
+    def curation_manifest(
+        run_id: Annotated[str, PathParam(max_length=64)], tenant: Tenant, engine: Engine
+    ) -> FileResponse:
+        found = curation(engine).get(run_id, tenant)
+        if found is None or found.state != "done":
+            raise HTTPException(404, detail="no finished curation run with this id for this tenant")
+        return FileResponse(found.manifest, media_type="application/vnd.apache.parquet", filename=found.manifest.name)
 
     secret = settings.media_secret.get_secret_value() if settings.media_secret else None
     links = Links.from_keys(configured, secret, settings.media_url_ttl_s)

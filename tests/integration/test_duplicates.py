@@ -12,11 +12,15 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from services.common.clip.toy.world import Scene
+from services.common.filters import Filters
 from services.common.messages import Topics, VideoDuplicates, VideoUploaded
 from services.common.settings import CommonSettings
+from services.common.vectors import SegmentStore
+from services.curation.job import CurationConfig, CurationError, CurationJob
 from services.gateway.registration import register
 from services.gateway.watch import Outcomes, publish_and_wait
 from services.media.synthetic import write_world_clip
@@ -76,7 +80,7 @@ def verdicts(common: CommonSettings, media_root: Path) -> dict[str, Any]:
     _publish(common, list(originals.values()))
     tap = TopicTap(common)
     copies = {
-        "crop-a": variant(paths["orig-a"], "crop80", folder / "crop-a.mp4"),
+        "letterbox-a": variant(paths["orig-a"], "letterbox", folder / "letterbox-a.mp4"),
         "mirror-b": variant(paths["orig-b"], "mirror", folder / "mirror-b.mp4"),
         "reencoded-single": variant(paths["single"], "reencode", folder / "reencoded-single.mp4"),
         "compilation": compilation([paths["orig-a"], paths["orig-b"], paths["orig-c"]], folder / "compilation.mp4"),
@@ -85,7 +89,7 @@ def verdicts(common: CommonSettings, media_root: Path) -> dict[str, Any]:
         content = write_world_clip(folder / f"{name}-content.mp4", [scene], scene_s=SCENE_S, seed=90)
         copies[name] = _intro(content, folder / f"{name}.mp4")
     uploads = {name: register(path, creator="copy", tenant=TENANT) for name, path in copies.items()}
-    for name in ("intro-x", "crop-a", "mirror-b", "reencoded-single"):  # intro-x is catalogued before intro-y
+    for name in ("intro-x", "letterbox-a", "mirror-b", "reencoded-single"):  # intro-x is catalogued before intro-y
         _publish(common, [uploads[name]])
     _publish(common, [uploads["compilation"], uploads["intro-y"]])
     found = {}
@@ -105,7 +109,7 @@ def _matches(verdicts: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("copy", "original"), [("crop-a", "orig-a"), ("mirror-b", "orig-b"), ("reencoded-single", "single")]
+    ("copy", "original"), [("letterbox-a", "orig-a"), ("mirror-b", "orig-b"), ("reencoded-single", "single")]
 )
 def test_an_altered_copy_is_reported_as_a_duplicate_of_its_original(
     verdicts: dict[str, Any], copy: str, original: str
@@ -121,7 +125,9 @@ def test_an_altered_copy_is_reported_as_a_duplicate_of_its_original(
 
 def test_a_compilation_contains_each_of_its_sources(verdicts: dict[str, Any]) -> None:
     matches = _matches(verdicts, "compilation")
-    assert {n: m.kind for n, m in matches.items()} == {n: "contains" for n in ("orig-a", "orig-b", "orig-c")}
+    # its three sources, and the catalogued copies of two of them (they are in it too)
+    expected = ("orig-a", "orig-b", "orig-c", "letterbox-a", "mirror-b")
+    assert {n: m.kind for n, m in matches.items()} == dict.fromkeys(expected, "contains")
     clip_s = SCENE_S * 3
     for k, name in enumerate(("orig-a", "orig-b", "orig-c")):  # each in its own third, in order
         m = matches[name]
@@ -136,7 +142,7 @@ def test_different_videos_with_the_same_blank_intro_are_not_duplicates(verdicts:
 
 def test_duplicate_groups_are_queryable_and_collapse_search_results(verdicts: dict[str, Any]) -> None:
     original = verdicts["originals"]["orig-a"].video_id
-    copy, compiled = verdicts["uploads"]["crop-a"].video_id, verdicts["uploads"]["compilation"].video_id
+    copy, compiled = verdicts["uploads"]["letterbox-a"].video_id, verdicts["uploads"]["compilation"].video_id
     response = httpx.get(f"{SEARCH_URL}/v1/videos/{original}/duplicates", headers=KEY, timeout=30)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -169,3 +175,88 @@ def test_a_deleted_video_leaves_no_verdicts_behind(verdicts: dict[str, Any]) -> 
     while copy in listed():
         assert time.monotonic() < deadline, "the deleted video's verdicts stayed"
         time.sleep(0.3)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _manifest_rows(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    return {(r["video_id"], r["segment_index"]): r for r in pq.read_table(path).to_pylist()}
+
+
+def test_curation_drops_exactly_the_near_identical_segments_and_resumes(
+    common: CommonSettings, verdicts: dict[str, Any], tmp_path: Path
+) -> None:
+    store = SegmentStore(common)
+    collection = store.served_collection()
+    assert collection is not None
+    eps = 0.05
+    config = CurationConfig(tenant=TENANT, collection=collection, eps=eps, clusters=3)
+    calls = {"n": 0}
+
+    def stop_in_dedup(step: str, done: float) -> None:
+        calls["n"] += 1
+        if step == "dedup":
+            raise Interrupted
+
+    manifest = tmp_path / "manifest.parquet"
+    with pytest.raises(Interrupted):
+        CurationJob(store, config, tmp_path / "work", stop_in_dedup).run(manifest)
+    assert not manifest.exists() and not list(tmp_path.glob(".*.tmp"))  # nothing half-written
+    report = CurationJob(store, config, tmp_path / "work").run(manifest)
+    assert report.resumed_from == "cluster" and "export" not in report.seconds  # the export was not redone
+
+    rows = _manifest_rows(manifest)
+    stored = store.rows(Filters(tenant=TENANT).compile(), ["video_id", "segment_index", "vector"], collection)
+    assert len(rows) == len(stored) == report.rows
+    vectors = {(r["video_id"], r["segment_index"]): np.asarray(r["vector"], np.float32) for r in stored}
+    for v in vectors.values():
+        v /= np.linalg.norm(v)
+    kept = [k for k, r in rows.items() if r["kept"]]
+    dropped = [k for k, r in rows.items() if not r["kept"]]
+    assert dropped, "the catalogue holds altered copies: some segments are near-identical"
+    for key in dropped:  # each dropped row names a kept twin it is near-identical to
+        row = rows[key]
+        twin = (row["duplicate_of_video"], row["duplicate_of_segment"])
+        assert rows[twin]["kept"] and row["reason"] == "near_duplicate"
+        assert float(vectors[key] @ vectors[twin]) > 1 - eps - 1e-4
+    matrix = np.stack([vectors[k] for k in kept])
+    sims = matrix @ matrix.T
+    np.fill_diagonal(sims, -1)
+    assert sims.max() <= 1 - eps + 1e-4, "two kept segments are near-identical"
+
+    fresh = tmp_path / "fresh.parquet"
+    CurationJob(store, config, tmp_path / "other-work").run(fresh, restart=True)
+    assert _manifest_rows(fresh) == rows  # resuming gave what an uninterrupted run gives
+
+
+def test_curation_over_http_and_its_bad_inputs(
+    common: CommonSettings, verdicts: dict[str, Any], tmp_path: Path
+) -> None:
+    started = httpx.post(f"{SEARCH_URL}/v1/curation", json={"eps": 0.05}, headers=KEY, timeout=30)
+    assert started.status_code == 202, started.text
+    status_url = f"{SEARCH_URL}{started.json()['status_url']}"
+    deadline = time.monotonic() + 120
+    while (status := httpx.get(status_url, headers=KEY, timeout=30).json())["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert status["state"] == "done", status
+    assert httpx.get(status_url, headers={"X-API-Key": "key-a"}).status_code == 404  # another tenant's run
+    body = httpx.get(f"{SEARCH_URL}{status['manifest_url']}", headers=KEY, timeout=30)
+    assert body.status_code == 200
+    (tmp_path / "m.parquet").write_bytes(body.content)
+    table = pq.read_table(tmp_path / "m.parquet")
+    assert table.num_rows == status["report"]["rows"] and set(table.column("tenant").to_pylist()) == {TENANT}
+    assert httpx.post(f"{SEARCH_URL}/v1/curation", json={"eps": 2}, headers=KEY).status_code == 422
+
+    store = SegmentStore(common)
+    collection = store.served_collection()
+    assert collection is not None
+    for config, reason in (
+        (CurationConfig(tenant="nobody-here", collection=collection), "empty_catalogue"),
+        (CurationConfig(tenant=TENANT, collection="clipstream_segments_no_such_model"), "unknown_collection"),
+    ):
+        with pytest.raises(CurationError) as failed:
+            CurationJob(store, config, tmp_path / "bad").run(tmp_path / "bad.parquet")
+        assert failed.value.reason == reason

@@ -50,7 +50,17 @@ def test_blank_segments_are_no_evidence_even_when_identical() -> None:
 
 def test_very_short_segments_take_no_part() -> None:
     flashes = [Segment(i, i * 0.5, (i + 1) * 0.5) for i in range(6)]
-    assert judge(flashes, flashes, _diagonal(6, score=0.99), CONFIG) is None
+    film = [*flashes, Segment(6, 3.0, 12.0), Segment(7, 12.0, 21.0)]  # flashes, then two long shots
+    other = [*flashes, Segment(6, 3.0, 12.0), Segment(7, 12.0, 30.0)]
+    assert judge(film, other, _diagonal(6, score=0.99), CONFIG) is None  # the flashes matched, nothing else
+    assert judge(film, other, [Pair(6, 6, 0.99), Pair(7, 7, 0.99)], CONFIG) is not None
+
+
+def test_a_short_video_matched_end_to_end_is_a_duplicate() -> None:
+    short = [Segment(0, 0.0, 0.6)]
+    assert (v := judge(short, short, [Pair(0, 0, 0.99)], CONFIG)) is not None and v.kind == "duplicate"
+    longer = [Segment(0, 0.0, 0.6), Segment(1, 0.6, 1.2)]
+    assert judge(short, longer, [Pair(0, 0, 0.99)], CONFIG) is None  # half of the other: not shown to be a copy
 
 
 def test_a_compilation_contains_its_source_at_the_matched_time() -> None:
@@ -68,7 +78,6 @@ def test_a_trimmed_copy_is_still_a_duplicate() -> None:
 
 def test_two_one_shot_videos_can_be_duplicates() -> None:
     assert (v := judge(_video(1), _video(1), [Pair(0, 0, 0.95)], CONFIG)) is not None and v.kind == "duplicate"
-    assert judge(_video(1, length_s=1.0), _video(1, length_s=1.0), [Pair(0, 0, 0.95)], CONFIG) is None  # too short
 
 
 def _jpeg(pixels: np.ndarray) -> str:
@@ -85,3 +94,11 @@ def test_blank_thumbnails_are_told_from_content() -> None:
     assert not informative(_jpeg(black), 10.0) and informative(_jpeg(content), 10.0)
     assert informative("", 10.0)  # no thumbnail: cannot be judged blank
     assert detail("not base64 jpeg") == 0.0
+
+
+def test_a_lone_pair_of_very_different_lengths_is_not_a_run() -> None:
+    one_long_shot = [Segment(0, 0.0, 9.0)]  # a video whose cuts were not found: one 9 s segment
+    assert judge(one_long_shot, _video(3), [Pair(0, 1, 0.99)], CONFIG) is None
+    trimmed = [Segment(0, 0.0, 6.0)]
+    assert (v := judge(trimmed, [Segment(0, 0.0, 9.0)], [Pair(0, 0, 0.99)], CONFIG)) is not None
+    assert v.kind == "duplicate"
