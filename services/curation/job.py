@@ -6,7 +6,8 @@ Steps, each checkpointed in the work folder so an interrupted run resumes where 
    disk (memory-mapped afterwards) and a Parquet file of the rows' fields: never one Python list;
 2. k-means with faiss on the vectors (faiss samples at most 256 points per centroid to train), then every
    vector assigned to its nearest centroid in batches;
-3. SemDeDup cluster by cluster (`semdedup.py`), a checkpoint every few clusters;
+3. SemDeDup cluster by cluster (`semdedup.py`), a checkpoint every few clusters, then the pairs k-means
+   split between neighbouring clusters (`across_borders`, a faiss IVF range search over the same centroids);
 4. the manifest written to a temporary file beside the target and renamed over it: a reader sees the old
    manifest or the new one, never half of one.
 An export that was interrupted starts again (a query iterator cannot resume); `restart` discards the
@@ -34,7 +35,7 @@ from services.common.errors import PermanentError
 from services.common.filters import Filters
 from services.common.vectors import SegmentStore
 from services.curation.cluster import assign, default_clusters, members, train
-from services.curation.semdedup import dedup_cluster
+from services.curation.semdedup import across_borders, dedup_cluster
 
 ROW_FIELDS = ["pk", "video_id", "segment_index", "start_s", "end_s", "uri", "tenant"]
 MANIFEST_SCHEMA = pa.schema(
@@ -115,7 +116,13 @@ class CurationJob:
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True, exist_ok=True)
         report = CurationReport(resumed_from=self._state().get("step", ""))
-        for step, do in (("export", self._export), ("cluster", self._cluster), ("dedup", self._dedup)):
+        steps = (
+            ("export", self._export),
+            ("cluster", self._cluster),
+            ("dedup", self._dedup),
+            ("borders", self._borders),
+        )
+        for step, do in steps:
             if not self._state().get(f"{step}_done"):
                 started = time.perf_counter()
                 do()
@@ -159,6 +166,7 @@ class CurationJob:
         n = len(vectors)
         k = min(self.config.clusters or default_clusters(n), n)
         centroids = train(vectors, k, self.config.niter, self.config.seed)
+        np.save(self.work / "centroids.npy", centroids)
         self.progress("cluster", 0.5)
         labels = np.lib.format.open_memmap(self.work / "labels.npy", mode="w+", dtype=np.int32, shape=(n,))
         distance = np.lib.format.open_memmap(self.work / "distance.npy", mode="w+", dtype=np.float32, shape=(n,))
@@ -187,6 +195,16 @@ class CurationJob:
                 similarity.flush()
                 self._save(dedup_next_cluster=c + 1)
                 self.progress("dedup", (c + 1) / k)
+
+    def _borders(self) -> None:
+        """Pairs split between neighbouring clusters (see `semdedup.across_borders`)."""
+        twin = np.load(self.work / "twin.npy", mmap_mode="r+")
+        similarity = np.load(self.work / "similarity.npy", mmap_mode="r+")
+        centroids = np.load(self.work / "centroids.npy")
+        across_borders(self._vectors(), twin, similarity, centroids, self.config.eps)
+        twin.flush()
+        similarity.flush()
+        self.progress("borders", 1.0)
 
     def _write_manifest(self, manifest: Path, report: CurationReport) -> None:
         state = self._state()

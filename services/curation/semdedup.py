@@ -3,13 +3,15 @@
 Members are ordered by their distance to the centroid, farthest first (the paper's order: the most
 prototypical copies go, the distinctive ones stay); a member is dropped when its cosine similarity to a
 member kept before it exceeds 1 - eps. Exact within the cluster: the similarity matrix of a cluster is
-built in blocks, so a large cluster costs time, not memory.
+built in blocks, so a large cluster costs time, not memory. A second pass (`across_borders`) catches the
+pairs k-means split between neighbouring clusters.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import faiss
 import numpy as np
 import numpy.typing as npt
 
@@ -72,3 +74,43 @@ def brute_force(vectors: Matrix, eps: float, block: int = 4096) -> npt.NDArray[n
         sims[rows, start + rows] = -1.0  # not itself
         has_twin[start : start + block] = (sims > 1.0 - eps).any(axis=1)
     return has_twin
+
+
+def across_borders(
+    vectors: Matrix,
+    twin: npt.NDArray[np.int64],
+    similarity: npt.NDArray[np.float32],
+    centroids: Matrix,
+    eps: float,
+    probe: int = 4,
+    batch: int = 8192,
+) -> int:
+    """Near-identical members that k-means put in different clusters (a boundary splits a pair as often as
+    not when clusters are loose): every kept vector is looked up among the kept vectors of its `probe`
+    nearest clusters (a faiss IVF index over the same centroids, range search at 1 - eps). Greedy in row
+    order: a kept row drops the later rows it finds, so a dropped row always names a row that stays kept.
+    Updates `twin` (-1 = kept) and `similarity` in place; returns how many rows it dropped."""
+    kept = np.flatnonzero(twin < 0)
+    if len(kept) < 2:
+        return 0
+    dim = vectors.shape[1]
+    quantizer = faiss.IndexFlatIP(dim)
+    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    index = faiss.IndexIVFFlat(quantizer, dim, len(centroids), faiss.METRIC_INNER_PRODUCT)
+    index.is_trained = True  # the quantizer holds the curation's own centroids
+    for start in range(0, len(kept), batch):
+        rows = kept[start : start + batch]
+        index.add_with_ids(np.ascontiguousarray(vectors[rows], dtype=np.float32), rows.astype(np.int64))
+    index.nprobe = min(probe, len(centroids))
+    dropped = 0
+    for start in range(0, len(kept), batch):
+        rows = kept[start : start + batch]
+        lims, sims, found = index.range_search(np.ascontiguousarray(vectors[rows], dtype=np.float32), 1.0 - eps)
+        for i, row in enumerate(rows):
+            if twin[row] >= 0:
+                continue  # dropped by an earlier row of this pass
+            for other, sim in zip(found[lims[i] : lims[i + 1]], sims[lims[i] : lims[i + 1]], strict=True):
+                if other > row and twin[other] < 0:
+                    twin[other], similarity[other] = row, sim
+                    dropped += 1
+    return dropped

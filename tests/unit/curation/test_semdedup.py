@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from services.curation.cluster import assign, default_clusters, members, train
-from services.curation.semdedup import brute_force, dedup_cluster
+from services.curation.semdedup import across_borders, brute_force, dedup_cluster
 
 
 def _unit(m: np.ndarray) -> np.ndarray:
@@ -57,3 +57,15 @@ def test_clusters_separate_well_separated_groups() -> None:
     order, bounds = members(labels, 4)
     assert (np.diff(bounds) == 50).all() and sorted(order.tolist()) == list(range(200))
     assert default_clusters(1) == 1 and default_clusters(20_000) == 100
+
+
+def test_pairs_split_between_clusters_are_caught_across_the_border() -> None:
+    rng = np.random.default_rng(4)
+    base = _unit(rng.standard_normal((30, 16)))
+    vectors = np.concatenate([base, _unit(base[:3] + 0.01 * rng.standard_normal((3, 16)))])
+    centroids = train(vectors, 6)
+    twin = np.full(len(vectors), -1, dtype=np.int64)  # as if every cluster's pass had kept everything
+    similarity = np.zeros(len(vectors), dtype=np.float32)
+    assert across_borders(vectors, twin, similarity, centroids, eps=0.05, probe=6) == 3
+    assert twin[30:].tolist() == [0, 1, 2] and (twin[:30] == -1).all()  # the later row of each pair goes
+    assert (similarity[30:] > 0.95).all()
