@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from services.common.errors import PermanentError
-from services.common.filters import Filters
+from services.common.filters import Filters, string_literal
 from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Result, TransactionalProcessor
 from services.common.messages import DuplicateMatch, Topics, VideoDuplicates, VideoIndexed
 from services.common.vectors import SegmentStore
@@ -59,7 +59,7 @@ class DuplicateFinder:
         queries = [(s, r) for s, r in zip(this, mine, strict=True) if s.index in evidence]
         pairs: dict[str, list[Pair]] = defaultdict(list)
         if queries:
-            others = f"{scope.compile() + ' and ' if scope.tenant else ''}video_id != {_literal(event.video_id)}"
+            others = f"{scope.compile() + ' and ' if scope.tenant else ''}video_id != {string_literal(event.video_id)}"
             nearest = self.store.nearest(
                 [r["vector"] for _, r in queries], self.settings.neighbours, others, event.collection
             )
@@ -97,12 +97,6 @@ class DuplicateFinder:
             float(row["end_s"]),
             informative(row.get("thumb") or "", self.settings.min_detail),
         )
-
-
-def _literal(value: str) -> str:
-    from services.common.filters import string_literal
-
-    return string_literal(value)
 
 
 def _match(video_id: str, verdict: Verdict) -> DuplicateMatch:

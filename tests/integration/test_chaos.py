@@ -114,6 +114,7 @@ FAULTS = [
     Fault("embedder", 0, _kill_service("embedder")),
     Fault("indexer", 2, _kill_service("indexer")),
     Fault("enricher", 1, _kill_service("enricher")),
+    Fault("duplicates", 2, _kill_service("duplicates")),
     Fault("search", 0, _kill_service("search")),
     Fault("triton", 0, _kill_infra("triton", lambda s: start_triton(s, manager.ensure_model(s)))),
     Fault("milvus", 2, _kill_infra("milvus", start_milvus_lite)),
@@ -182,6 +183,12 @@ def test_fault_mid_ingest_loses_and_duplicates_nothing(stack: StackSettings, fau
         done = outcomes.wait(events, OUTCOME_TIMEOUT_S)
         recovery_s = time.monotonic() - struck
         ledger = tap.read(events)
+        if fault.name == "duplicates":  # the stage struck: one verdict per indexed upload, once it is back
+            deadline = time.monotonic() + OUTCOME_TIMEOUT_S
+            while any(ledger.count(Topics.DUPLICATES, e) == 0 for e in done.indexed):
+                assert time.monotonic() < deadline, "uploads without a near-duplicate verdict"
+                time.sleep(2)
+                ledger = tap.read(events)
     finally:
         for closing in (trigger, outcomes, tap):
             closing.close()
@@ -193,6 +200,7 @@ def test_fault_mid_ingest_loses_and_duplicates_nothing(stack: StackSettings, fau
     for event in events:
         indexed, dead = ledger.count(Topics.INDEXED, event), len(ledger.dead.get(event, []))
         assert indexed + dead == 1, f"{event}: {indexed} indexed, {dead} dead letters"
+        assert ledger.count(Topics.DUPLICATES, event) <= 1, f"{event}: more than one near-duplicate verdict"
     assert ledger.dead == {}, {e: [d.reason for d in ds] for e, ds in ledger.dead.items()}
     store = SegmentStore(settings.common)
     expected = sum(i.segment_count for i in done.indexed.values())
