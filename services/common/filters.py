@@ -73,6 +73,7 @@ class MetadataFilters(BaseModel):
 class Filters(MetadataFilters):
     tenant: str | None = Field(default=None, max_length=64)
     video_ids: list[str] | None = Field(default=None, max_length=1000)
+    exclude_video_ids: list[str] | None = Field(default=None, max_length=1000)
 
     def compile(self) -> str:
         clauses: list[str] = []
@@ -82,6 +83,8 @@ class Filters(MetadataFilters):
             clauses.append(f"creator == {string_literal(self.creator)}")
         if self.video_ids is not None:
             clauses.append(f"video_id in [{', '.join(string_literal(v) for v in self.video_ids)}]")
+        if self.exclude_video_ids:
+            clauses.append(f"video_id not in [{', '.join(string_literal(v) for v in self.exclude_video_ids)}]")
         for field, op, value in (
             ("uploaded_at", ">=", _epoch(self.uploaded_after)),
             ("uploaded_at", "<", _epoch(self.uploaded_before)),

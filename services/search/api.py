@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.common.errors import ClipstreamError, TransientError
 from services.common.filters import Filters, MetadataFilters
@@ -24,8 +24,9 @@ from services.media.errors import DecodeError
 from services.media.settings import MediaSettings
 from services.media.sources import playable
 from services.search.curation_jobs import Busy, CurationRuns
-from services.search.engine import NotFound, QueryError, SearchEngine, hits_to_json
+from services.search.engine import NotFound, QueryError, SearchEngine, hits_to_json, video_results
 from services.search.playback import BadLink, Links
+from services.search.recommend import Example
 from services.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,35 @@ class TextQuery(BaseModel):
     offset: int = Field(default=0, ge=0, le=1000)
     filters: MetadataFilters = Field(default_factory=MetadataFilters)
     collapse_duplicates: bool = Field(default=False, description="one result per near-duplicate group")
+
+
+class ExampleIn(BaseModel):
+    """One example: an indexed video, a text, or an image (base64, JPEG/PNG/WebP)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    video_id: str | None = Field(default=None, max_length=128)
+    text: str | None = Field(default=None, min_length=1, max_length=1000)
+    image: Base64Bytes | None = Field(default=None, description="base64 image bytes")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "ExampleIn":
+        if sum(x is not None for x in (self.video_id, self.text, self.image)) != 1:
+            raise ValueError("give exactly one of video_id, text, image")
+        return self
+
+    def example(self) -> Example:
+        return Example(video_id=self.video_id, text=self.text, image=self.image)
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    positive: list[ExampleIn] = Field(min_length=1, max_length=16, description="more like these")
+    negative: list[ExampleIn] = Field(default_factory=list, max_length=16, description="less like these")
+    exclude: list[str] = Field(default_factory=list, max_length=1000, description="video ids never returned")
+    limit: int = Field(default=10, ge=1, le=100)
+    filters: MetadataFilters = Field(default_factory=MetadataFilters)
 
 
 class CurationRequest(BaseModel):
@@ -205,6 +235,20 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
     ) -> Results:
         hits = run(engine.similar, video_id, limit, Filters(tenant=tenant), offset, collapse_duplicates)
         return Results(**hits_to_json(hits), limit=limit, offset=offset)
+
+    @app.post("/v1/recommend")
+    def recommend(body: RecommendRequest, tenant: Tenant, engine: Engine) -> dict[str, Any]:
+        """Videos like the positive examples and unlike the negative ones (a Rocchio query over the
+        video-level collection); several images as positives make a style query."""
+        hits = run(
+            engine.recommend,
+            [e.example() for e in body.positive],
+            [e.example() for e in body.negative],
+            body.limit,
+            body.filters.scoped(tenant),
+            body.exclude,
+        )
+        return {"results": video_results(hits), "limit": body.limit}
 
     @app.get("/v1/videos/{video_id}/duplicates")
     def duplicates(

@@ -33,6 +33,7 @@ from services.media.segments import SegmentPolicy
 from services.media.sources import SourcePolicy
 from services.search.duplicates import collapse as collapsed
 from services.search.duplicates import duplicate_neighbours, verdicts_of
+from services.search.recommend import Example, query_vector
 from services.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,46 @@ class SearchEngine:
             raise NotFound(video_id)
         return found
 
+    def recommend(
+        self,
+        positives: Sequence[Example],
+        negatives: Sequence[Example] = (),
+        limit: int = 10,
+        filters: Filters | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[SegmentHit]:
+        """Videos like the positive examples and unlike the negative ones (see `recommend.py`), best first;
+        the positive videos and `exclude` are left out."""
+        target = self.router.target()
+        if target is None:
+            return []
+        videos = videos_collection(target.model)
+        scope = _tenant_scope(filters)
+
+        def vector(example: Example) -> np.ndarray:
+            if example.video_id is not None:
+                found = self.store.video_vector(example.video_id, scope, videos)
+                if found is None:
+                    raise NotFound(example.video_id)
+                return np.asarray(found, dtype=np.float32)
+            if example.text is not None:
+                text = example.text
+                if not text.strip():
+                    raise QueryError("empty text example")
+                return self._embed(lambda c: c.embed_texts([text]), lambda m: m.embed_texts([text]))[0][0]
+            assert example.image is not None
+            pixels = self._query_pixels(example.image)
+            return self._embed(lambda c: c.embed_images([pixels]), lambda m: m.embed_pixels(pixels[None]))[0][0]
+
+        try:
+            query = query_vector([vector(e) for e in positives], [vector(e) for e in negatives])
+        except ValueError as exc:
+            raise QueryError(str(exc)) from exc
+        left_out = sorted({*exclude, *(e.video_id for e in positives if e.video_id)})
+        scoped = (filters or Filters()).model_copy(update={"exclude_video_ids": left_out or None})
+        limit = max(1, min(limit, self.settings.max_limit))
+        return self.store.best_segments([query], limit, expr=scoped.compile(), collection=videos)
+
     def duplicates(self, video_id: str, filters: Filters | None = None) -> dict[str, Any]:
         """The near-duplicate stage's verdicts on this video, from its side, and its duplicate group."""
         self.video(video_id, filters)  # NotFound unless the caller's tenant owns it
@@ -249,6 +290,21 @@ def hits_to_json(hits: Hits) -> dict[str, Any]:
 
 def _at_least(score: object, threshold: float | None) -> bool | None:
     return None if threshold is None else float(score) >= threshold  # type: ignore[arg-type]
+
+
+def video_results(hits: Sequence[SegmentHit]) -> list[dict[str, object]]:
+    """Video-level hits (recommendations): no segment, the video's middle thumbnail."""
+    return [
+        {
+            "video_id": h.video_id,
+            "score": round(h.score, 6),
+            **{k: h.fields.get(k) for k in ("title", "creator", "uri", "uploaded_at", "duration_s")},
+            "tags": [t for i in range(8) if (t := h.fields.get(f"tag{i}"))],
+            "metadata": h.fields.get(METADATA) or {},
+            "thumbnail": f"data:image/jpeg;base64,{h.fields['thumb']}" if h.fields.get("thumb") else None,
+        }
+        for h in hits
+    ]
 
 
 def _results(hits: Sequence[SegmentHit]) -> list[dict[str, object]]:

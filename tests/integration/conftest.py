@@ -39,6 +39,7 @@ TEST_ENV = {
             "key-semantic": "semantic",
             "key-player": "player",
             "key-dups": "dups",
+            "key-agents": "agents",
         }
     ),
     "CLIPSTREAM_GATEWAY_PORT": "28090",
