@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from services.common.clip.thresholds import ThresholdBook
 from services.common.errors import PermanentError
 from services.common.filters import Filters, string_literal
 from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Result, TransactionalProcessor
@@ -28,6 +29,7 @@ class DuplicateFinder:
     def __init__(self, store: SegmentStore, settings: DuplicatesSettings) -> None:
         self.store = store
         self.settings = settings
+        self.thresholds = ThresholdBook(settings.common.thresholds_path)
 
     def handle(self, batch: list[Received[VideoIndexed]]) -> list[Result]:
         results: list[Result] = []
@@ -44,7 +46,7 @@ class DuplicateFinder:
         if not self.store.exists(event.collection):
             raise PermanentError(f"no collection {event.collection}", reason="unknown_collection")
         model, spec = self.store.model_of(event.collection)
-        config = self.settings.match_config(self.settings.threshold_for(model, spec))
+        config = self.settings.match_config(self.settings.threshold_for(model, spec, book=self.thresholds))
         scope = Filters(tenant=event.tenant or None)
         mine = self.store.rows(
             scope.model_copy(update={"video_ids": [event.video_id]}).compile(),

@@ -29,10 +29,12 @@ class DuplicatesSettings(StageSettings):
     neighbours: int = Field(default=64, ge=1, le=1024, description="nearest segments looked at per segment")
     max_segments: int = Field(default=512, ge=1, description="segments of one video compared (its first ones)")
 
-    def threshold_for(self, model: ModelRef, *specs: str) -> float:
+    def threshold_for(self, model: ModelRef, *specs: str, book: ThresholdBook | None = None) -> float:
+        """The override, else the model's calibrated `duplicate` threshold, else the default. Pass the
+        caller's `book` to keep its cache (it re-reads the file only when it changes)."""
         if self.segment_threshold is not None:
             return self.segment_threshold
-        book = ThresholdBook(self.common.thresholds_path)
+        book = book or ThresholdBook(self.common.thresholds_path)
         found = book.get(model, *specs, self.common.resolved_clip_model()).duplicate
         return found if found is not None else self.default_threshold
 
