@@ -6,6 +6,7 @@ message carries the `event_id` of the upload that caused it, so a re-upload is t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -64,6 +65,11 @@ MetadataPatch = Annotated[
 
 def merge_metadata(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in {**current, **patch}.items() if v is not None}
+
+
+def video_id_for(tenant: str, uri: str) -> str:
+    """A video's id: one per tenant and source, so two tenants registering one URI get two videos."""
+    return "v" + hashlib.sha256(f"{tenant}\n{uri}".encode()).hexdigest()[:24]
 
 
 def utcnow() -> datetime:

@@ -7,12 +7,14 @@ videos, and each registration gets its own event id.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from services.common.messages import VideoUploaded
+from services.common.messages import (
+    VideoUploaded,
+    video_id_for,
+)
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ogv", ".ogg", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp"}
@@ -34,10 +36,6 @@ def canonical_uri(source: str | Path) -> str:
     if isinstance(source, Path) or "://" not in source:
         return Path(source).resolve().as_uri()
     return source
-
-
-def video_id_for(tenant: str, uri: str) -> str:
-    return "v" + hashlib.sha256(f"{tenant}\n{uri}".encode()).hexdigest()[:24]
 
 
 def register(

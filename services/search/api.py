@@ -19,10 +19,13 @@ from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, ValidationError,
 from services.common.errors import ClipstreamError, TransientError
 from services.common.filters import Filters, MetadataFilters
 from services.common.http import ApiKeys, KeyGuard
+from services.common.kafka.publisher import Publisher
+from services.common.messages import Topics, VideoUploaded, video_id_for
 from services.curation.job import CurationConfig
 from services.media.errors import DecodeError
 from services.media.settings import MediaSettings
-from services.media.sources import playable
+from services.media.sources import admit, playable
+from services.search.cache import LOOKUPS, SECONDS_SAVED, CacheEntry, Generation
 from services.search.curation_jobs import Busy, CurationRuns
 from services.search.engine import NotFound, QueryError, SearchEngine, hits_to_json, video_results
 from services.search.playback import BadLink, Links
@@ -235,6 +238,51 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
     ) -> Results:
         hits = run(engine.similar, video_id, limit, Filters(tenant=tenant), offset, collapse_duplicates)
         return Results(**hits_to_json(hits), limit=limit, offset=offset)
+
+    publisher: dict[str, Publisher] = {}
+
+    @app.post("/v1/cache/entries", status_code=202)
+    def cache_entry(body: CacheEntry, tenant: Tenant, engine: Engine) -> dict[str, Any]:
+        """Register a generated video with its request and cost: it goes through the normal pipeline and
+        becomes a hit once indexed."""
+        try:
+            admit(body.uri, media_policy)
+        except DecodeError as exc:
+            raise HTTPException(422, detail=f"{exc.reason}: {exc.detail}") from exc
+        upload = VideoUploaded(
+            video_id=video_id_for(tenant, body.uri),
+            uri=body.uri,
+            tenant=tenant,
+            creator=body.creator,
+            title=body.request.prompt[:1024],
+            metadata={"generator": body.request.generator, "cached_generation": True},
+        )
+        entry_id = run(engine.cache_put, tenant, body, upload.video_id)
+        if "p" not in publisher:
+            publisher["p"] = Publisher(settings.common, "search")
+        publisher["p"].publish(Topics.UPLOADED, upload)
+        try:
+            publisher["p"].flush(settings.common.kafka_call_timeout_s)
+        except Exception as exc:
+            engine.cache_delete(tenant, entry_id)
+            raise HTTPException(503, detail=f"kafka_unavailable: {exc}", headers={"Retry-After": "2"}) from exc
+        return {"entry_id": entry_id, "video_id": upload.video_id, "event_id": upload.event_id}
+
+    @app.post("/v1/cache/lookup")
+    def cache_lookup(body: Generation, tenant: Tenant, engine: Engine) -> dict[str, Any]:
+        """A cached video for a generation request like this one (same exact parameters, a prompt at or
+        above the model's threshold), or a miss with the best score."""
+        found: dict[str, Any] = run(engine.cache_lookup, tenant, body)
+        LOOKUPS.labels("hit" if found["hit"] else "miss").inc()
+        if found["hit"]:
+            SECONDS_SAVED.inc(found["seconds_saved"])
+        return found
+
+    @app.delete("/v1/cache/entries/{entry_id}", status_code=204)
+    def cache_delete(entry_id: Annotated[str, PathParam(max_length=64)], tenant: Tenant, engine: Engine) -> Response:
+        """Invalidate an entry: later lookups miss it (its video stays indexed)."""
+        run(engine.cache_delete, tenant, entry_id)
+        return Response(status_code=204)
 
     @app.post("/v1/recommend")
     def recommend(body: RecommendRequest, tenant: Tenant, engine: Engine) -> dict[str, Any]:

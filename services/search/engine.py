@@ -8,6 +8,7 @@ engine embeds queries in-process with the model recorded on the collection, so s
 from __future__ import annotations
 
 import io
+import json
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,13 +25,14 @@ from services.common.errors import PermanentError
 from services.common.filters import Filters
 from services.common.messages import ModelRef
 from services.common.triton import ClipClient
-from services.common.vectors import METADATA, SegmentHit, SegmentStore, videos_collection
+from services.common.vectors import METADATA, VIDEOS_ALIAS, SegmentHit, SegmentStore, videos_collection
 from services.media.decode import DecodeLimits, DecodeOptions
 from services.media.errors import DecodeError
 from services.media.images import jpeg_to_pixels
 from services.media.isolated import IsolatedDecoder
 from services.media.segments import SegmentPolicy
 from services.media.sources import SourcePolicy
+from services.search.cache import CacheEntry, Generation, entry_row, lookup_filter, new_entry_id
 from services.search.duplicates import collapse as collapsed
 from services.search.duplicates import duplicate_neighbours, verdicts_of
 from services.search.recommend import Example, query_vector
@@ -212,6 +214,57 @@ class SearchEngine:
         scoped = (filters or Filters()).model_copy(update={"exclude_video_ids": left_out or None})
         limit = max(1, min(limit, self.settings.max_limit))
         return self.store.best_segments([query], limit, expr=scoped.compile(), collection=videos)
+
+    # --- generation cache -----------------------------------------------------------------------------
+
+    def _prompt_vector(self, prompt: str) -> tuple[list[float], ModelRef, str]:
+        """The prompt's vector, the model it belongs to and how to load that model. Before anything is
+        indexed the cache follows the model Triton serves (what uploads will be embedded with)."""
+        if not prompt.strip():
+            raise QueryError("empty prompt")
+        vectors, target = self._embed(lambda c: c.embed_texts([prompt]), lambda m: m.embed_texts([prompt]))
+        if target is None:
+            vectors, model = self.clip.embed_texts([prompt])
+            return [float(x) for x in vectors[0]], model, ""
+        return [float(x) for x in vectors[0]], target.model, target.spec
+
+    def cache_put(self, tenant: str, entry: CacheEntry, video_id: str) -> str:
+        """Store an entry (its video is registered by the caller); returns the entry id."""
+        vector, model, _ = self._prompt_vector(entry.request.prompt)
+        entry_id = new_entry_id()
+        self.store.put_cache_entry(model, entry_row(entry_id, tenant, video_id, entry, vector))
+        return entry_id
+
+    def cache_lookup(self, tenant: str, request: Generation) -> dict[str, Any]:
+        """A hit (video, score, the cached request's provenance) at or above the model's prompt threshold on
+        an indexed video with the same parameters, else a miss with the best score seen."""
+        vector, model, spec = self._prompt_vector(request.prompt)
+        thresholds = self.thresholds.get(model, spec, self.settings.common.resolved_clip_model())
+        threshold = thresholds.prompt_match if thresholds.prompt_match is not None else self.settings.cache_threshold
+        best: float | None = None
+        for score, row in self.store.search_cache(model, vector, lookup_filter(tenant, request)):
+            provenance = json.loads(row["provenance"])
+            if provenance["request"].get("params", {}) != request.params:
+                continue
+            best = score if best is None else max(best, score)
+            if score < threshold:
+                continue
+            scope = Filters(tenant=tenant, video_ids=[row["video_id"]]).compile()
+            if self.store.served(VIDEOS_ALIAS) is not None and self.store.count(scope, VIDEOS_ALIAS):
+                return {
+                    "hit": True,
+                    "entry_id": row["pk"],
+                    "video_id": row["video_id"],
+                    "score": round(score, 6),
+                    "threshold": threshold,
+                    "provenance": provenance,
+                    "seconds_saved": float(row["duration_s"]),
+                }
+        return {"hit": False, "best_score": None if best is None else round(best, 6), "threshold": threshold}
+
+    def cache_delete(self, tenant: str, entry_id: str) -> None:
+        if not self.store.delete_cache_entry(entry_id, tenant):
+            raise NotFound(entry_id)
 
     def duplicates(self, video_id: str, filters: Filters | None = None) -> dict[str, Any]:
         """The near-duplicate stage's verdicts on this video, from its side, and its duplicate group."""

@@ -21,6 +21,9 @@ class SearchSettings(BaseSettings):
     query_image_max_aspect: float = Field(default=20.0, ge=1)
     query_image_short_side: int = Field(default=448, ge=32, description="larger query images are scaled down")
     max_limit: int = 100
+    cache_threshold: float = Field(
+        default=0.95, gt=0, le=1, description="cache-hit prompt cosine when the model has no calibrated one"
+    )
     max_offset: int = 1000
     max_upload_bytes: int = Field(default=50 * 1024**2, description="image/video query uploads")
     api_keys: dict[str, str] = Field(

@@ -40,6 +40,7 @@ TEST_ENV = {
             "key-player": "player",
             "key-dups": "dups",
             "key-agents": "agents",
+            "key-gen": "gen",
         }
     ),
     "CLIPSTREAM_GATEWAY_PORT": "28090",

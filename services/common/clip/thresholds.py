@@ -31,6 +31,9 @@ class Thresholds(BaseModel):
     text_match: float | None = Field(default=None, description="a text query's best score below this: no good match")
     image_match: float | None = Field(default=None, description="the same for image and video queries")
     duplicate: float | None = Field(default=None, description="a segment scoring at least this is a near-duplicate")
+    prompt_match: float | None = Field(
+        default=None, description="a generation request's prompt at least this close to a cached one is a cache hit"
+    )
     source: str = Field(default="none", description="model | calibrate")
     measured: dict[str, Any] = Field(default_factory=dict, description="precision/recall behind each value")
 

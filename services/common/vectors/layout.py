@@ -66,6 +66,11 @@ def videos_collection(model: ModelRef) -> str:
     return _collection("videos", model)
 
 
+def cache_collection(model: ModelRef) -> str:
+    """The generation cache's entries: one row per generated video, keyed by its prompt's text embedding."""
+    return _collection("cache", model)
+
+
 def segment_pk(video_id: str, segment_index: int, model_version: str) -> str:
     return f"{video_id}#{segment_index:05d}@{model_version}"
 
@@ -187,3 +192,21 @@ def create_duplicates(client: MilvusClient) -> None:
     params = client.prepare_index_params()
     params.add_index("placeholder", index_type="FLAT", metric_type="L2")
     client.create_collection(DUPLICATES, schema=schema, index_params=params, consistency_level="Strong")
+
+
+def create_cache(client: MilvusClient, name: str, dim: int) -> None:
+    """Generation-cache entries: the exact-match parameters as indexed scalars, the prompt's vector."""
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("pk", DataType.VARCHAR, max_length=64, is_primary=True)
+    schema.add_field("tenant", DataType.VARCHAR, max_length=MAX_LENGTHS["tenant"])
+    schema.add_field("video_id", DataType.VARCHAR, max_length=MAX_LENGTHS["video_id"])
+    schema.add_field("generator", DataType.VARCHAR, max_length=128)
+    schema.add_field("aspect_ratio", DataType.VARCHAR, max_length=16)
+    schema.add_field("duration_s", DataType.FLOAT)
+    schema.add_field("seed", DataType.INT64)  # -1: none given
+    schema.add_field("expires_at", DataType.INT64)  # epoch ms; 0: never
+    schema.add_field("provenance", DataType.VARCHAR, max_length=8192)  # JSON: the request, generator, cost
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    params = client.prepare_index_params()
+    params.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
+    client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")

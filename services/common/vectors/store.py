@@ -24,6 +24,8 @@ from services.common.vectors.layout import (
     VIDEO_FIELDS,
     VIDEOS_ALIAS,
     IndexConfig,
+    cache_collection,
+    create_cache,
     create_collection,
     create_duplicates,
     create_overrides,
@@ -380,6 +382,62 @@ class SegmentStore:
                     DUPLICATES, filter=expr, output_fields=fields, consistency_level=self.index.consistency
                 )
             )
+
+        return self.recovering(run)
+
+    # --- generation cache -------------------------------------------------------------------------------
+
+    def put_cache_entry(self, model: ModelRef, row: dict[str, Any]) -> None:
+        name = cache_collection(model)
+
+        def run() -> None:
+            if name not in self._known:
+                if not self.client.has_collection(name):
+                    create_cache(self.client, name, model.dim)
+                self.client.load_collection(name)
+                self._known.add(name)
+            self.client.upsert(name, [row])
+
+        self.recovering(run)
+
+    def search_cache(
+        self, model: ModelRef, vector: Sequence[float], expr: str, limit: int = 5
+    ) -> list[tuple[float, dict[str, Any]]]:
+        """The entries nearest a prompt vector among those the filter admits, as (cosine, row)."""
+        name = cache_collection(model)
+
+        def run() -> list[tuple[float, dict[str, Any]]]:
+            if name not in self._known:
+                if not self.client.has_collection(name):
+                    return []
+                self.client.load_collection(name)
+                self._known.add(name)
+            hits = self.client.search(
+                name,
+                data=[list(vector)],
+                limit=limit,
+                filter=expr,
+                output_fields=["pk", "video_id", "provenance", "duration_s"],
+                search_params={"metric_type": "COSINE", "params": {"ef": max(64, limit)}},
+                consistency_level="Strong",
+            )
+            return [(float(h["distance"]), dict(h["entity"])) for h in hits[0]]
+
+        return self.recovering(run)
+
+    def delete_cache_entry(self, entry_id: str, tenant: str) -> bool:
+        """Remove an entry from every model's cache; whether the tenant had it."""
+
+        def run() -> bool:
+            expr = f"pk == {json.dumps(entry_id)} and tenant == {json.dumps(tenant)}"
+            found = False
+            for name in self.client.list_collections():
+                if name.startswith("clipstream_cache_"):
+                    self.client.load_collection(name)
+                    if self.client.query(name, filter=expr, output_fields=["pk"], consistency_level="Strong"):
+                        self.client.delete(name, filter=expr)
+                        found = True
+            return found
 
         return self.recovering(run)
 

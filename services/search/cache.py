@@ -1,0 +1,94 @@
+"""The generation cache: "a request like one already generated gets the video instead of a new generation".
+
+An entry is a generated video registered with its request (prompt, generator, duration, aspect ratio, seed)
+and cost: the video goes through the normal pipeline (`videos.uploaded`) and the prompt's text embedding
+is stored with the parameters in the served model's cache collection. A lookup embeds the new prompt,
+filters on the parameters that must match exactly (generator, aspect ratio, duration within 0.05 s, the
+seed when given, not expired, the caller's tenant) and takes the nearest cached prompt; it is a hit only at
+or above the model's `prompt_match` threshold *and* once the entry's video is indexed, else a miss that
+reports the best score."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.filters import number_literal, string_literal
+from services.common.messages import Creator, Uri
+
+LOOKUPS = Counter("clipstream_cache_lookups_total", "generation-cache lookups", ["outcome"])
+SECONDS_SAVED = Counter(
+    "clipstream_cache_generation_seconds_saved_total", "generated seconds served from the cache instead"
+)
+DURATION_TOLERANCE_S = 0.05
+
+
+class Generation(BaseModel):
+    """The parameters a cached video must match exactly, and the prompt it is compared on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=1000)
+    generator: str = Field(min_length=1, max_length=128, description="the generation model, e.g. 'veo-3'")
+    duration_s: float = Field(gt=0, le=3600, allow_inf_nan=False)
+    aspect_ratio: str = Field(default="16:9", pattern=r"^\d{1,4}:\d{1,4}$")
+    seed: int | None = Field(default=None, ge=0, le=2**62)
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=32)
+
+
+class CacheEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    uri: Uri = Field(description="the generated video, where the decoder may read it")
+    request: Generation
+    cost: float = Field(default=0.0, ge=0, description="what generating it cost (for provenance)")
+    creator: Creator = ""
+    ttl_s: int | None = Field(default=None, ge=1, le=10 * 365 * 86400, description="none: never expires")
+
+
+def entry_row(entry_id: str, tenant: str, video_id: str, entry: CacheEntry, vector: list[float]) -> dict[str, Any]:
+    now = int(time.time() * 1000)
+    provenance = {
+        "request": entry.request.model_dump(),
+        "uri": entry.uri,
+        "cost": entry.cost,
+        "creator": entry.creator,
+        "created_at": now,
+    }
+    return {
+        "pk": entry_id,
+        "tenant": tenant,
+        "video_id": video_id,
+        "generator": entry.request.generator,
+        "aspect_ratio": entry.request.aspect_ratio,
+        "duration_s": entry.request.duration_s,
+        "seed": -1 if entry.request.seed is None else entry.request.seed,
+        "expires_at": 0 if entry.ttl_s is None else now + entry.ttl_s * 1000,
+        "provenance": json.dumps(provenance, ensure_ascii=False)[:8192],
+        "vector": vector,
+    }
+
+
+def new_entry_id() -> str:
+    return "c" + uuid.uuid4().hex
+
+
+def lookup_filter(tenant: str, request: Generation) -> str:
+    """Built from validated values only (the filter builder's literals)."""
+    now = int(time.time() * 1000)
+    clauses = [
+        f"tenant == {string_literal(tenant)}",
+        f"generator == {string_literal(request.generator)}",
+        f"aspect_ratio == {string_literal(request.aspect_ratio)}",
+        f"duration_s >= {number_literal(request.duration_s - DURATION_TOLERANCE_S)}",
+        f"duration_s <= {number_literal(request.duration_s + DURATION_TOLERANCE_S)}",
+        f"(expires_at == 0 or expires_at > {number_literal(now)})",
+    ]
+    if request.seed is not None:
+        clauses.append(f"seed == {number_literal(request.seed)}")
+    return " and ".join(clauses)
