@@ -114,6 +114,22 @@ def create_server(settings: AgentToolsSettings) -> FastMCP:
         return call("POST", "/v1/recommend", json=body)
 
     @mcp.tool()
+    def cache_lookup(
+        prompt: str, generator: str, duration_s: float, aspect_ratio: str = "16:9", seed: int | None = None
+    ) -> dict[str, Any]:
+        """Before generating a video: whether one generated for a request like this is cached (same
+        generator, duration, aspect ratio and seed; a prompt close enough). A hit names the video."""
+        body: dict[str, Any] = {
+            "prompt": prompt,
+            "generator": generator,
+            "duration_s": duration_s,
+            "aspect_ratio": aspect_ratio,
+        }
+        if seed is not None:
+            body["seed"] = seed
+        return call("POST", "/v1/cache/lookup", json=body)
+
+    @mcp.tool()
     def video_duplicates(video_id: str) -> dict[str, Any]:
         """Near-duplicate verdicts on a video (duplicate, contains, contained_in, with matched time ranges)
         and its duplicate group."""

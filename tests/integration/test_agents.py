@@ -126,7 +126,15 @@ def test_an_mcp_client_lists_the_tools_and_gets_search_results(catalogue: dict[s
             ("get_video", {"video_id": "vnope"}),
         ],
     )
-    expected = {"search_text", "search_image", "get_video", "similar_videos", "recommend", "video_duplicates"}
+    expected = {
+        "search_text",
+        "search_image",
+        "get_video",
+        "similar_videos",
+        "recommend",
+        "video_duplicates",
+        "cache_lookup",
+    }
     assert expected <= set(tools)
     body = json.loads(found.content[0].text)
     assert body["results"][0]["video_id"] == w1
