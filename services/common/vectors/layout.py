@@ -194,7 +194,7 @@ def create_duplicates(client: MilvusClient) -> None:
     client.create_collection(DUPLICATES, schema=schema, index_params=params, consistency_level="Strong")
 
 
-def create_cache(client: MilvusClient, name: str, dim: int) -> None:
+def create_cache(client: MilvusClient, name: str, dim: int, legacy: bool) -> None:
     """Generation-cache entries: the exact-match parameters as indexed scalars, the prompt's vector."""
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("pk", DataType.VARCHAR, max_length=64, is_primary=True)
@@ -209,4 +209,6 @@ def create_cache(client: MilvusClient, name: str, dim: int) -> None:
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
     params = client.prepare_index_params()
     params.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
+    for scalar in ("tenant", "generator", "aspect_ratio"):  # the exact-match filter of every lookup
+        params.add_index(scalar, index_type="Trie" if legacy else "INVERTED")
     client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
