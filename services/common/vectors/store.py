@@ -457,6 +457,8 @@ class SegmentStore:
                     self.client.load_collection(name)
                     if self.client.query(name, filter=expr, output_fields=["pk"], consistency_level="Strong"):
                         self.client.delete(name, filter=expr)
+                        # a Strong read waits until the delete is applied: lookups at any level miss it from now
+                        self.client.query(name, filter=expr, output_fields=["pk"], consistency_level="Strong")
                         found = True
             return found
 
