@@ -288,13 +288,22 @@ class VideoRemoved(Message):
     removed_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+DuplicateKind = Literal["duplicate", "contains", "contained_in"]
+# a verdict read from the other video's side
+OPPOSITE_KIND: dict[str, DuplicateKind] = {
+    "duplicate": "duplicate",
+    "contains": "contained_in",
+    "contained_in": "contains",
+}
+
+
 class DuplicateMatch(BaseModel):
     """One catalogued video the checked video duplicates, contains or is contained in, with the evidence."""
 
     model_config = ConfigDict(frozen=True)
 
     other_video_id: str
-    kind: Literal["duplicate", "contains", "contained_in"] = Field(description="from the checked video's side")
+    kind: DuplicateKind = Field(description="from the checked video's side")
     score: float = Field(description="duration-weighted mean cosine of the matched segments")
     start_s: float = Field(description="matched range in the checked video")
     end_s: float

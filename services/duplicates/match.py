@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-Kind = Literal["duplicate", "contains", "contained_in"]
+from services.common.messages import DuplicateKind
+
 WHOLE = 0.9  # coverage of a side that counts as the whole video
 SAME_LENGTH = 0.5  # a lone matched pair's shorter segment is at least this share of the longer
-OPPOSITE: dict[str, Kind] = {"duplicate": "duplicate", "contains": "contained_in", "contained_in": "contains"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class Pair:
 
 @dataclass(frozen=True)
 class Verdict:
-    kind: Kind
+    kind: DuplicateKind
     score: float  # duration-weighted mean cosine over the matched run
     this_range: tuple[float, float]
     other_range: tuple[float, float]
@@ -106,7 +105,7 @@ def judge(
     this_cov = this_matched / sum(s.duration_s for s in this.values())
     other_cov = other_matched / sum(s.duration_s for s in other.values())
     if this_cov >= config.duplicate_coverage and other_cov >= config.duplicate_coverage:
-        kind: Kind = "duplicate"
+        kind: DuplicateKind = "duplicate"
         run, matched = min(config.min_run, len(this), len(other)), min(this_matched, other_matched)
     elif this_cov >= config.contained_coverage:
         kind, run, matched = "contained_in", min(config.min_run, len(this)), this_matched

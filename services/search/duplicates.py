@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-OPPOSITE = {"duplicate": "duplicate", "contains": "contained_in", "contained_in": "contains"}
+from services.common.messages import OPPOSITE_KIND
 
 
 def seen_from(video_id: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def seen_from(video_id: str, row: dict[str, Any]) -> dict[str, Any]:
     mine = row["video_id"] == video_id
     return {
         "video_id": row["other_id"] if mine else row["video_id"],
-        "kind": row["kind"] if mine else OPPOSITE[row["kind"]],
+        "kind": row["kind"] if mine else OPPOSITE_KIND[row["kind"]],
         "score": round(float(row["score"]), 6),
         "start_s": detail.get("start_s" if mine else "other_start_s"),
         "end_s": detail.get("end_s" if mine else "other_end_s"),

@@ -242,6 +242,7 @@ class SearchEngine:
         thresholds = self.thresholds.get(model, spec, self.settings.common.resolved_clip_model())
         threshold = thresholds.prompt_match if thresholds.prompt_match is not None else self.settings.cache_threshold
         best: float | None = None
+        served = self.store.served(VIDEOS_ALIAS) is not None
         for score, row in self.store.search_cache(model, vector, lookup_filter(tenant, request)):
             provenance = json.loads(row["provenance"])
             if provenance["request"].get("params", {}) != request.params:
@@ -250,7 +251,7 @@ class SearchEngine:
             if score < threshold:
                 continue
             scope = Filters(tenant=tenant, video_ids=[row["video_id"]]).compile()
-            if self.store.served(VIDEOS_ALIAS) is not None and self.store.count(scope, VIDEOS_ALIAS):
+            if served and self.store.count(scope, VIDEOS_ALIAS):
                 return {
                     "hit": True,
                     "entry_id": row["pk"],

@@ -4,6 +4,7 @@ sources, and two different videos that share a long blank intro are not duplicat
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from itertools import chain
@@ -17,7 +18,8 @@ import pytest
 
 from services.common.clip.toy.world import Scene
 from services.common.filters import Filters
-from services.common.messages import Topics, VideoDuplicates, VideoUploaded
+from services.common.kafka.publisher import Publisher
+from services.common.messages import DeadLetter, Topics, VideoDuplicates, VideoIndexed, VideoUploaded
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore
 from services.curation.job import CurationConfig, CurationError, CurationJob
@@ -262,3 +264,32 @@ def test_curation_over_http_and_its_bad_inputs(
         with pytest.raises(CurationError) as failed:
             CurationJob(store, config, tmp_path / "bad").run(tmp_path / "bad.parquet")
         assert failed.value.reason == reason
+
+
+def test_an_indexed_event_for_an_unknown_collection_is_dead_lettered_and_the_stage_goes_on(
+    common: CommonSettings, verdicts: dict[str, Any]
+) -> None:
+    tap = TopicTap(common)
+    bogus = VideoIndexed(
+        event_id="dup-unknown-collection",
+        video_id="vbogus",
+        segment_count=1,
+        collection="clipstream_segments_no_such_model",
+        model_version="nope",
+        tenant=TENANT,
+    )
+    publisher = Publisher(common, "test")
+    try:
+        publisher.publish(Topics.INDEXED, bogus)
+        publisher.flush()
+    finally:
+        publisher.close()
+    deadline = time.monotonic() + 60
+    dead: list[DeadLetter] = []
+    while not dead:
+        assert time.monotonic() < deadline, "no dead letter for the unknown collection"
+        dead = [d for d in tap.dead_letters(idle_s=2.0) if d.service == "duplicates"]
+    assert [d.reason for d in dead] == ["unknown_collection"]
+    port = os.environ["CLIPSTREAM_DUPLICATES_HEALTH_PORT"]
+    assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+    tap.close()

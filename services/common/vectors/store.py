@@ -256,10 +256,8 @@ class SegmentStore:
         write stands); the read before it may lag, since whatever it misses the read after catches."""
         if not video_ids:
             return {}
-        if OVERRIDES not in self._known:  # nothing deleted or patched yet: one cheap check, no load
-            if not self.client.has_collection(OVERRIDES):
-                return {}
-            self._ensure_overrides()
+        if not self._opened(OVERRIDES):  # nothing deleted or patched yet: one cheap check, no load
+            return {}
         found = self.client.query(
             OVERRIDES,
             filter=f"pk in {json.dumps(sorted(video_ids))}",
@@ -269,12 +267,25 @@ class SegmentStore:
         return {r["pk"]: Override.from_row(r) for r in found}
 
     def _ensure_overrides(self) -> None:
-        if OVERRIDES in self._known:
-            return
-        if not self.client.has_collection(OVERRIDES):
-            create_overrides(self.client)
-        self.client.load_collection(OVERRIDES)
-        self._known.add(OVERRIDES)
+        self._ensure(OVERRIDES, lambda: create_overrides(self.client))
+
+    def _ensure(self, name: str, create: Callable[[], None]) -> None:
+        """A side collection (overrides, verdicts, cache) created on first write, loaded once per process."""
+        if name not in self._known:
+            if not self.client.has_collection(name):
+                create()
+            self.client.load_collection(name)
+            self._known.add(name)
+
+    def _opened(self, name: str) -> bool:
+        """Whether a side collection exists (loaded once per process); reads of one never written find nothing."""
+        if name in self._known:
+            return True
+        if not self.client.has_collection(name):
+            return False
+        self.client.load_collection(name)
+        self._known.add(name)
+        return True
 
     def delete_video(self, video_id: str, tenant: str, deleted_at_ms: int) -> list[str]:
         """Remove a video from every model's collections, for good: the override (tombstone) is written
@@ -295,8 +306,7 @@ class SegmentStore:
 
     def _delete_rows(self, video_id: str, tenant: str) -> list[str]:
         expr = f"video_id == {json.dumps(video_id)} and tenant == {json.dumps(tenant)}"
-        if self.client.has_collection(DUPLICATES):  # its verdicts, from either side
-            self._ensure_duplicates()
+        if self._opened(DUPLICATES):  # its verdicts, from either side
             either = f"(video_id == {json.dumps(video_id)} or other_id == {json.dumps(video_id)})"
             self.client.delete(DUPLICATES, filter=f"{either} and tenant == {json.dumps(tenant)}")
         touched = []
@@ -337,12 +347,7 @@ class SegmentStore:
     # --- near-duplicate verdicts ------------------------------------------------------------------------
 
     def _ensure_duplicates(self) -> None:
-        if DUPLICATES in self._known:
-            return
-        if not self.client.has_collection(DUPLICATES):
-            create_duplicates(self.client)
-        self.client.load_collection(DUPLICATES)
-        self._known.add(DUPLICATES)
+        self._ensure(DUPLICATES, lambda: create_duplicates(self.client))
 
     def put_duplicates(self, found: VideoDuplicates) -> None:
         """Replace this video's verdicts under this model: a re-check (a replay, a re-upload) rewrites them."""
@@ -370,10 +375,8 @@ class SegmentStore:
             return []
 
         def run() -> list[dict[str, Any]]:
-            if DUPLICATES not in self._known:
-                if not self.client.has_collection(DUPLICATES):
-                    return []
-                self._ensure_duplicates()
+            if not self._opened(DUPLICATES):
+                return []
             ids = json.dumps(sorted(set(video_ids)))
             expr = f"(video_id in {ids} or other_id in {ids})"
             if tenant is not None:
@@ -393,11 +396,7 @@ class SegmentStore:
         name = cache_collection(model)
 
         def run() -> None:
-            if name not in self._known:
-                if not self.client.has_collection(name):
-                    create_cache(self.client, name, model.dim, self._server_before_2_4())
-                self.client.load_collection(name)
-                self._known.add(name)
+            self._ensure(name, lambda: create_cache(self.client, name, model.dim, self._server_before_2_4()))
             self.client.upsert(name, [row])
 
         self.recovering(run)
@@ -409,14 +408,11 @@ class SegmentStore:
         name = cache_collection(model)
 
         def run() -> list[tuple[float, dict[str, Any]]]:
-            if name not in self._known:
-                if not self.client.has_collection(name):
-                    return []
-                self.client.load_collection(name)
-                self._known.add(name)
+            if not self._opened(name):
+                return []
             fields = ["pk", "video_id", "provenance", "duration_s"]
-            # the exact-match parameters usually leave a few entries: score those exactly (HNSW under such a
-            # selective filter walks most of the graph: ~160 ms at 100k entries on Lite, against ~ms here)
+            # the exact-match parameters usually leave a few entries: score those exactly (HNSW under so
+            # selective a filter walks most of the graph)
             few = self.client.query(
                 name,
                 filter=expr,
@@ -540,12 +536,17 @@ class SegmentStore:
         return self._searcher.best_segments(vectors, limit, offset, expr, collection)
 
 
+_WARNED: set[frozenset[str]] = set()
+
+
 def _fit(rows: list[dict[str, Any]], columns: Set[str]) -> list[dict[str, Any]]:
     """Rows without the fields an older collection lacks (their free metadata is not stored there)."""
     extra = set().union(*(r.keys() for r in rows)) - columns if rows else set()
     if not extra:
         return rows
-    log.warning("collection predates these fields: not stored", extra={"fields": sorted(extra)})
+    if (key := frozenset(extra)) not in _WARNED:  # once per process, not on every write
+        _WARNED.add(key)
+        log.warning("collection predates these fields: not stored", extra={"fields": sorted(extra)})
     return [{k: v for k, v in r.items() if k in columns} for r in rows]
 
 
