@@ -96,13 +96,17 @@ def verdicts(common: CommonSettings, media_root: Path) -> dict[str, Any]:
     for name in ("intro-x", "letterbox-a", "mirror-b", "reencoded-single"):  # intro-x is catalogued before intro-y
         _publish(common, [uploads[name]])
     _publish(common, [uploads["compilation"], uploads["intro-y"]])
-    found = {}
     events = {u.event_id: name for name, u in uploads.items()}
-    for value in tap.values(Topics.DUPLICATES, idle_s=5.0):
-        verdict = VideoDuplicates.model_validate_json(value)
-        if verdict.event_id in events:
-            assert events[verdict.event_id] not in found, "one verdict per upload"
-            found[events[verdict.event_id]] = verdict
+    deadline = time.monotonic() + 300  # the stage may be working through a backlog (earlier modules' uploads)
+    while True:
+        found: dict[str, VideoDuplicates] = {}
+        for value in tap.values(Topics.DUPLICATES, idle_s=3.0):
+            verdict = VideoDuplicates.model_validate_json(value)
+            if verdict.event_id in events:
+                assert events[verdict.event_id] not in found, "one verdict per upload"
+                found[events[verdict.event_id]] = verdict
+        if set(found) == set(uploads) or time.monotonic() > deadline:
+            break
     assert set(found) == set(uploads), set(uploads) - set(found)
     return {"found": found, "originals": originals, "uploads": uploads}
 
