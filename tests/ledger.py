@@ -25,6 +25,7 @@ PIPELINE_TOPICS = (
     Topics.DEAD_LETTER,
     Topics.REMOVED,
     Topics.DUPLICATES,
+    Topics.QC,
 )
 _PER_SEGMENT = {Topics.SEGMENTS, Topics.EMBEDDINGS, Topics.SEGMENTS_INDEXED}
 

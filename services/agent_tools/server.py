@@ -1,5 +1,5 @@
 """The clipstream MCP server (official `mcp` SDK, FastMCP): search by text or image, a video and its
-segments, similar videos, recommendations and near-duplicates, as tools an agent can call.
+segments, similar videos, recommendations, near-duplicates and quality control, as tools an agent can call.
 
 Every tool calls the search API with the server's API key, so an agent gets exactly the tenant scoping,
 validation and limits of the HTTP API (a 4xx comes back as a tool error with the API's message). Results
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
 
 import httpx
@@ -39,8 +40,10 @@ def create_server(settings: AgentToolsSettings) -> FastMCP:
         instructions=(
             "Search one tenant's video catalogue by meaning. search_text finds the best moment (segment) of "
             "each video for a description; get_video lists a video's segments; similar_videos, recommend and "
-            "video_duplicates relate videos to each other. Scores are cosine similarities of the served CLIP; "
-            "good_match false means even the best result is below the model's 'no good match' threshold."
+            "video_duplicates relate videos to each other; quality_check tells whether a generated video shows "
+            "its prompt and references' style, quality_outliers lists a campaign's odd ones out. Scores are "
+            "cosine similarities of the served CLIP; good_match false means even the best result is below the "
+            "model's 'no good match' threshold."
         ),
         host=settings.host,
         port=settings.port,
@@ -134,5 +137,33 @@ def create_server(settings: AgentToolsSettings) -> FastMCP:
         """Near-duplicate verdicts on a video (duplicate, contains, contained_in, with matched time ranges)
         and its duplicate group."""
         return call("GET", f"/v1/videos/{video_id}/duplicates")
+
+    @mcp.tool()
+    def quality_check(
+        video_id: str,
+        prompt: str | None = None,
+        reference_video_ids: list[str] | None = None,
+        reference_images_base64: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Whether a (generated) video matches the intent: each segment's alignment with the prompt, its
+        deviation from the references' style, sudden jumps. Verdict pass / flagged (each flag names the
+        check and the time range) / nothing_to_check. Without prompt and references, those stored in the
+        video's metadata are used."""
+        body: dict[str, Any] = {"video_id": video_id, "reference_video_ids": reference_video_ids or []}
+        if prompt is not None:
+            body["prompt"] = prompt
+        if reference_images_base64:
+            body["references"] = reference_images_base64
+        return call("POST", "/v1/qc", json=body)
+
+    @mcp.tool()
+    def quality_outliers(campaign: str | None = None, creator: str | None = None, limit: int = 20) -> dict[str, Any]:
+        """Videos of a cohort (a campaign in the videos' metadata and/or a creator) far from the rest of it."""
+        filters: dict[str, Any] = {}
+        if campaign is not None:
+            filters["metadata"] = {"campaign": campaign}
+        if creator is not None:
+            filters["creator"] = creator
+        return call("GET", "/v1/qc/outliers", params={"filters": json.dumps(filters), "limit": limit})
 
     return mcp

@@ -326,6 +326,55 @@ class VideoDuplicates(Message):
     checked_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+QcCheck = Literal["prompt_alignment", "style", "temporal"]
+QcVerdict = Literal["pass", "flagged", "nothing_to_check"]
+# the free-metadata keys a generated video's QC reads: what it was asked to show, and what it should look like
+QC_PROMPT_KEY = "prompt"
+QC_REFERENCES_KEY = "references"  # image URIs, separated by white space (each admitted like a video source)
+
+
+class QcFlag(BaseModel):
+    """One reason a video was flagged, with the time range that shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    check: QcCheck
+    start_s: float
+    end_s: float
+    score: float = Field(description="the worst value in the range: cosine for prompt/temporal, z for style")
+    threshold: float
+    reason: str
+
+
+class QcSegment(BaseModel):
+    """One segment's scores (absent where that check did not run)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    segment_index: int
+    start_s: float
+    end_s: float
+    alignment: float | None = Field(default=None, description="cosine to the prompt")
+    deviation: float | None = Field(
+        default=None, description="distance to the references' centroid in units of their own spread (a z-score)"
+    )
+    continuity: float | None = Field(default=None, description="cosine to the previous adjacent segment")
+
+
+class VideoQc(Message):
+    """The QC stage's verdict on one indexed upload that carries a prompt and/or references (once per upload)."""
+
+    schema_version: Literal[1] = 1
+    tenant: str
+    collection: str
+    model_version: str
+    verdict: QcVerdict
+    checks: list[QcCheck] = Field(default_factory=list, description="the checks that ran")
+    flags: list[QcFlag] = Field(default_factory=list)
+    segments: list[QcSegment] = Field(default_factory=list)
+    checked_at: AwareDatetime = Field(default_factory=utcnow)
+
+
 Stage = Literal["registered", "probed", "indexing", "indexed", "failed", "deleted"]
 STAGE_RANK: dict[str, int] = {"registered": 0, "probed": 1, "indexing": 2, "indexed": 3, "failed": 3, "deleted": 4}
 
@@ -385,6 +434,7 @@ class Topics:
     UPDATED = "videos.updated"
     REMOVED = "videos.removed"
     DUPLICATES = "videos.duplicates"
+    QC = "videos.qc"
 
 
 TOPIC_MODELS: dict[str, type[BaseModel]] = {
@@ -400,5 +450,6 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     Topics.UPDATED: VideoUpdated,
     Topics.REMOVED: VideoRemoved,
     Topics.DUPLICATES: VideoDuplicates,
+    Topics.QC: VideoQc,
 }
 COMPACTED_TOPICS = frozenset({Topics.STATUS})

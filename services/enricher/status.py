@@ -84,7 +84,11 @@ def deleted(removed: VideoRemoved) -> VideoStatus:
 
 
 def failed(letter: DeadLetter) -> VideoStatus | None:
-    """None when the payload names no upload (a malformed message: there is no upload to report on)."""
+    """None when the payload names no upload (a malformed message: there is no upload to report on), or
+    when a consumer of `videos.indexed` (near-duplicates, QC) gave up: the upload is indexed and searchable
+    all the same, its status stays."""
+    if letter.source_topic == Topics.INDEXED:
+        return None
     try:
         payload = json.loads(letter.payload)
     except (ValueError, UnicodeDecodeError):

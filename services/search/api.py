@@ -23,7 +23,6 @@ from services.common.kafka.publisher import Publisher
 from services.common.messages import Topics, VideoUploaded, video_id_for
 from services.curation.job import CurationConfig
 from services.media.errors import DecodeError
-from services.media.settings import MediaSettings
 from services.media.sources import admit, playable
 from services.search.cache import LOOKUPS, SECONDS_SAVED, CacheEntry, Generation
 from services.search.curation_jobs import Busy, CurationRuns
@@ -71,6 +70,20 @@ class RecommendRequest(BaseModel):
     exclude: list[str] = Field(default_factory=list, max_length=1000, description="video ids never returned")
     limit: int = Field(default=10, ge=1, le=100)
     filters: MetadataFilters = Field(default_factory=MetadataFilters)
+
+
+class QcRequest(BaseModel):
+    """One indexed video checked against this prompt and these references; with neither, against the prompt
+    and references in the video's metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    video_id: str = Field(max_length=128)
+    prompt: str | None = Field(default=None, max_length=1000, description="what the video was asked to show")
+    references: list[Base64Bytes] = Field(
+        default_factory=list, max_length=64, description="style reference images (base64 JPEG/PNG/WebP)"
+    )
+    reference_video_ids: list[str] = Field(default_factory=list, max_length=64, description="indexed videos")
 
 
 class CurationRequest(BaseModel):
@@ -298,6 +311,29 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
         )
         return {"results": video_results(hits), "limit": body.limit}
 
+    @app.post("/v1/qc")
+    def quality_check(body: QcRequest, tenant: Tenant, engine: Engine) -> dict[str, Any]:
+        """The QC stage's checks for one video, on demand: prompt alignment per segment, deviation from the
+        references' style, sudden jumps; flags carry the offending time ranges."""
+        limit = settings.quality.max_reference_bytes
+        for i, image in enumerate(body.references):
+            if len(image) > limit:
+                raise HTTPException(413, detail=f"reference {i} is {len(image)} bytes, at most {limit}")
+        return dict(run(engine.qc, tenant, body.video_id, body.prompt, body.references, body.reference_video_ids))
+
+    @app.get("/v1/qc/outliers")
+    def quality_outliers(
+        tenant: Tenant,
+        engine: Engine,
+        filters: Annotated[
+            str, Query(max_length=8192, description='the cohort, as search filters: {"metadata": {"campaign": "x"}}')
+        ] = "",
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        z: Annotated[float | None, Query(gt=0, le=100, description="robust z threshold")] = None,
+    ) -> dict[str, Any]:
+        """Videos far from their cohort's centroid (robust z-score of the distance), farthest first."""
+        return dict(run(engine.qc_outliers, parse_filters(filters).scoped(tenant), limit, z))
+
     @app.get("/v1/videos/{video_id}/duplicates")
     def duplicates(
         video_id: Annotated[str, PathParam(max_length=128)], tenant: Tenant, engine: Engine
@@ -347,7 +383,7 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
 
     secret = settings.media_secret.get_secret_value() if settings.media_secret else None
     links = Links.from_keys(configured, secret, settings.media_url_ttl_s)
-    media_policy = MediaSettings().source_policy()
+    media_policy = settings.media.source_policy()
 
     @app.get("/v1/videos/{video_id}/play")
     def play(

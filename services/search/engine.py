@@ -7,7 +7,6 @@ engine embeds queries in-process with the model recorded on the collection, so s
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import tempfile
@@ -16,22 +15,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from services.common.clip.loader import LoadedClip
 from services.common.clip.routing import ModelRouter, Target
 from services.common.clip.thresholds import QueryKind, ThresholdBook
 from services.common.errors import PermanentError
 from services.common.filters import Filters
-from services.common.messages import ModelRef
+from services.common.messages import QC_PROMPT_KEY, QC_REFERENCES_KEY, ModelRef
 from services.common.triton import ClipClient
 from services.common.vectors import METADATA, VIDEOS_ALIAS, SegmentHit, SegmentStore, videos_collection
 from services.media.decode import DecodeLimits, DecodeOptions
 from services.media.errors import DecodeError
-from services.media.images import jpeg_to_pixels
+from services.media.images import fit_pixels, jpeg_to_pixels
 from services.media.isolated import IsolatedDecoder
 from services.media.segments import SegmentPolicy
 from services.media.sources import SourcePolicy
+from services.quality.checks import run_checks
+from services.quality.cohort import outliers as cohort_outliers
+from services.quality.inspect import QualityError, check_prompt, check_reference_count, load_subject, read_reference
 from services.search.cache import CacheEntry, Generation, entry_row, lookup_filter, new_entry_id
 from services.search.duplicates import collapse as collapsed
 from services.search.duplicates import duplicate_neighbours, verdicts_of
@@ -107,29 +108,10 @@ class SearchEngine:
         return self._search(found, limit, offset, filters, "image", collapse)
 
     def _query_pixels(self, data: bytes) -> np.ndarray:
-        """The image as RGB pixels, its size checked from the header before any pixel is decoded, and scaled
-        down to what the model can use (its short side to `query_image_short_side`)."""
-        s = self.settings
         try:
-            with Image.open(io.BytesIO(data)) as img:
-                width, height = img.size
-                if width * height > s.query_image_max_pixels or max(width, height) > s.query_image_max_side:
-                    raise QueryError(
-                        f"image of {width}x{height} is too large (at most {s.query_image_max_side} px a side, "
-                        f"{s.query_image_max_pixels} pixels)"
-                    )
-                if max(width, height) > s.query_image_max_aspect * min(width, height):
-                    raise QueryError(f"image of {width}x{height} is longer than {s.query_image_max_aspect:g}:1")
-                scale = s.query_image_short_side / min(width, height)
-                if scale < 1:
-                    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-                    img.draft("RGB", size)  # JPEGs decode at a reduced scale directly
-                    rgb = img.convert("RGB").resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
-                else:
-                    rgb = img.convert("RGB")
-                return np.asarray(rgb, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
-            raise QueryError(f"not a readable image: {exc}") from exc
+            return fit_pixels(data, self.settings.image_limits())
+        except DecodeError as exc:
+            raise QueryError(exc.detail) from exc
 
     def by_video(
         self,
@@ -282,6 +264,111 @@ class SearchEngine:
                 break
             rows = self.store.duplicates_of(sorted(frontier), tenant)
         return {"video_id": video_id, "duplicates": verdicts, "group": sorted(group)}
+
+    # --- quality control -------------------------------------------------------------------------------
+
+    def qc(
+        self,
+        tenant: str,
+        video_id: str,
+        prompt: str | None = None,
+        images: Sequence[bytes] = (),
+        reference_video_ids: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """The QC stage's checks on one indexed video, against the prompt and references of the request, else
+        those in the video's metadata. "nothing_to_check" (not an error) when neither has any."""
+        quality = self.settings.quality
+        target = self.router.target()
+        if target is None:
+            raise NotFound(video_id)
+        subject = load_subject(self.store, target.collection, video_id, tenant, quality.max_segments)
+        if subject is None:
+            raise NotFound(video_id)
+        given = prompt is not None or bool(images) or bool(reference_video_ids)
+        if not given:
+            prompt = subject.prompt
+        try:
+            check_reference_count(len(images) + len(reference_video_ids), quality.max_references)
+            text = None if prompt is None else check_prompt(prompt, quality.max_prompt_chars)
+            pictures = [self._query_pixels(i) for i in images]
+            if not given and subject.references:
+                check_reference_count(len(subject.references), quality.max_references)
+                sources, limits = self.settings.media.source_policy(), self.settings.image_limits()
+                pictures = [read_reference(u, sources, quality.max_reference_bytes, limits) for u in subject.references]
+        except (QualityError, DecodeError) as exc:
+            raise QueryError(exc.detail) from exc
+        vectors = [
+            self._known_vector(v, tenant, videos_collection(target.model)) for v in dict.fromkeys(reference_video_ids)
+        ]
+        if pictures:
+            found, _ = self._embed(
+                lambda c: c.embed_images(pictures),
+                lambda m: np.concatenate([m.embed_pixels(p[None]) for p in pictures]),
+            )
+            vectors += list(found)
+        prompt_vector = None
+        if text is not None:
+            prompt_vector = self._embed(lambda c: c.embed_texts([text]), lambda m: m.embed_texts([text]))[0]
+        thresholds = self.thresholds.get(target.model, target.spec, self.settings.common.resolved_clip_model())
+        config = quality.config(thresholds, self.settings.media.max_segment_s, subject.cuts_allowed)
+        references = np.asarray(vectors, dtype=np.float32) if vectors else None
+        result = run_checks(subject.segments, config, prompt_vector, references)
+        body: dict[str, Any] = {
+            "video_id": video_id,
+            "verdict": result.verdict,
+            "checks": result.checks,
+            "flags": [f.model_dump() for f in result.flags],
+            "segments": [s.model_dump(exclude_none=True) for s in result.segments],
+            "thresholds": {
+                "alignment": config.alignment_threshold,
+                "jump": config.jump_threshold,
+                "style_z": config.style_z,
+            },
+            "source": "request" if given else "metadata",
+        }
+        if result.verdict == "nothing_to_check":
+            body["detail"] = (
+                "nothing to check: no prompt or references in the request or in the video's metadata "
+                f"({QC_PROMPT_KEY!r}, {QC_REFERENCES_KEY!r})"
+            )
+        return body
+
+    def qc_outliers(self, filters: Filters, limit: int = 20, z_max: float | None = None) -> dict[str, Any]:
+        """The cohort the filters select (tenant, creator, a campaign in the free metadata...) and the videos
+        far from its centroid (robust z-score of the distance to it), farthest first."""
+        quality = self.settings.quality
+        target = self.router.target()
+        threshold = quality.outlier_z if z_max is None else z_max
+        if target is None:
+            raise QueryError("nothing is indexed yet")
+        videos = videos_collection(target.model)
+        expr = filters.compile()
+        size = self.store.count(expr, videos)
+        if size > quality.max_cohort:
+            raise QueryError(f"the cohort has {size} videos, at most {quality.max_cohort}: narrow the filters")
+        if size < quality.min_cohort:
+            raise QueryError(f"the cohort has {size} videos: outliers need at least {quality.min_cohort}")
+        rows = self.store.rows(expr, ["video_id", "title", "creator", "uri", METADATA, "vector"], videos)
+        found, median = cohort_outliers([r["vector"] for r in rows], threshold, quality.outlier_min_mad)
+        listed = []
+        for o in found[:limit]:
+            row = rows[o.position]
+            listed.append(
+                {k: row.get(k) for k in ("video_id", "title", "creator", "uri", METADATA)}
+                | {"distance": round(o.distance, 6), "z": round(o.z, 3)}
+            )
+        return {
+            "cohort_size": len(rows),
+            "median_distance": round(median, 6),
+            "z_threshold": threshold,
+            "outliers": listed,
+        }
+
+    def _known_vector(self, video_id: str, tenant: str, collection: str) -> list[float]:
+        found = self.store.video_vector(video_id, Filters(tenant=tenant).compile(), collection)
+        if found is None:
+            raise NotFound(video_id)
+        return found
 
     # --- plumbing ---------------------------------------------------------------------------------------
 

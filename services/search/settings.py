@@ -4,12 +4,18 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.settings import CommonSettings
+from services.media.images import ImageLimits
+from services.media.settings import MediaSettings
+from services.quality.settings import QualitySettings
 
 
 class SearchSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLIPSTREAM_SEARCH_", extra="ignore")
 
     common: CommonSettings = Field(default_factory=CommonSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    # what the decoder admits (`CLIPSTREAM_DECODER_*`): playback links and references named in a video's metadata
+    media: MediaSettings = Field(default_factory=MediaSettings)
     host: str = "127.0.0.1"
     port: int = 8080
     query_frame_seconds: float = Field(default=0.25, gt=0, description="frame spacing for video queries")
@@ -37,3 +43,11 @@ class SearchSettings(BaseSettings):
     media_secret: SecretStr | None = Field(
         default=None, description="signs playback links; default: derived from the API keys (same on every replica)"
     )
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(
+            max_pixels=self.query_image_max_pixels,
+            max_side=self.query_image_max_side,
+            max_aspect=self.query_image_max_aspect,
+            short_side=self.query_image_short_side,
+        )

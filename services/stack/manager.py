@@ -21,6 +21,7 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "indexer": ("services.indexer", "CLIPSTREAM_INDEXER_HEALTH_PORT", 9103),
     "enricher": ("services.enricher", "CLIPSTREAM_ENRICHER_HEALTH_PORT", 9104),
     "duplicates": ("services.duplicates", "CLIPSTREAM_DUPLICATES_HEALTH_PORT", 9107),
+    "qc": ("services.qc", "CLIPSTREAM_QC_HEALTH_PORT", 9108),
     "search": ("services.search", "CLIPSTREAM_SEARCH_PORT", 8080),
     "gateway": ("services.gateway", "CLIPSTREAM_GATEWAY_PORT", 8090),
     "notifications": ("services.gateway.notifications", "CLIPSTREAM_NOTIFICATIONS_HEALTH_PORT", 9106),

@@ -23,6 +23,7 @@ from services.enricher.settings import EnricherSettings
 from services.gateway.notifications import NotificationSettings
 from services.gateway.settings import GatewaySettings
 from services.indexer.settings import IndexerSettings
+from services.qc.settings import QcSettings
 from services.search.settings import SearchSettings
 from services.stack.settings import StackSettings
 
@@ -43,6 +44,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "indexer": IndexerSettings,
     "enricher": EnricherSettings,
     "duplicates": DuplicatesSettings,
+    "qc": QcSettings,
     "search": SearchSettings,
     "gateway": GatewaySettings,
     "triton": StackSettings,
@@ -152,6 +154,7 @@ def test_probes_hit_the_ports_the_services_serve() -> None:
         "indexer": IndexerSettings().health_port,
         "enricher": EnricherSettings().health_port,
         "duplicates": DuplicatesSettings().health_port,
+        "qc": QcSettings().health_port,
         "search": SearchSettings().port,
         "gateway": GatewaySettings().port,
     }
@@ -177,7 +180,7 @@ def test_probes_hit_the_ports_the_services_serve() -> None:
 
 
 def test_components_scale_on_their_own_topic_and_group() -> None:
-    consumers = ("decoder", "embedder", "indexer", "enricher", "duplicates")
+    consumers = ("decoder", "embedder", "indexer", "enricher", "duplicates", "qc")
     docs = render(*[arg for c in consumers for arg in ("--set", f"{c}.autoscaling.enabled=true")])
     scaled = by_kind(docs, "ScaledObject")
     expected = {
@@ -186,6 +189,7 @@ def test_components_scale_on_their_own_topic_and_group() -> None:
         "indexer": (Topics.EMBEDDINGS, IndexerSettings().group_id),
         "enricher": (Topics.SEGMENTS_INDEXED, EnricherSettings().group_id),
         "duplicates": (Topics.INDEXED, DuplicatesSettings().group_id),
+        "qc": (Topics.INDEXED, QcSettings().group_id),
     }
     assert set(scaled) == {f"cs-clipstream-{c}" for c in expected}
     deployments = by_kind(docs, "Deployment")

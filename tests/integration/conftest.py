@@ -31,6 +31,7 @@ TEST_ENV = {
     "CLIPSTREAM_INDEXER_HEALTH_PORT": "9203",
     "CLIPSTREAM_ENRICHER_HEALTH_PORT": "9204",
     "CLIPSTREAM_DUPLICATES_HEALTH_PORT": "9207",
+    "CLIPSTREAM_QC_HEALTH_PORT": "9208",
     "CLIPSTREAM_SEARCH_PORT": "28080",
     "CLIPSTREAM_SEARCH_API_KEYS": json.dumps(
         {
@@ -41,6 +42,7 @@ TEST_ENV = {
             "key-dups": "dups",
             "key-agents": "agents",
             "key-gen": "gen",
+            "key-qc": "qc",
         }
     ),
     "CLIPSTREAM_GATEWAY_PORT": "28090",

@@ -118,12 +118,13 @@ def _session(key: str, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[st
 
 def test_an_mcp_client_lists_the_tools_and_gets_search_results(catalogue: dict[str, VideoUploaded]) -> None:
     w1 = catalogue["w1"].video_id
-    tools, (found, video, other) = _session(
+    tools, (found, video, other, checked) = _session(
         "key-agents",
         [
             ("search_text", {"query": VIDEOS["w1"][1].caption, "limit": 3}),
             ("get_video", {"video_id": w1}),
             ("get_video", {"video_id": "vnope"}),
+            ("quality_check", {"video_id": w1, "prompt": VIDEOS["w1"][1].caption}),
         ],
     )
     expected = {
@@ -134,6 +135,8 @@ def test_an_mcp_client_lists_the_tools_and_gets_search_results(catalogue: dict[s
         "recommend",
         "video_duplicates",
         "cache_lookup",
+        "quality_check",
+        "quality_outliers",
     }
     assert expected <= set(tools)
     body = json.loads(found.content[0].text)
@@ -142,6 +145,11 @@ def test_an_mcp_client_lists_the_tools_and_gets_search_results(catalogue: dict[s
     assert "thumbnail" not in body["results"][0]
     assert len(json.loads(video.content[0].text)["segments"]) == 2
     assert other.isError and "404" in other.content[0].text
+    qc = json.loads(checked.content[0].text)  # the prompt shows in the second shot only
+    assert qc["verdict"] == "flagged"
+    assert [(f["check"], f["start_s"]) for f in qc["flags"] if f["check"] == "prompt_alignment"] == [
+        ("prompt_alignment", 0.0)
+    ]
 
 
 def test_the_mcp_tools_see_only_their_keys_tenant(catalogue: dict[str, VideoUploaded]) -> None:

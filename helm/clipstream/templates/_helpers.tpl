@@ -193,10 +193,16 @@ spec:
 {{- end }}
 {{- end -}}
 
-{{/* The decoder's source allowlists and S3 credentials */}}
+{{/* The decoder's health binding and its sources */}}
 {{- define "clipstream.decoderEnv" -}}
-{{- $d := .Values.decoder -}}
 - {name: CLIPSTREAM_DECODER_HEALTH_HOST, value: 0.0.0.0}
+{{ include "clipstream.sourceEnv" . }}
+{{- end -}}
+
+{{/* The decoder's source allowlists and S3 credentials: whoever reads sources (decoder, QC references,
+search playback) admits them by these */}}
+{{- define "clipstream.sourceEnv" -}}
+{{- $d := .Values.decoder -}}
 - {name: CLIPSTREAM_DECODER_ALLOWED_ROOTS, value: {{ toJson $d.allowedRoots | quote }}}
 - {name: CLIPSTREAM_DECODER_HTTP_PREFIXES, value: {{ toJson $d.httpPrefixes | quote }}}
 - {name: CLIPSTREAM_DECODER_S3_PREFIXES, value: {{ toJson $d.s3Prefixes | quote }}}

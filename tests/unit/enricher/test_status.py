@@ -62,6 +62,9 @@ def test_a_dead_letter_names_its_upload_or_nothing() -> None:
     assert failed is not None and (failed.stage, failed.reason, failed.tenant) == ("failed", "corrupt_video", "t")
     assert _merge([*_run("e1", T0)[:2], failed]).stage == "failed"
     assert status.failed(DeadLetter.of("x", "malformed_message", "", ("t", 0, 0), None, b"{not json")) is None
+    after = DeadLetter.of("qc", "source_not_allowed", "bad reference", (Topics.INDEXED, 0, 1), b"v1", b"{}")
+    after = after.model_copy(update={"payload": json.dumps(payload | {"segment_count": 2}).encode()})
+    assert status.failed(after) is None  # QC or near-duplicates giving up leaves an indexed video indexed
 
 
 def test_the_projection_reads_each_observed_topic_and_skips_what_it_cannot_read() -> None:

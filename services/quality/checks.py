@@ -1,0 +1,181 @@
+"""The per-video checks, on unit vectors (one per segment, in time order). Pure numpy, no I/O.
+
+- **prompt alignment**: each segment's cosine to the prompt's text vector; runs of consecutive segments
+  below the model's threshold (its calibrated `text_match`: the score under which a text query has no good
+  match) are flagged with their time range.
+- **style**: distance (1 - cosine) of each segment to the references' centroid, in units of the
+  references' own spread around it (a z-score; the spread has a floor, so one reference or identical ones
+  still give a scale). Runs above `style_z` are flagged.
+- **temporal**: cosine between adjacent segments; a drop below the model's `duplicate` threshold (the two
+  are not even near-duplicates of each other) is a sudden jump. A generated video is one take, so every
+  boundary is inside it, unless the uploader says cuts are intended: then only boundaries the decoder made
+  by splitting a long shot (a segment of the maximum length) are inside a shot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from services.common.messages import QcCheck, QcFlag, QcSegment, QcVerdict
+
+Vectors = npt.NDArray[np.float32]
+ADJACENT_S = 0.5  # a gap longer than this between two segments (dropped frames, a skipped blank) is no boundary
+
+
+@dataclass(frozen=True)
+class QcConfig:
+    alignment_threshold: float
+    jump_threshold: float
+    style_z: float = 4.0
+    min_spread: float = 0.02
+    cuts_allowed: bool = False
+    max_segment_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class SegmentVector:
+    index: int
+    start_s: float
+    end_s: float
+    vector: Vectors
+
+
+@dataclass(frozen=True)
+class QcResult:
+    verdict: QcVerdict
+    checks: list[QcCheck]
+    flags: list[QcFlag]
+    segments: list[QcSegment]
+
+
+def unit(vectors: npt.ArrayLike) -> Vectors:
+    array = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return np.asarray(array / np.where(norms == 0, 1.0, norms), dtype=np.float32)
+
+
+def run_checks(
+    segments: Sequence[SegmentVector],
+    config: QcConfig,
+    prompt: Vectors | None = None,
+    references: Vectors | None = None,
+) -> QcResult:
+    """All checks that apply; `nothing_to_check` without a prompt or references (not a failure)."""
+    if prompt is None and references is None:
+        return QcResult("nothing_to_check", [], [], [])
+    ordered = sorted(segments, key=lambda s: s.start_s)
+    if not ordered:
+        return QcResult("nothing_to_check", [], [], [])
+    vectors = unit([s.vector for s in ordered])
+    checks: list[QcCheck] = []
+    flags: list[QcFlag] = []
+    alignment: list[float | None] = [None] * len(ordered)
+    deviation: list[float | None] = [None] * len(ordered)
+    if prompt is not None:
+        checks.append("prompt_alignment")
+        scores = vectors @ unit(prompt)[0]
+        alignment = [round(float(x), 6) for x in scores]
+        flags += _runs(ordered, [float(x) < config.alignment_threshold for x in scores], scores, min, _aligned(config))
+    if references is not None and len(references):
+        checks.append("style")
+        z = style_deviation(vectors, unit(references), config.min_spread)
+        deviation = [round(float(x), 4) for x in z]
+        flags += _runs(ordered, [float(x) > config.style_z for x in z], z, max, _styled(config))
+    checks.append("temporal")
+    continuity: list[float | None] = [None] * len(ordered)
+    for i in range(1, len(ordered)):
+        before, after = ordered[i - 1], ordered[i]
+        if after.start_s - before.end_s > ADJACENT_S:
+            continue
+        cosine = float(vectors[i] @ vectors[i - 1])
+        continuity[i] = round(cosine, 6)
+        inside = not config.cuts_allowed or before.end_s - before.start_s >= config.max_segment_s - 0.05
+        if inside and cosine < config.jump_threshold:
+            flags.append(
+                QcFlag(
+                    check="temporal",
+                    start_s=after.start_s,
+                    end_s=after.end_s,
+                    score=round(cosine, 6),
+                    threshold=config.jump_threshold,
+                    reason=f"sudden change at {after.start_s:.2f} s: cosine {cosine:.3f} to the segment before, "
+                    f"below {config.jump_threshold:g}",
+                )
+            )
+    rows = [
+        QcSegment(
+            segment_index=s.index,
+            start_s=s.start_s,
+            end_s=s.end_s,
+            alignment=alignment[i],
+            deviation=deviation[i],
+            continuity=continuity[i],
+        )
+        for i, s in enumerate(ordered)
+    ]
+    flags.sort(key=lambda f: (f.start_s, f.check))
+    return QcResult("flagged" if flags else "pass", checks, flags, rows)
+
+
+def style_deviation(vectors: Vectors, references: Vectors, min_spread: float) -> npt.NDArray[np.float64]:
+    """Each vector's distance to the references' centroid, as a z-score against the references' own."""
+    centroid = unit(references.mean(axis=0))[0]
+    own = 1.0 - references @ centroid
+    spread = max(float(own.std()), min_spread)
+    return np.asarray(((1.0 - vectors @ centroid) - float(own.mean())) / spread, dtype=np.float64)
+
+
+def _aligned(config: QcConfig) -> Callable[[float, float, float, int], QcFlag]:
+    def flag(start: float, end: float, worst: float, count: int) -> QcFlag:
+        return QcFlag(
+            check="prompt_alignment",
+            start_s=start,
+            end_s=end,
+            score=round(worst, 6),
+            threshold=config.alignment_threshold,
+            reason=f"{count} segment(s) from {start:.2f} s to {end:.2f} s do not show the prompt: cosine down to "
+            f"{worst:.3f}, below {config.alignment_threshold:g}",
+        )
+
+    return flag
+
+
+def _styled(config: QcConfig) -> Callable[[float, float, float, int], QcFlag]:
+    def flag(start: float, end: float, worst: float, count: int) -> QcFlag:
+        return QcFlag(
+            check="style",
+            start_s=start,
+            end_s=end,
+            score=round(worst, 4),
+            threshold=config.style_z,
+            reason=f"{count} segment(s) from {start:.2f} s to {end:.2f} s deviate from the references' style: "
+            f"{worst:.1f} spreads from their centroid, above {config.style_z:g}",
+        )
+
+    return flag
+
+
+def _runs(
+    segments: Sequence[SegmentVector],
+    bad: Sequence[bool],
+    scores: npt.ArrayLike,
+    worst: Callable[[list[float]], float],
+    make: Callable[[float, float, float, int], QcFlag],
+) -> list[QcFlag]:
+    """One flag per run of consecutive bad segments, spanning the run."""
+    values = [float(x) for x in np.asarray(scores).ravel()]
+    flags, start = [], None
+    for i, is_bad in enumerate([*bad, False]):
+        if is_bad and start is None:
+            start = i
+        elif not is_bad and start is not None:
+            run = range(start, i)
+            flags.append(
+                make(segments[start].start_s, segments[i - 1].end_s, worst([values[j] for j in run]), len(run))
+            )
+            start = None
+    return flags

@@ -1,0 +1,136 @@
+"""What the checks need, read from the catalogue and the model: a video's segment vectors and metadata,
+its prompt and references as vectors of the collection's model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from services.common.clip.loader import LoadedClip
+from services.common.clip.routing import ModelRouter
+from services.common.errors import PermanentError
+from services.common.filters import Filters
+from services.common.messages import QC_PROMPT_KEY, QC_REFERENCES_KEY, ModelRef
+from services.common.triton import ClipClient
+from services.common.vectors import METADATA, SegmentStore
+from services.media.errors import DecodeError
+from services.media.images import ImageLimits, fit_pixels
+from services.media.sources import SourcePolicy, open_source
+from services.quality.checks import SegmentVector, Vectors, unit
+
+SEGMENT_FIELDS = ["segment_index", "start_s", "end_s", "vector", METADATA]
+CUTS_KEY = "cuts_allowed"  # metadata: the generated video has intended cuts (temporal check inside shots only)
+
+
+class QualityError(PermanentError):
+    """A QC request or a video's QC metadata that can never be checked as it is."""
+
+    def __init__(self, detail: str, reason: str = "bad_qc_input") -> None:
+        super().__init__(detail, reason)
+
+
+@dataclass(frozen=True)
+class Subject:
+    video_id: str
+    segments: list[SegmentVector]
+    metadata: dict[str, Any]
+
+    @property
+    def prompt(self) -> str | None:
+        value = self.metadata.get(QC_PROMPT_KEY)
+        return value if isinstance(value, str) and value.strip() else None
+
+    @property
+    def references(self) -> list[str]:
+        value = self.metadata.get(QC_REFERENCES_KEY)
+        return value.split() if isinstance(value, str) else []
+
+    @property
+    def cuts_allowed(self) -> bool:
+        return self.metadata.get(CUTS_KEY) is True
+
+
+def load_subject(
+    store: SegmentStore, collection: str, video_id: str, tenant: str | None, max_segments: int
+) -> Subject | None:
+    """The video's segments (first `max_segments`, in order) in `collection`, scoped to `tenant`; None when
+    it has none (unknown, another tenant's, or deleted)."""
+    expr = Filters(tenant=tenant or None, video_ids=[video_id]).compile()
+    rows = sorted(store.rows(expr, SEGMENT_FIELDS, collection=collection), key=lambda r: r["segment_index"])
+    if not rows:
+        return None
+    segments = [
+        SegmentVector(int(r["segment_index"]), float(r["start_s"]), float(r["end_s"]), unit(r["vector"])[0])
+        for r in rows[:max_segments]
+    ]
+    return Subject(video_id, segments, dict(rows[0].get(METADATA) or {}))
+
+
+def check_prompt(prompt: str, max_chars: int) -> str:
+    if not prompt.strip():
+        raise QualityError("empty prompt", "empty_prompt")
+    if len(prompt) > max_chars:
+        raise QualityError(f"prompt of {len(prompt)} characters, at most {max_chars}", "prompt_too_long")
+    return prompt
+
+
+def check_reference_count(count: int, max_references: int) -> None:
+    if count > max_references:
+        raise QualityError(f"{count} references, at most {max_references}", "too_many_references")
+
+
+def read_reference(uri: str, policy: SourcePolicy, max_bytes: int, limits: ImageLimits) -> np.ndarray:
+    """A reference image by URI, admitted by the same allowlists as a video source and read up to
+    `max_bytes`. Refusals are permanent (`DecodeError`), a failing server transient (`SourceUnavailable`)."""
+    with open_source(uri, replace(policy, max_bytes=max_bytes)) as source:
+        if isinstance(source, Path):
+            data = source.read_bytes()
+        else:
+            data = source.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise DecodeError("too_large", f"reference {uri} is larger than {max_bytes} bytes")
+    try:
+        return fit_pixels(data, limits)
+    except DecodeError as exc:
+        raise DecodeError(exc.reason, f"reference {uri}: {exc.detail}") from exc
+
+
+class _OneCollection:
+    """The model router's catalogue, pinned to the collection an event names (not necessarily the served one)."""
+
+    def __init__(self, store: SegmentStore, collection: str) -> None:
+        self.store = store
+        self.collection = collection
+
+    def served_collection(self) -> str | None:
+        return self.collection
+
+    def model_of(self, collection: str) -> tuple[ModelRef, str]:
+        return self.store.model_of(collection)
+
+
+class CollectionEmbedder:
+    """Texts and images as vectors of one collection's model: Triton when it serves that model, else the
+    model loaded in-process from the spec recorded on the collection (as during a reindex)."""
+
+    def __init__(self, store: SegmentStore, clip: ClipClient, collection: str) -> None:
+        self.clip = clip
+        self.router = ModelRouter(_OneCollection(store, collection))
+
+    def texts(self, texts: Sequence[str]) -> Vectors:
+        items = list(texts)
+        vectors, _, _ = self.router.embed(lambda: self.clip.embed_texts(items), lambda m: m.embed_texts(items))
+        return unit(vectors)
+
+    def images(self, images: Sequence[np.ndarray]) -> Vectors:
+        items = list(images)
+
+        def local(model: LoadedClip) -> np.ndarray:
+            return np.concatenate([model.embed_pixels(i[None]) for i in items])
+
+        vectors, _, _ = self.router.embed(lambda: self.clip.embed_images(items), local)
+        return unit(vectors)
