@@ -118,15 +118,22 @@ def create_server(settings: AgentToolsSettings) -> FastMCP:
 
     @mcp.tool()
     def cache_lookup(
-        prompt: str, generator: str, duration_s: float, aspect_ratio: str = "16:9", seed: int | None = None
+        prompt: str,
+        generator: str,
+        duration_s: float,
+        aspect_ratio: str = "16:9",
+        seed: int | None = None,
+        reference_images_base64: list[str] | None = None,
     ) -> dict[str, Any]:
         """Before generating a video: whether one generated for a request like this is cached (same
-        generator, duration, aspect ratio and seed; a prompt close enough). A hit names the video."""
+        generator, duration, aspect ratio and seed; a prompt close enough; the same reference images, if
+        any). A hit names the video."""
         body: dict[str, Any] = {
             "prompt": prompt,
             "generator": generator,
             "duration_s": duration_s,
             "aspect_ratio": aspect_ratio,
+            "references": reference_images_base64 or [],
         }
         if seed is not None:
             body["seed"] = seed

@@ -20,7 +20,7 @@ from services.common.errors import ClipstreamError, TransientError
 from services.common.filters import Filters, MetadataFilters
 from services.common.http import ApiKeys, KeyGuard
 from services.common.kafka.publisher import Publisher
-from services.common.messages import Topics, VideoUploaded, video_id_for
+from services.common.messages import QC_PROMPT_KEY, Topics, VideoUploaded, video_id_for
 from services.curation.job import CurationConfig
 from services.media.errors import DecodeError
 from services.media.sources import admit, playable
@@ -262,13 +262,16 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
             admit(body.uri, media_policy)
         except DecodeError as exc:
             raise HTTPException(422, detail=f"{exc.reason}: {exc.detail}") from exc
+        metadata: dict[str, str | bool] = {"generator": body.request.generator, "cached_generation": True}
+        if len(body.request.prompt) <= 512:  # the QC stage checks it against its prompt (metadata strings: 512)
+            metadata[QC_PROMPT_KEY] = body.request.prompt
         upload = VideoUploaded(
             video_id=video_id_for(tenant, body.uri),
             uri=body.uri,
             tenant=tenant,
             creator=body.creator,
             title=body.request.prompt[:1024],
-            metadata={"generator": body.request.generator, "cached_generation": True},
+            metadata=dict(metadata),
         )
         entry_id = run(engine.cache_put, tenant, body, upload.video_id)
         if "p" not in publisher:
@@ -284,7 +287,8 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
     @app.post("/v1/cache/lookup")
     def cache_lookup(body: Generation, tenant: Tenant, engine: Engine) -> dict[str, Any]:
         """A cached video for a generation request like this one (same exact parameters, a prompt at or
-        above the model's threshold), or a miss with the best score."""
+        above the model's threshold, references as close as near-duplicates when given), or a miss with the
+        best score."""
         found: dict[str, Any] = run(engine.cache_lookup, tenant, body)
         LOOKUPS.labels("hit" if found["hit"] else "miss").inc()
         if found["hit"]:

@@ -6,17 +6,24 @@ is stored with the parameters in the served model's cache collection. A lookup e
 filters on the parameters that must match exactly (generator, aspect ratio, duration within 0.05 s, the
 seed when given, not expired, the caller's tenant) and takes the nearest cached prompt; it is a hit only at
 or above the model's `prompt_match` threshold *and* once the entry's video is indexed, else a miss that
-reports the best score."""
+reports the best score. Reference images (image-to-video, style references) condition a generation as
+much as its prompt: an entry made with references hits only a request with references whose mean image
+vector is as close as a near-duplicate (the model's `duplicate` threshold), and one made without only a
+request without."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import time
 import uuid
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, field_validator
 
 from services.common.filters import number_literal, string_literal
 from services.common.messages import Creator, Uri
@@ -26,6 +33,8 @@ SECONDS_SAVED = Counter(
     "clipstream_cache_generation_seconds_saved_total", "generated seconds served from the cache instead"
 )
 DURATION_TOLERANCE_S = 0.05
+MAX_REFERENCES = 8
+MAX_REFERENCE_BYTES = 10 * 1024**2
 
 
 class Generation(BaseModel):
@@ -39,6 +48,23 @@ class Generation(BaseModel):
     aspect_ratio: str = Field(default="16:9", pattern=r"^\d{1,4}:\d{1,4}$")
     seed: int | None = Field(default=None, ge=0, le=2**62)
     params: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=32)
+    references: list[Base64Bytes] = Field(
+        default_factory=list, max_length=MAX_REFERENCES, description="reference images (base64 JPEG/PNG/WebP)"
+    )
+
+    @field_validator("references")
+    @classmethod
+    def _small_enough(cls, value: list[bytes]) -> list[bytes]:
+        for i, image in enumerate(value):
+            if len(image) > MAX_REFERENCE_BYTES:
+                raise ValueError(f"reference {i} is {len(image)} bytes, at most {MAX_REFERENCE_BYTES}")
+        return value
+
+    def provenance(self) -> dict[str, Any]:
+        """The request as stored with an entry: references by their SHA-256, never their bytes."""
+        return self.model_dump(exclude={"references"}) | {
+            "references": [hashlib.sha256(r).hexdigest() for r in self.references]
+        }
 
 
 class CacheEntry(BaseModel):
@@ -51,10 +77,27 @@ class CacheEntry(BaseModel):
     ttl_s: int | None = Field(default=None, ge=1, le=10 * 365 * 86400, description="none: never expires")
 
 
-def entry_row(entry_id: str, tenant: str, video_id: str, entry: CacheEntry, vector: list[float]) -> dict[str, Any]:
+def encode_vector(vector: npt.ArrayLike | None) -> str:
+    if vector is None:
+        return ""
+    return base64.b64encode(np.asarray(vector, dtype="<f2").tobytes()).decode()
+
+
+def decode_vector(text: str) -> npt.NDArray[np.float32] | None:
+    return np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float32) if text else None
+
+
+def entry_row(
+    entry_id: str,
+    tenant: str,
+    video_id: str,
+    entry: CacheEntry,
+    vector: list[float],
+    references: npt.ArrayLike | None = None,
+) -> dict[str, Any]:
     now = int(time.time() * 1000)
     provenance = {
-        "request": entry.request.model_dump(),
+        "request": entry.request.provenance(),
         "uri": entry.uri,
         "cost": entry.cost,
         "creator": entry.creator,
@@ -70,6 +113,7 @@ def entry_row(entry_id: str, tenant: str, video_id: str, entry: CacheEntry, vect
         "seed": -1 if entry.request.seed is None else entry.request.seed,
         "expires_at": 0 if entry.ttl_s is None else now + entry.ttl_s * 1000,
         "provenance": json.dumps(provenance, ensure_ascii=False)[:8192],
+        "references": encode_vector(references),
         "vector": vector,
     }
 

@@ -30,10 +30,10 @@ from services.media.images import fit_pixels, jpeg_to_pixels
 from services.media.isolated import IsolatedDecoder
 from services.media.segments import SegmentPolicy
 from services.media.sources import SourcePolicy
-from services.quality.checks import run_checks
+from services.quality.checks import run_checks, unit
 from services.quality.cohort import outliers as cohort_outliers
 from services.quality.inspect import QualityError, check_prompt, check_reference_count, load_subject, read_reference
-from services.search.cache import CacheEntry, Generation, entry_row, lookup_filter, new_entry_id
+from services.search.cache import CacheEntry, Generation, decode_vector, entry_row, lookup_filter, new_entry_id
 from services.search.duplicates import collapse as collapsed
 from services.search.duplicates import duplicate_neighbours, verdicts_of
 from services.search.recommend import Example, query_vector
@@ -199,35 +199,56 @@ class SearchEngine:
 
     # --- generation cache -----------------------------------------------------------------------------
 
-    def _prompt_vector(self, prompt: str) -> tuple[list[float], ModelRef, str]:
-        """The prompt's vector, the model it belongs to and how to load that model. Before anything is
-        indexed the cache follows the model Triton serves (what uploads will be embedded with)."""
-        if not prompt.strip():
+    def _request_vectors(self, request: Generation) -> tuple[list[float], np.ndarray | None, ModelRef, str]:
+        """The prompt's vector, the references' mean vector (None without), the model they belong to and how
+        to load that model. Before anything is indexed the cache follows the model Triton serves (what
+        uploads will be embedded with)."""
+        if not request.prompt.strip():
             raise QueryError("empty prompt")
-        vectors, target = self._embed(lambda c: c.embed_texts([prompt]), lambda m: m.embed_texts([prompt]))
+        texts = [request.prompt]
+        pictures = [self._query_pixels(i) for i in request.references]
+        vectors, target = self._embed(lambda c: c.embed_texts(texts), lambda m: m.embed_texts(texts))
         if target is None:
-            vectors, model = self.clip.embed_texts([prompt])
-            return [float(x) for x in vectors[0]], model, ""
-        return [float(x) for x in vectors[0]], target.model, target.spec
+            vectors, model = self.clip.embed_texts(texts)
+            images = self.clip.embed_images(pictures)[0] if pictures else None
+            spec = ""
+        else:
+            model, spec = target.model, target.spec
+            images = None
+            if pictures:
+                images = self._embed(
+                    lambda c: c.embed_images(pictures),
+                    lambda m: np.concatenate([m.embed_pixels(p[None]) for p in pictures]),
+                )[0]
+        centroid = None if images is None else unit(unit(images).mean(axis=0))[0]
+        return [float(x) for x in vectors[0]], centroid, model, spec
 
     def cache_put(self, tenant: str, entry: CacheEntry, video_id: str) -> str:
         """Store an entry (its video is registered by the caller); returns the entry id."""
-        vector, model, _ = self._prompt_vector(entry.request.prompt)
+        vector, references, model, _ = self._request_vectors(entry.request)
         entry_id = new_entry_id()
-        self.store.put_cache_entry(model, entry_row(entry_id, tenant, video_id, entry, vector))
+        self.store.put_cache_entry(model, entry_row(entry_id, tenant, video_id, entry, vector, references))
         return entry_id
 
     def cache_lookup(self, tenant: str, request: Generation) -> dict[str, Any]:
-        """A hit (video, score, the cached request's provenance) at or above the model's prompt threshold on
-        an indexed video with the same parameters, else a miss with the best score seen."""
-        vector, model, spec = self._prompt_vector(request.prompt)
+        """A hit (video, score, the cached request's provenance) at or above the model's prompt threshold, with
+        references as close as a near-duplicate when either side has them, on an indexed video with the same
+        parameters; else a miss with the best prompt score seen."""
+        vector, references, model, spec = self._request_vectors(request)
         thresholds = self.thresholds.get(model, spec, self.settings.common.resolved_clip_model())
         threshold = thresholds.prompt_match if thresholds.prompt_match is not None else self.settings.cache_threshold
+        alike = thresholds.duplicate if thresholds.duplicate is not None else self.settings.cache_reference_threshold
         best: float | None = None
         served = self.store.served(VIDEOS_ALIAS) is not None
         for score, row in self.store.search_cache(model, vector, lookup_filter(tenant, request)):
             provenance = json.loads(row["provenance"])
             if provenance["request"].get("params", {}) != request.params:
+                continue
+            theirs = decode_vector(row.get("references") or "")
+            if (theirs is None) != (references is None):
+                continue  # one was conditioned on images, the other not
+            reference_score = None if theirs is None or references is None else float(unit(theirs)[0] @ references)
+            if reference_score is not None and reference_score < alike:
                 continue
             best = score if best is None else max(best, score)
             if score < threshold:
@@ -240,6 +261,8 @@ class SearchEngine:
                     "video_id": row["video_id"],
                     "score": round(score, 6),
                     "threshold": threshold,
+                    "reference_score": None if reference_score is None else round(reference_score, 6),
+                    "reference_threshold": None if reference_score is None else alike,
                     "provenance": provenance,
                     "seconds_saved": float(row["duration_s"]),
                 }

@@ -30,6 +30,9 @@ class SearchSettings(BaseSettings):
     cache_threshold: float = Field(
         default=0.95, gt=0, le=1, description="cache-hit prompt cosine when the model has no calibrated one"
     )
+    cache_reference_threshold: float = Field(
+        default=0.9, gt=0, le=1, description="references' cosine for a hit when the model has no `duplicate` one"
+    )
     max_offset: int = 1000
     max_upload_bytes: int = Field(default=50 * 1024**2, description="image/video query uploads")
     api_keys: dict[str, str] = Field(

@@ -4,6 +4,8 @@ tenants never see each other's entries."""
 
 from __future__ import annotations
 
+import base64
+import io
 import statistics
 import time
 from pathlib import Path
@@ -11,8 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
-from services.common.clip.toy.world import Scene
+from services.common.clip.toy.world import Scene, layout, render
 from services.common.settings import CommonSettings
 from services.gateway.watch import UploadWatch
 from services.media.synthetic import write_world_clip
@@ -32,8 +35,11 @@ def _lookup(prompt: str, headers: dict[str, str] = KEY, **changes: Any) -> dict[
     return dict(response.json())
 
 
-def _register(common: CommonSettings, uri: str, prompt: str, **extra: Any) -> dict[str, Any]:
-    body = {"uri": uri, "request": {"prompt": prompt, **REQUEST}, "cost": 1.5, **extra}
+def _register(
+    common: CommonSettings, uri: str, prompt: str, references: list[str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    request = {"prompt": prompt, **REQUEST, "references": references or []}
+    body = {"uri": uri, "request": request, "cost": 1.5, **extra}
     response = httpx.post(f"{SEARCH_URL}/v1/cache/entries", json=body, headers=KEY, timeout=60)
     assert response.status_code == 202, response.text
     entry = dict(response.json())
@@ -112,6 +118,29 @@ def test_a_deleted_entry_misses_and_metrics_count(common: CommonSettings, media_
     assert "clipstream_cache_generation_seconds_saved_total" in metrics
 
 
+def _png(scene: Scene, seed: int) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(render(scene, layout(scene, seed), 320, 240)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_references_must_match_as_well_as_the_prompt(common: CommonSettings, media_root: Path) -> None:
+    scene, style, other = (
+        Scene("circle", "white", "three", "large", "sand"),
+        Scene("square", "purple", "two", "small", "grass"),
+        Scene("cross", "red", "one", "large", "night"),
+    )
+    clip = write_world_clip(media_root / "cache" / "referenced.mp4", [scene, scene], seed=98)
+    references = [_png(style, 1), _png(style, 2)]
+    entry = _register(common, clip.resolve().as_uri(), scene.caption, references=references)
+    same = _lookup(scene.caption, references=[_png(style, 3)])  # another picture of the same reference
+    assert same["hit"] and same["entry_id"] == entry["entry_id"], same
+    assert same["reference_score"] >= same["reference_threshold"]
+    assert len(same["provenance"]["request"]["references"]) == 2  # their digests, not their bytes
+    assert not _lookup(scene.caption, references=[_png(other, 1)])["hit"]
+    assert not _lookup(scene.caption)["hit"]  # made with references: a request without them is another one
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
@@ -120,6 +149,8 @@ def test_a_deleted_entry_misses_and_metrics_count(common: CommonSettings, media_
         ({"prompt": "x", **REQUEST, "duration_s": 0}, 422),
         ({"prompt": "x", **REQUEST, "aspect_ratio": "wide"}, 422),
         ({"prompt": "x", **REQUEST, "tenant": "gen"}, 422),
+        ({"prompt": "x", **REQUEST, "references": ["aGVsbG8="] * 9}, 422),
+        ({"prompt": "x", **REQUEST, "references": ["aGVsbG8="]}, 400),
     ],
 )
 def test_bad_lookups_get_precise_4xx(cached: dict[str, Any], body: dict[str, Any], status: int) -> None:

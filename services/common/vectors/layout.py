@@ -195,7 +195,8 @@ def create_duplicates(client: MilvusClient) -> None:
 
 
 def create_cache(client: MilvusClient, name: str, dim: int, legacy: bool) -> None:
-    """Generation-cache entries: the exact-match parameters as indexed scalars, the prompt's vector."""
+    """Generation-cache entries: the exact-match parameters as indexed scalars, the prompt's vector, the
+    references' vector."""
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("pk", DataType.VARCHAR, max_length=64, is_primary=True)
     schema.add_field("tenant", DataType.VARCHAR, max_length=MAX_LENGTHS["tenant"])
@@ -206,6 +207,9 @@ def create_cache(client: MilvusClient, name: str, dim: int, legacy: bool) -> Non
     schema.add_field("seed", DataType.INT64)  # -1: none given
     schema.add_field("expires_at", DataType.INT64)  # epoch ms; 0: never
     schema.add_field("provenance", DataType.VARCHAR, max_length=8192)  # JSON: the request, generator, cost
+    # the reference images' mean vector, float16 in base64 ("" without references): one vector field per
+    # collection before Milvus 2.4, and it is only compared with the few entries the filter admits
+    schema.add_field("references", DataType.VARCHAR, max_length=16384)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
     params = client.prepare_index_params()
     params.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})

@@ -397,7 +397,7 @@ class SegmentStore:
 
         def run() -> None:
             self._ensure(name, lambda: create_cache(self.client, name, model.dim, self._server_before_2_4()))
-            self.client.upsert(name, [row])
+            self.client.upsert(name, _fit([row], self.columns(name)))
 
         self.recovering(run)
 
@@ -410,7 +410,7 @@ class SegmentStore:
         def run() -> list[tuple[float, dict[str, Any]]]:
             if not self._opened(name):
                 return []
-            fields = ["pk", "video_id", "provenance", "duration_s"]
+            fields = self.readable(name, ["pk", "video_id", "provenance", "duration_s", "references"])
             # the exact-match parameters usually leave a few entries: score those exactly (HNSW under so
             # selective a filter walks most of the graph)
             few = self.client.query(
