@@ -115,6 +115,7 @@ FAULTS = [
     Fault("indexer", 2, _kill_service("indexer")),
     Fault("enricher", 1, _kill_service("enricher")),
     Fault("duplicates", 2, _kill_service("duplicates")),
+    Fault("qc", 2, _kill_service("qc")),
     Fault("search", 0, _kill_service("search")),
     Fault("triton", 0, _kill_infra("triton", lambda s: start_triton(s, manager.ensure_model(s)))),
     Fault("milvus", 2, _kill_infra("milvus", start_milvus_lite)),
@@ -124,6 +125,10 @@ FAULTS = [
     Fault("embedder-2-replicas", 0, _second_replica("embedder", "services.embedder", EMBEDDER_PORT_VAR, 9212)),
     Fault("decoder-2-replicas", 0, _second_replica("decoder", "services.decoder", DECODER_PORT_VAR, 9211)),
 ]
+
+
+# the consumers of videos.indexed: one output per indexed upload
+DOWNSTREAM = {"duplicates": Topics.DUPLICATES, "qc": Topics.QC}
 
 
 def _every_service_ready_and_search_answers(timeout_s: float) -> None:
@@ -168,7 +173,8 @@ def results_table() -> Iterator[None]:
 def test_fault_mid_ingest_loses_and_duplicates_nothing(stack: StackSettings, fault: Fault) -> None:
     settings = stack
     tenant = f"chaos-{fault.name}"
-    uploads = [register(clip, tenant=tenant, creator="chaos") for clip in CLIPS]
+    # a prompt makes every upload a generated video the QC stage checks (and must check once)
+    uploads = [register(clip, tenant=tenant, creator="chaos", metadata={"prompt": "a street"}) for clip in CLIPS]
     events = {u.event_id for u in uploads}
     tap = TopicTap(settings.common)
     trigger = UploadWatch(settings.common)
@@ -183,12 +189,13 @@ def test_fault_mid_ingest_loses_and_duplicates_nothing(stack: StackSettings, fau
         done = outcomes.wait(events, OUTCOME_TIMEOUT_S)
         recovery_s = time.monotonic() - struck
         ledger = tap.read(events)
-        if fault.name == "duplicates":  # the stage struck: one verdict per indexed upload, once it is back
+        if fault.name in DOWNSTREAM:  # that stage struck: one output per indexed upload, once it is back
             deadline = time.monotonic() + OUTCOME_TIMEOUT_S
-            while any(ledger.count(Topics.DUPLICATES, e) == 0 for e in done.indexed):
-                assert time.monotonic() < deadline, "uploads without a near-duplicate verdict"
+            while any(ledger.count(DOWNSTREAM[fault.name], e) == 0 for e in done.indexed):
+                assert time.monotonic() < deadline, f"uploads without {DOWNSTREAM[fault.name]}"
                 time.sleep(2)
                 ledger = tap.read(events)
+            recovery_s = time.monotonic() - struck
     finally:
         for closing in (trigger, outcomes, tap):
             closing.close()
@@ -200,7 +207,8 @@ def test_fault_mid_ingest_loses_and_duplicates_nothing(stack: StackSettings, fau
     for event in events:
         indexed, dead = ledger.count(Topics.INDEXED, event), len(ledger.dead.get(event, []))
         assert indexed + dead == 1, f"{event}: {indexed} indexed, {dead} dead letters"
-        assert ledger.count(Topics.DUPLICATES, event) <= 1, f"{event}: more than one near-duplicate verdict"
+        for topic in DOWNSTREAM.values():
+            assert ledger.count(topic, event) <= 1, f"{event}: more than one message on {topic}"
     assert ledger.dead == {}, {e: [d.reason for d in ds] for e, ds in ledger.dead.items()}
     store = SegmentStore(settings.common)
     expected = sum(i.segment_count for i in done.indexed.values())
