@@ -39,9 +39,9 @@ EPOCH0 = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 YEAR = 365 * 86400
 
 
-def dataset(n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    centres = rng.normal(size=(max(16, n // 200), DIM)).astype(np.float32)
-    vectors = centres[rng.integers(0, len(centres), n)] + 0.6 * rng.normal(size=(n, DIM)).astype(np.float32)
+def dataset(n: int, rng: np.random.Generator, dim: int = DIM) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    centres = rng.normal(size=(max(16, n // 200), dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, len(centres), n)] + 0.6 * rng.normal(size=(n, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     videos = n // 10
     video = np.arange(n) // 10

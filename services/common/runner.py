@@ -36,11 +36,13 @@ def serve(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
+    def ready() -> bool:
+        return all(p.ready() for p in processors)
+
+    telemetry.export_readiness(service, ready)
     health = HealthServer(
-        settings.health_host,
-        settings.health_port,
-        lambda: all(p.ready() for p in processors),
-        lambda: all(p.live() for p in processors),
+        settings.health_host, settings.health_port, ready, lambda: all(p.live() for p in processors)
     ).start()
     log.info("started", extra={"health_port": health.port})
     others = [threading.Thread(target=p.run, args=(stop,), daemon=True) for p in processors[1:]]

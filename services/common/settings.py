@@ -62,7 +62,9 @@ class CommonSettings(BaseSettings):
         description="per-model score thresholds written by `clipstream calibrate`; default <home>/thresholds.json",
     )
     log_level: str = "INFO"
-    otel_exporter: str = Field(default="none", description="none | console")
+    otel_exporter: str = Field(
+        default="none", description="none | console | otlp (OTEL_TRACES_EXPORTER wins; OTLP reads OTEL_EXPORTER_OTLP_*)"
+    )
 
     @property
     def default_model_dir(self) -> Path:

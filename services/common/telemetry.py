@@ -1,19 +1,24 @@
 """Structured logs, Prometheus metrics and OpenTelemetry tracing, set up the same way in every service.
 
 Trace context travels in Kafka headers (W3C `traceparent`), so one trace follows a video across services.
+Spans are exported as the standard variables say: `OTEL_TRACES_EXPORTER=otlp` (else the setting
+`CLIPSTREAM_OTEL_EXPORTER`: none | console | otlp), with `OTEL_EXPORTER_OTLP_ENDPOINT`,
+`OTEL_EXPORTER_OTLP_PROTOCOL` (http/protobuf, the default, or grpc), headers, timeouts and the batch
+processor's `OTEL_BSP_*` read by the SDK itself.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from prometheus_client import Counter, Gauge, Histogram
 from pythonjsonlogger.json import JsonFormatter
 
@@ -34,6 +39,38 @@ BATCH_SIZE = Histogram(
 )
 
 UPLOADS_IN_FLIGHT = Gauge("clipstream_uploads_in_flight", "Uploads with some but not all segments durable")
+READY = Gauge(
+    "clipstream_ready", "1 while the service can make progress (its /readyz), read at each scrape", ["service"]
+)
+FRESHNESS = Histogram(
+    "clipstream_freshness_seconds",
+    "From an upload's registration to its videos.indexed (searchable): the freshness SLO",
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+)
+
+
+def export_readiness(service: str, ready: Callable[[], bool]) -> None:
+    """Readiness as a gauge too, so an alert sees a replica that cannot make progress."""
+    READY.labels(service).set_function(lambda: 1.0 if ready() else 0.0)
+
+
+def _exporter(settings: CommonSettings) -> SpanExporter | None:
+    kind = (os.environ.get("OTEL_TRACES_EXPORTER") or settings.otel_exporter).split(",")[0].strip().lower()
+    if kind == "console":
+        return ConsoleSpanExporter()
+    if kind != "otlp":
+        return None
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter()
+
 
 _configured = False
 
@@ -53,8 +90,11 @@ def setup(service: str, settings: CommonSettings) -> trace.Tracer:
         for noisy in ("httpx", "httpcore", "botocore", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         provider = TracerProvider(resource=Resource.create({"service.name": f"clipstream-{service}"}))
-        if settings.otel_exporter == "console":
-            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+        exporter = _exporter(settings)
+        if isinstance(exporter, ConsoleSpanExporter):
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+        elif exporter is not None:
+            provider.add_span_processor(BatchSpanProcessor(exporter))  # flushed at exit by the provider
         trace.set_tracer_provider(provider)
         _configured = True
     return trace.get_tracer(f"clipstream.{service}")

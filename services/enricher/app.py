@@ -17,6 +17,7 @@ from typing import Any
 
 import faust
 from aiohttp.web import Response
+from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
@@ -33,7 +34,7 @@ from services.enricher.settings import EnricherSettings
 
 log = logging.getLogger(__name__)
 settings = EnricherSettings()
-telemetry.setup("enricher", settings.common)
+tracer = telemetry.setup("enricher", settings.common)
 
 app = faust.App(
     settings.group_id,
@@ -66,45 +67,68 @@ async def _publish(record: VideoStatus | None) -> None:
         telemetry.MESSAGES_OUT.labels("enricher", Topics.STATUS).inc()
 
 
+def _span(event: faust.EventT[bytes]) -> trace.Span:
+    """The consumer span of one event, a child of the span that produced it (trace context in its headers)."""
+    message = event.message
+    span = tracer.start_span(
+        "enricher process", context=telemetry.context_from_headers(event.headers), kind=trace.SpanKind.CONSUMER
+    )
+    span.set_attributes(
+        {
+            "messaging.system": "kafka",
+            "messaging.destination.name": message.topic,
+            "messaging.kafka.destination.partition": message.partition,
+            "messaging.kafka.message.offset": message.offset,
+        }
+    )
+    return span
+
+
 @app.agent(observed_topic)
 async def project_status(stream: faust.StreamT[bytes]) -> None:
     """Every stage's own events, read as the video's status (`status.py`)."""
     async for event in stream.events():
         telemetry.MESSAGES_IN.labels("enricher", event.message.topic).inc()
-        record = status.project(event.message.topic, event.value)
-        if record is not None and record.stage == "deleted":
-            progress.pop(record.video_id, None)  # a deleted video has no upload in flight any more
-            telemetry.UPLOADS_IN_FLIGHT.set(len(progress))
-        await _publish(record)
+        with trace.use_span(_span(event), end_on_exit=True):
+            record = status.project(event.message.topic, event.value)
+            if record is not None and record.stage == "deleted":
+                progress.pop(record.video_id, None)  # a deleted video has no upload in flight any more
+                telemetry.UPLOADS_IN_FLIGHT.set(len(progress))
+            await _publish(record)
 
 
 @app.agent(acks_topic)
 async def track_completion(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
         telemetry.MESSAGES_IN.labels("enricher", Topics.SEGMENTS_INDEXED).inc()
-        try:
-            ack = SegmentIndexed.model_validate_json(event.value)
-        except ValidationError as exc:
-            letter = DeadLetter.of(
-                "enricher",
-                "malformed_message",
-                str(exc),
-                (event.message.topic, event.message.partition, event.message.offset),
-                event.key,
-                event.value,
-            )
-            telemetry.DEAD_LETTERS.labels("enricher", letter.reason).inc()
-            await dead_letter_topic.send(key=event.key, value=letter.model_dump_json().encode())
-            continue
-        key = ack.video_id
-        new_state = apply_ack(progress.get(key), ack)
-        if new_state is None:
-            progress.pop(key, None)  # complete: the indexer's `videos.indexed` is the record
-        else:
-            progress[key] = new_state
-            if new_state.event_id == ack.event_id:
-                await _publish(status.indexing(ack, len(new_state.indexed)))
-        telemetry.UPLOADS_IN_FLIGHT.set(len(progress))
+        with trace.use_span(_span(event), end_on_exit=True):
+            await _track(event)
+
+
+async def _track(event: faust.EventT[bytes]) -> None:
+    try:
+        ack = SegmentIndexed.model_validate_json(event.value)
+    except ValidationError as exc:
+        letter = DeadLetter.of(
+            "enricher",
+            "malformed_message",
+            str(exc),
+            (event.message.topic, event.message.partition, event.message.offset),
+            event.key,
+            event.value,
+        )
+        telemetry.DEAD_LETTERS.labels("enricher", letter.reason).inc()
+        await dead_letter_topic.send(key=event.key, value=letter.model_dump_json().encode())
+        return
+    key = ack.video_id
+    new_state = apply_ack(progress.get(key), ack)
+    if new_state is None:
+        progress.pop(key, None)  # complete: the indexer's `videos.indexed` is the record
+    else:
+        progress[key] = new_state
+        if new_state.event_id == ack.event_id:
+            await _publish(status.indexing(ack, len(new_state.indexed)))
+    telemetry.UPLOADS_IN_FLIGHT.set(len(progress))
 
 
 @app.page("/healthz")  # type: ignore[arg-type]
@@ -114,8 +138,15 @@ async def healthz(_web: Any, _request: Any) -> Response:
 
 @app.page("/readyz")  # type: ignore[arg-type]
 async def readyz(_web: Any, _request: Any) -> Response:
-    ready = app.rebalancing is False and app.consumer is not None
+    ready = _ready()
     return Response(text="ready" if ready else "not ready", status=200 if ready else 503)
+
+
+def _ready() -> bool:
+    return app.rebalancing is False and app.consumer is not None
+
+
+telemetry.export_readiness("enricher", _ready)
 
 
 @app.page("/metrics")  # type: ignore[arg-type]

@@ -38,6 +38,7 @@ from services.common.messages import (
     VideoUpdated,
     VideoUploaded,
 )
+from services.common.telemetry import export_readiness
 from services.gateway.registration import video_id_for
 from services.gateway.settings import GatewaySettings
 from services.gateway.status_view import StatusView
@@ -206,6 +207,8 @@ def create_app(
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> PlainTextResponse:
         return PlainTextResponse("ok")
+
+    export_readiness("gateway", lambda: part("view").ready())
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> PlainTextResponse:

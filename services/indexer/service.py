@@ -21,7 +21,8 @@ from services.common.kafka.processor import (
     Result,
     TransactionalProcessor,
 )
-from services.common.messages import SegmentEmbedding, SegmentIndexed, Topics, VideoIndexed
+from services.common.messages import SegmentEmbedding, SegmentIndexed, Topics, VideoIndexed, utcnow
+from services.common.telemetry import FRESHNESS
 from services.common.vectors import SegmentStore, segments_collection
 from services.indexer.changes import build_changes
 from services.indexer.settings import IndexerSettings
@@ -71,6 +72,14 @@ class Indexer:
         return results
 
 
+def observe_freshness(committed: list[Outgoing]) -> None:
+    """Registration to searchable, once per upload: observed after the transaction that made it so."""
+    now = utcnow()
+    for out in committed:
+        if isinstance(out.message, VideoIndexed) and out.message.uploaded_at is not None:
+            FRESHNESS.observe(max(0.0, (now - out.message.uploaded_at).total_seconds()))
+
+
 def build(settings: IndexerSettings) -> list[TransactionalProcessor[Any]]:
     """The embeddings processor, and the processor of deletes and patches (its own group, same process)."""
     store = SegmentStore(settings.common)
@@ -82,6 +91,7 @@ def build(settings: IndexerSettings) -> list[TransactionalProcessor[Any]]:
         max_batch=settings.max_batch_messages,
         max_wait_s=settings.max_wait_s,
         handle_timeout_s=300.0,
+        on_committed=observe_freshness,
         **settings.common.retry_policy(),
     )
     embeddings = TransactionalProcessor(settings.common, config, SegmentEmbedding, indexer.handle, store.ready)

@@ -21,6 +21,7 @@ from services.common.filters import Filters, MetadataFilters
 from services.common.http import ApiKeys, KeyGuard
 from services.common.kafka.publisher import Publisher
 from services.common.messages import QC_PROMPT_KEY, Topics, VideoUploaded, video_id_for
+from services.common.telemetry import export_readiness
 from services.curation.job import CurationConfig
 from services.media.errors import DecodeError
 from services.media.sources import admit, playable
@@ -179,9 +180,14 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
     def healthz() -> PlainTextResponse:
         return PlainTextResponse("ok")
 
+    def not_ready(engine: SearchEngine) -> list[str]:
+        return [name for name, ok in (("triton", engine.clip.ready()), ("milvus", engine.store.ready())) if not ok]
+
+    export_readiness("search", lambda: not not_ready(get_engine()))
+
     @app.get("/readyz", include_in_schema=False)
     def readyz(engine: Engine) -> PlainTextResponse:
-        problems = [name for name, ok in (("triton", engine.clip.ready()), ("milvus", engine.store.ready())) if not ok]
+        problems = not_ready(engine)
         if problems:
             return PlainTextResponse(f"not ready: {', '.join(problems)}", status_code=503)
         return PlainTextResponse("ready")

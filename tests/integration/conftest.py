@@ -78,6 +78,11 @@ TEST_ENV = {
     "CLIPSTREAM_DECODER_MAX_BYTES": str(64 * 1024**2),
     "CLIPSTREAM_DECODER_MAX_DURATION_S": "120",
     "CLIPSTREAM_DECODER_MAX_PIXELS": str(1920 * 1088),
+    # traces: every service exports OTLP (the standard variables) to the session's collector
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:24318",
+    "OTEL_BSP_SCHEDULE_DELAY": "500",
 }
 FILER_URL = "http://127.0.0.1:28332"
 HOSTILE_HTTP_PORT = 28399
@@ -85,6 +90,8 @@ SEARCH_URL = "http://127.0.0.1:28080"
 GATEWAY_URL = "http://127.0.0.1:28090"
 S3_URL = "http://127.0.0.1:28333"
 NOTIFY_TOPIC = "objectstore.events"
+JAEGER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "jaeger"
+JAEGER_URL = "http://127.0.0.1:26686"
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +103,7 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, media_root: Path) -> Iterator[object]:
     from services.stack import manager
+    from services.stack.process import Proc, http_ok, wait_until
     from services.stack.settings import StackSettings
 
     home = tmp_path_factory.mktemp("clipstream-home")
@@ -105,11 +113,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory, media_root: Path) -> Iterato
         for key, value in env.items():
             mp.setenv(key, value)
         settings = StackSettings()
+        assert JAEGER.is_file(), f"the trace collector is built by scripts/bootstrap.sh into {JAEGER}"
+        collector = Proc("jaeger", settings.run_dir)
         try:
+            collector.start(
+                [str(JAEGER), "--config", str(Path(__file__).with_name("jaeger.yaml"))],
+                ports=[("127.0.0.1", 24318), ("127.0.0.1", 26686)],
+            )
+            wait_until(lambda: http_ok(f"{JAEGER_URL}/api/services"), collector, "the Jaeger collector", 60)
             manager.up(settings)
             yield settings
         finally:
             manager.down(settings)
+            collector.stop()
             for log in sorted((home / "run").glob("*.log")):
                 tail = log.read_text(errors="replace").splitlines()[-15:]
                 print(f"--- {log.name} (tail)", *tail, sep="\n")

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ValidationError
 from services.common.errors import ClipstreamError, TransientError
 from services.common.kafka.codec import CONTENT_TYPE, decode, encode
 from services.common.kafka.config import consumer_config, producer_config
+from services.common.kafka.lag import LAG_EVERY_MS, ConsumerLag
 from services.common.messages import DeadLetter, Topics
 from services.common.settings import CommonSettings
 from services.common.telemetry import (
@@ -103,6 +104,8 @@ class ProcessorConfig:
     kafka_timeout_s: float = 30.0
     handle_timeout_s: float = 600.0  # one handler call longer than this means the stage is stuck
     consumer_overrides: dict[str, object] = field(default_factory=dict)
+    # called with the batch's outputs once its transaction committed (e.g. freshness: counted once)
+    on_committed: Callable[[list[Outgoing]], None] | None = None
 
     def __post_init__(self) -> None:
         # a handler call may legitimately take up to handle_timeout_s without polling: keep group membership
@@ -138,6 +141,7 @@ class TransactionalProcessor(Generic[M]):
         self._busy_what = ""
         self._backoff_s = 0.0
         self._history: dict[tuple[str, int, int], list[str]] = {}
+        self._lag = ConsumerLag(config.service)
 
     # --- health -----------------------------------------------------------------------------------------
 
@@ -189,7 +193,14 @@ class TransactionalProcessor(Generic[M]):
             finally:
                 self._idle()
             self._producer = producer
-            consumer = Consumer(consumer_config(self._settings, self.config.group_id, **self.config.consumer_overrides))
+            consumer = Consumer(
+                consumer_config(
+                    self._settings,
+                    self.config.group_id,
+                    **{"statistics.interval.ms": LAG_EVERY_MS, "stats_cb": self._lag.update},
+                    **self.config.consumer_overrides,
+                )
+            )
             consumer.subscribe([self.config.input_topic, *self.config.more_topics])
             self._consumer = consumer
             self._backoff_s = 0.0
@@ -254,9 +265,22 @@ class TransactionalProcessor(Generic[M]):
             span = self._tracer.start_span(
                 f"{service} process", context=context_from_headers(m.headers()), kind=trace.SpanKind.CONSUMER
             )
+            span.set_attributes(
+                {
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": m.topic() or "",
+                    "messaging.kafka.destination.partition": m.partition() or 0,
+                    "messaging.kafka.message.offset": m.offset() or 0,
+                    "messaging.kafka.message.key": (m.key() or b"").decode(errors="replace"),
+                }
+            )
             try:
                 model = self._model[m.topic() or ""] if isinstance(self._model, Mapping) else self._model
-                batch.append(Received(decode(m.value(), model), m, span))
+                value = decode(m.value(), model)
+                event_id = getattr(value, "event_id", None)
+                if isinstance(event_id, str):
+                    span.set_attribute("clipstream.event_id", event_id)
+                batch.append(Received(value, m, span))
             except (ValidationError, ValueError) as exc:
                 span.end()
                 results.append(Rejected(m, "malformed_message", str(exc)))
@@ -280,6 +304,8 @@ class TransactionalProcessor(Generic[M]):
             return
         finally:
             self._end_spans(batch)
+        if self.config.on_committed is not None:
+            self.config.on_committed([r for r in results if isinstance(r, Outgoing)])
         for m in msgs:
             self._history.pop(_key(m), None)
         self._degraded = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from confluent_kafka import KafkaException, Producer
+from opentelemetry import trace
 
 from services.common.kafka.codec import CONTENT_TYPE, encode
 from services.common.kafka.config import producer_config
@@ -16,19 +17,30 @@ class Publisher:
         self._producer = Producer(producer_config(settings))
         self._service = service
         self._errors: list[str] = []
+        self._tracer = trace.get_tracer(f"clipstream.{service}")
 
     def publish(self, topic: str, message: Message) -> None:
         def on_delivery(err: object, _msg: object) -> None:
             if err is not None:
                 self._errors.append(str(err))
 
-        self._producer.produce(
-            topic,
-            key=message.video_id.encode(),
-            value=encode(message),
-            headers=[CONTENT_TYPE, *headers_with_trace()],
-            on_delivery=on_delivery,
-        )
+        # the root of the flow's trace (or a child of the caller's span): every stage's span descends from it
+        with self._tracer.start_as_current_span(f"{self._service} publish", kind=trace.SpanKind.PRODUCER) as span:
+            span.set_attributes(
+                {
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": topic,
+                    "messaging.kafka.message.key": message.video_id,
+                    "clipstream.event_id": message.event_id,
+                }
+            )
+            self._producer.produce(
+                topic,
+                key=message.video_id.encode(),
+                value=encode(message),
+                headers=[CONTENT_TYPE, *headers_with_trace()],
+                on_delivery=on_delivery,
+            )
         self._producer.poll(0)
         MESSAGES_OUT.labels(self._service, topic).inc()
 

@@ -1,0 +1,111 @@
+"""The whole pipeline against a monolith doing the same work, in one run: video-seconds per wall-second.
+
+Run: `clipstream stack up`, then `.venv/bin/python -m bench.pipeline [--repeat 1]` from the folder the stack
+was started in (the shared clips, or generated ones, must be under CLIPSTREAM_DECODER_ALLOWED_ROOTS).
+
+(a) **pipeline**: every clip published to `videos.uploaded` at once; the clock runs from the first publish to
+    the last `videos.indexed` (decoder → Kafka → embedder → Triton → Kafka → indexer → Milvus, in transactions).
+(b) **monolith**: one in-process loop over the same clips: the product's decoder (`decode_video`, the stage's
+    settings, in this process: no child), the same model through the same Triton client (all keyframes of a
+    video in one call), and the same Milvus write (`SegmentStore.write_segments`, the indexer's), clip after
+    clip. No Kafka, no serialisation, no transactions: the floor the pipeline's plumbing is measured against.
+
+Both write real rows (tenants `bench-pipeline-*`, `bench-monolith-*`), deleted at the end. Prints each
+throughput and the ratio pipeline / monolith (the issue's goal: at least 0.8 on one machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import clips
+from services.common.filters import Filters
+from services.common.messages import SegmentEmbedding, VideoInfo, VideoUploaded
+from services.common.settings import CommonSettings
+from services.common.triton import ClipClient
+from services.common.vectors import SegmentStore, mean_vector
+from services.gateway.registration import register
+from services.gateway.watch import publish_and_wait
+from services.media.decode import decode_video
+from services.media.images import jpeg_to_pixels, thumbnail
+from services.media.settings import MediaSettings
+
+
+def pipeline(common: CommonSettings, uploads: list[VideoUploaded]) -> float:
+    started = time.time()
+    outcomes = publish_and_wait(common, uploads, 1800)
+    if len(outcomes.indexed) != len(uploads):
+        raise SystemExit(f"pipeline: {len(uploads) - len(outcomes.indexed)} not indexed: {outcomes.failed}")
+    return max(e.indexed_at.timestamp() for e in outcomes.indexed.values()) - started
+
+
+def monolith(store: SegmentStore, client: ClipClient, media: MediaSettings, uploads: list[VideoUploaded]) -> float:
+    options = media.decode_options()
+    started = time.perf_counter()
+    for up in uploads:
+        decoded = decode_video(Path(up.uri.removeprefix("file://")), options)
+        images = [jpeg_to_pixels(k.jpeg) for s in decoded.segments for k in s.keyframes]
+        vectors, model = client.embed_images(images)
+        info = VideoInfo(
+            uri=up.uri,
+            creator=up.creator,
+            tenant=up.tenant,
+            title=up.title,
+            uploaded_at=up.uploaded_at,
+            width=decoded.probe.width,
+            height=decoded.probe.height,
+            duration_s=decoded.probe.duration_s,
+        )
+        rows, at = [], 0
+        for seg in decoded.segments:
+            n = len(seg.keyframes)
+            rows.append(
+                SegmentEmbedding(
+                    event_id=up.event_id,
+                    video_id=up.video_id,
+                    segment_index=seg.index,
+                    segment_count=len(decoded.segments),
+                    start_s=seg.start_s,
+                    end_s=seg.end_s,
+                    keyframe_times=[k.t for k in seg.keyframes],
+                    vector=mean_vector(vectors[at : at + n]),
+                    model=model,
+                    video=info,
+                    thumbnail=thumbnail(seg.keyframes[n // 2].jpeg),
+                )
+            )
+            at += n
+        store.write_segments(model, rows)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each, alternating; the best counts")
+    args = parser.parse_args()
+    common = CommonSettings()
+    store, client, media = SegmentStore(common), ClipClient(common.triton_grpc_url), MediaSettings()
+    with tempfile.TemporaryDirectory(dir=Path.cwd() / ".clipstream") as tmp:
+        paths = clips(Path(tmp))
+        seconds = sum(decode_video(p, media.decode_options()).probe.duration_s for p in paths)  # warms the cache
+        stamp = int(time.time())
+        tenants = []
+        best_pipe = best_mono = float("inf")
+        for run in range(args.repeat):
+            pipe_tenant, mono_tenant = f"bench-pipeline-{stamp}-{run}", f"bench-monolith-{stamp}-{run}"
+            tenants += [pipe_tenant, mono_tenant]
+            best_pipe = min(best_pipe, pipeline(common, [register(p, tenant=pipe_tenant) for p in paths]))
+            best_mono = min(best_mono, monolith(store, client, media, [register(p, tenant=mono_tenant) for p in paths]))
+        for tenant in tenants:
+            store.delete(Filters(tenant=tenant).compile())
+    print(f"{len(paths)} clips, {seconds:.1f} video-seconds; best of {args.repeat}")
+    print(f"pipeline (Kafka, 3 stages): {best_pipe:7.1f} s  {seconds / best_pipe:6.2f} video-s/s")
+    print(f"monolith (one loop):        {best_mono:7.1f} s  {seconds / best_mono:6.2f} video-s/s")
+    print(f"ratio pipeline / monolith: {best_mono / best_pipe:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
