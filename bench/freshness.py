@@ -15,12 +15,15 @@ not yet consumed) of each stage's consumer group. The pipeline exports the same 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import httpx
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
@@ -33,6 +36,7 @@ from services.common.vectors import SegmentStore
 from services.gateway.registration import register
 from services.gateway.watch import UploadWatch
 
+HEALTH_PORTS = {"decoder": 9101, "embedder": 9102, "indexer": 9103}  # the stack's defaults (CLIPSTREAM_*_HEALTH_PORT)
 GROUPS = {
     "decoder": ("clipstream-decoder", Topics.UPLOADED),
     "embedder": ("clipstream-embedder", Topics.SEGMENTS),
@@ -78,16 +82,39 @@ class LagSampler(threading.Thread):
             self.samples.append((time.monotonic() - self.started, lags(self.admin, self.partitions)))
 
 
+def busy_seconds() -> dict[str, float]:
+    """Each stage's time spent handling batches so far (its `clipstream_batch_seconds_sum`)."""
+    found = {}
+    for stage, port in HEALTH_PORTS.items():
+        port = int(os.environ.get(f"CLIPSTREAM_{stage.upper()}_HEALTH_PORT", port))
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        match = re.search(rf'^clipstream_batch_seconds_sum{{service="{stage}"}} (\S+)$', text, re.M)
+        found[stage] = float(match[1]) if match else 0.0
+    return found
+
+
 def burst(common: CommonSettings, uploads: list[VideoUploaded]) -> float:
+    """Capacity (videos/s) from every clip at once; prints each stage's busy share and per-replica capacity."""
     watch = UploadWatch(common)
     publisher = Publisher(common, "bench")
+    before = busy_seconds()
     started = time.time()
     for u in uploads:
         publisher.publish(Topics.UPLOADED, u)
     publisher.flush()
     done = watch.wait([u.event_id for u in uploads], 1800)
     watch.close()
-    return len(uploads) / (max(e.indexed_at.timestamp() for e in done.indexed.values()) - started)
+    wall = max(e.indexed_at.timestamp() for e in done.indexed.values()) - started
+    time.sleep(1)
+    busy = {s: t - before[s] for s, t in busy_seconds().items()}
+    print(f"burst: {len(uploads)} videos in {wall:.1f} s; per stage (one replica each):")
+    for stage, seconds in sorted(busy.items(), key=lambda x: -x[1]):
+        print(
+            f"  {stage:9s} busy {seconds:6.1f} s ({seconds / wall:4.0%} of the wall time): "
+            f"{len(uploads) / max(seconds, 1e-9):6.2f} videos/s a replica when never idle"
+        )
+    print(f"  bottleneck: {max(busy, key=lambda s: busy[s])}")
+    return len(uploads) / wall
 
 
 def open_loop(common: CommonSettings, paths: list[Path], rate: float, minutes: float, tag: str) -> list[float]:

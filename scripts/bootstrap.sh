@@ -34,3 +34,12 @@ if [ ! -x .venv/bin/helm ] || [ ! -f ".venv/.helm-$helm_version" ]; then
   GOBIN="$PWD/.venv/bin" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$helm_version"
   touch ".venv/.helm-$helm_version"
 fi
+
+# the trace collector the observability test feeds (Jaeger v2, on the OpenTelemetry Collector) and promtool,
+# which checks the chart's alert rules: each pinned by its own Go module under tools/ (built once, cached by Go)
+for tool in jaeger promtool; do
+  if [ ! -x ".venv/bin/$tool" ] || [ "tools/$tool/go.mod" -nt ".venv/bin/$tool" ]; then
+    echo "bootstrap: building $tool" >&2
+    (cd "tools/$tool" && GOFLAGS=-mod=mod go build -o "../../.venv/bin/$tool" "$(sed -n 's/^tool //p' go.mod)")
+  fi
+done

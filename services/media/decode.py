@@ -74,6 +74,10 @@ class DecodeOptions:
     short_side: int = 256
     jpeg_quality: int = 90
     keyframes_only: bool = False
+    # shots mode: skip frames no other frame references (most B-frames): nothing is built on them, so the
+    # decoder does not reconstruct them at all, and a cut is still seen on the next decoded frame (measured:
+    # shot precision/recall unchanged at the bench's 0.5 s tolerance; see bench.decode for the speed)
+    reference_frames_only: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,8 +162,11 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
     policy = options.segments
     keyframes_only = options.keyframes_only and policy.mode == "fixed"
     stream.thread_type = "AUTO"
+    skipping = keyframes_only or (options.reference_frames_only and policy.mode == "shots")
     if keyframes_only:
         ctx.skip_frame = "NONKEY"
+    elif skipping:
+        ctx.skip_frame = "NONREF"
     sar = sample_aspect_ratio(stream)
     shown_w, shown_h = display_size(ctx.width, ctx.height, sar, 0)
     if max(shown_w, shown_h) > limits.max_aspect_ratio * min(shown_w, shown_h):
@@ -234,7 +241,7 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
         duration_s=round(end, 3),
         bitrate=container.bit_rate or None,
         has_audio=bool(container.streams.audio),
-        frame_count=stream.frames or (frames if not keyframes_only else None),
+        frame_count=stream.frames or (frames if not skipping else None),
         interlaced=interlaced,
     )
     return DecodedVideo(probe, segments, frames)

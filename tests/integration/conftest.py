@@ -118,6 +118,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, media_root: Path) -> Iterato
         try:
             collector.start(
                 [str(JAEGER), "--config", str(Path(__file__).with_name("jaeger.yaml"))],
+                env={"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "none"},  # it does not trace itself
                 ports=[("127.0.0.1", 24318), ("127.0.0.1", 26686)],
             )
             wait_until(lambda: http_ok(f"{JAEGER_URL}/api/services"), collector, "the Jaeger collector", 60)

@@ -86,7 +86,11 @@ def test_one_upload_is_one_trace_with_every_stage_linked_across_kafka(traced: di
     for span_id, service in service_of.items():
         by_stage[service].append(span_id)
     (root,) = [i for i in spans if not spans[i]["references"]]
-    assert service_of[root] == "gateway" and spans[root]["operationName"] == "gateway publish"
+    assert service_of[root] == "gateway" and spans[root]["operationName"] == "POST /v1/videos"  # the request
+    (publish,) = [i for i in by_stage["gateway"] if spans[i]["operationName"] == "gateway publish"]
+    assert parent(publish) == "gateway"
+    for span_id in by_stage["decoder"]:
+        assert spans[span_id]["references"][0]["spanID"] == publish
     assert {parent(i) for i in by_stage["decoder"]} == {"gateway"}
     assert {parent(i) for i in by_stage["embedder"]} == {"decoder"}
     assert {parent(i) for i in by_stage["indexer"]} == {"embedder"}
