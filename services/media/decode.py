@@ -17,7 +17,6 @@ from typing import BinaryIO
 
 import av
 import av.error
-from PIL import Image
 
 from services.media.errors import DecodeError
 from services.media.pictures import clockwise_rotation, display_size, jpeg, picture, thumb
@@ -177,7 +176,7 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
     if shown_w * shown_h > limits.max_pixels:
         raise DecodeError("too_many_pixels", f"displayed at {shown_w}x{shown_h}, over {limits.max_pixels} pixels")
     detector = ShotDetector(options.shots) if policy.mode == "shots" else None
-    segmenter: Segmenter[Image.Image] = Segmenter(policy)
+    segmenter: Segmenter[av.VideoFrame] = Segmenter(policy)
     segments: list[Segment] = []
     deadline = time.monotonic() + limits.time_budget_s
     origin: float | None = None
@@ -186,9 +185,12 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
     last_t = 0.0
     frames = 0
 
-    def emit(closed: list[ClosedSegment[Image.Image]]) -> None:
+    def emit(closed: list[ClosedSegment[av.VideoFrame]]) -> None:
         for seg in closed:
-            keyframes = [Keyframe(round(t, 3), jpeg(img, options.jpeg_quality)) for t, img in seg.keyframes]
+            keyframes = [
+                Keyframe(round(t, 3), jpeg(picture(frame, sar, options.short_side), options.jpeg_quality))
+                for t, frame in seg.keyframes
+            ]
             segments.append(Segment(seg.index, round(seg.start_s, 3), round(seg.end_s, 3), keyframes))
 
     try:
@@ -213,7 +215,7 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
             if segmenter.full:
                 break
             if segmenter.wants(t):
-                segmenter.add(t, picture(frame, sar, options.short_side))
+                segmenter.add(t, frame)
     except av.error.FFmpegError as exc:
         if frames == 0:
             raise DecodeError("corrupt_video", f"no frame could be decoded: {exc}") from exc
