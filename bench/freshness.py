@@ -154,7 +154,9 @@ def main() -> None:
         rows = []
         for level in args.levels:
             mark = len(sampler.samples)
-            latencies = open_loop(common, paths, capacity * level, args.minutes, f"bench-fresh-{stamp}-{level:g}")
+            latencies = open_loop(
+                common, paths, capacity * level, args.minutes, f"bench-fresh-{stamp}-{round(level * 100)}"
+            )
             peak = {s: max((x[1][s] for x in sampler.samples[mark:]), default=0) for s in GROUPS}
             rows.append((level, capacity * level, latencies, peak))
             print(
@@ -171,7 +173,7 @@ def main() -> None:
         store.delete(Filters(tenant=f"bench-cap-{stamp}").compile())
         for level in args.levels:
             for k in range(int(capacity * level * args.minutes * 60 / len(paths)) + 1):
-                store.delete(Filters(tenant=f"bench-fresh-{stamp}-{level:g}-{k}").compile())
+                store.delete(Filters(tenant=f"bench-fresh-{stamp}-{round(level * 100)}-{k}").compile())
 
 
 if __name__ == "__main__":

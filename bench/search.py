@@ -24,12 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
+from pymilvus import MilvusException
 
 from services.common.filters import Filters
 from services.common.messages import MAX_TAGS, ModelRef
 from services.common.settings import CommonSettings
-from services.common.vectors import TAG_FIELDS, IndexConfig, SegmentStore, segments_collection
+from services.common.vectors import METADATA, TAG_FIELDS, IndexConfig, SegmentStore, segments_collection
 from services.stack.milvus import NETNS_ENV, private_milvus, run_in_loopback_netns
 
 DIM = 512
@@ -103,6 +105,7 @@ def load(store: SegmentStore, model: ModelRef, vectors: np.ndarray, meta: dict[s
                     "keyframe_s": 0.5,
                     "event_id": "",
                     "thumb": "",
+                    METADATA: {},
                     "vector": as_lists[i - lo],
                 }
             )
@@ -125,6 +128,11 @@ def wait_until_served(store: SegmentStore, collection: str, rows: int) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"index build did not finish: {info}")
         time.sleep(2)
+    try:
+        client.list_loaded_segments(collection)
+    except (MilvusException, grpc.RpcError):  # Milvus Lite does not list segments: it searches what it indexed
+        print("  served: Milvus Lite, searching what it indexed")
+        return
     client.release_collection(collection)
     client.load_collection(collection)
     while True:
