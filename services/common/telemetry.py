@@ -50,8 +50,16 @@ FRESHNESS = Histogram(
 
 
 def export_readiness(service: str, ready: Callable[[], bool]) -> None:
-    """Readiness as a gauge too, so an alert sees a replica that cannot make progress."""
-    READY.labels(service).set_function(lambda: 1.0 if ready() else 0.0)
+    """Readiness as a gauge too, so an alert sees a replica that cannot make progress. Read at each scrape: a
+    check that raises (a dependency that cannot even be reached) reads as not ready, never as a failed scrape."""
+
+    def read() -> float:
+        try:
+            return 1.0 if ready() else 0.0
+        except Exception:
+            return 0.0
+
+    READY.labels(service).set_function(read)
 
 
 def _exporter(settings: CommonSettings) -> SpanExporter | None:

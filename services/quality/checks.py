@@ -79,12 +79,28 @@ def run_checks(
         checks.append("prompt_alignment")
         scores = vectors @ unit(prompt)[0]
         alignment = [round(float(x), 6) for x in scores]
-        flags += _runs(ordered, [float(x) < config.alignment_threshold for x in scores], scores, min, _aligned(config))
+        flags += _runs(
+            ordered,
+            [float(x) < config.alignment_threshold for x in scores],
+            scores,
+            "prompt_alignment",
+            config.alignment_threshold,
+            lambda worst: f"do not show the prompt: cosine down to {worst:.3f}, below {config.alignment_threshold:g}",
+        )
     if references is not None and len(references):
         checks.append("style")
         z = style_deviation(vectors, unit(references), config.min_spread)
         deviation = [round(float(x), 4) for x in z]
-        flags += _runs(ordered, [float(x) > config.style_z for x in z], z, max, _styled(config))
+        flags += _runs(
+            ordered,
+            [float(x) > config.style_z for x in z],
+            z,
+            "style",
+            config.style_z,
+            lambda worst: (
+                f"deviate from the references' style: {worst:.1f} spreads from their centroid, above {config.style_z:g}"
+            ),
+        )
     checks.append("temporal")
     continuity: list[float | None] = [None] * len(ordered)
     for i in range(1, len(ordered)):
@@ -129,53 +145,33 @@ def style_deviation(vectors: Vectors, references: Vectors, min_spread: float) ->
     return np.asarray(((1.0 - vectors @ centroid) - float(own.mean())) / spread, dtype=np.float64)
 
 
-def _aligned(config: QcConfig) -> Callable[[float, float, float, int], QcFlag]:
-    def flag(start: float, end: float, worst: float, count: int) -> QcFlag:
-        return QcFlag(
-            check="prompt_alignment",
-            start_s=start,
-            end_s=end,
-            score=round(worst, 6),
-            threshold=config.alignment_threshold,
-            reason=f"{count} segment(s) from {start:.2f} s to {end:.2f} s do not show the prompt: cosine down to "
-            f"{worst:.3f}, below {config.alignment_threshold:g}",
-        )
-
-    return flag
-
-
-def _styled(config: QcConfig) -> Callable[[float, float, float, int], QcFlag]:
-    def flag(start: float, end: float, worst: float, count: int) -> QcFlag:
-        return QcFlag(
-            check="style",
-            start_s=start,
-            end_s=end,
-            score=round(worst, 4),
-            threshold=config.style_z,
-            reason=f"{count} segment(s) from {start:.2f} s to {end:.2f} s deviate from the references' style: "
-            f"{worst:.1f} spreads from their centroid, above {config.style_z:g}",
-        )
-
-    return flag
-
-
 def _runs(
     segments: Sequence[SegmentVector],
     bad: Sequence[bool],
     scores: npt.ArrayLike,
-    worst: Callable[[list[float]], float],
-    make: Callable[[float, float, float, int], QcFlag],
+    check: QcCheck,
+    threshold: float,
+    describe: Callable[[float], str],
 ) -> list[QcFlag]:
-    """One flag per run of consecutive bad segments, spanning the run."""
+    """One flag per run of consecutive bad segments, spanning the run, with the run's worst score (the one
+    farthest past the threshold)."""
     values = [float(x) for x in np.asarray(scores).ravel()]
+    worst = min if check == "prompt_alignment" else max
     flags, start = [], None
     for i, is_bad in enumerate([*bad, False]):
         if is_bad and start is None:
             start = i
         elif not is_bad and start is not None:
-            run = range(start, i)
+            low, high, score = segments[start].start_s, segments[i - 1].end_s, worst(values[start:i])
             flags.append(
-                make(segments[start].start_s, segments[i - 1].end_s, worst([values[j] for j in run]), len(run))
+                QcFlag(
+                    check=check,
+                    start_s=low,
+                    end_s=high,
+                    score=round(score, 6),
+                    threshold=threshold,
+                    reason=f"{i - start} segment(s) from {low:.2f} s to {high:.2f} s {describe(score)}",
+                )
             )
             start = None
     return flags

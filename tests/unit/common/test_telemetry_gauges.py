@@ -1,4 +1,4 @@
-"""Consumer lag from librdkafka's statistics JSON: one gauge per assigned partition, gone when it is lost."""
+"""The gauges operators alert on: consumer lag from librdkafka statistics, readiness read at each scrape."""
 
 from __future__ import annotations
 
@@ -27,3 +27,15 @@ def test_lag_follows_the_assignment() -> None:
     assert (_lag("0"), _lag("1"), _lag("2"), _lag("-1")) == (12.0, 0.0, None, None)
     lag.update(_stats({"1": 5}))  # partition 0 was revoked
     assert (_lag("0"), _lag("1")) == (None, 5.0)
+
+
+def test_a_readiness_check_that_raises_reads_as_not_ready() -> None:
+    from services.common.telemetry import export_readiness
+
+    def unreachable() -> bool:
+        raise ConnectionError("milvus is down")
+
+    export_readiness("ready-test", unreachable)
+    assert REGISTRY.get_sample_value("clipstream_ready", {"service": "ready-test"}) == 0.0
+    export_readiness("ready-test", lambda: True)
+    assert REGISTRY.get_sample_value("clipstream_ready", {"service": "ready-test"}) == 1.0
