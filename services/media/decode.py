@@ -19,7 +19,7 @@ import av
 import av.error
 
 from services.media.errors import DecodeError
-from services.media.pictures import clockwise_rotation, display_size, jpeg, picture, thumb
+from services.media.pictures import Thumbnailer, clockwise_rotation, display_size, jpeg, picture
 from services.media.probe import Probe, declared_duration, frame_rate, sample_aspect_ratio
 from services.media.segments import ClosedSegment, Segmenter, SegmentPolicy
 from services.media.shots import ShotConfig, ShotDetector
@@ -77,6 +77,12 @@ class DecodeOptions:
     # decoder does not reconstruct them at all, and a cut is still seen on the next decoded frame (measured:
     # shot precision/recall unchanged at the bench's 0.5 s tolerance; see bench.decode for the speed)
     reference_frames_only: bool = True
+    # in-loop deblocking on intra frames only (FFmpeg's skip_loop_filter=nokey; H.264, HEVC, VP8, Theora):
+    # ~15 % less decode time with the same shots; keyframe pictures drift from the exact decode along a GOP,
+    # about as much as their JPEG q90 encoding already costs (bench.decode on the shared clips: PSNR >= 34 dB,
+    # median 46 dB, vs 35.5 / 43.6 dB for the JPEG; a 6-s GOP of low-bitrate noise reaches 27 dB).
+    # False: bit-exact pictures, for a decoder that has CPU to spare.
+    skip_deblocking: bool = True
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,8 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
         ctx.skip_frame = "NONKEY"
     elif skipping:
         ctx.skip_frame = "NONREF"
+    if options.skip_deblocking:
+        ctx.options = {**ctx.options, "skip_loop_filter": "nokey"}
     sar = sample_aspect_ratio(stream)
     shown_w, shown_h = display_size(ctx.width, ctx.height, sar, 0)
     if max(shown_w, shown_h) > limits.max_aspect_ratio * min(shown_w, shown_h):
@@ -176,6 +184,7 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
     if shown_w * shown_h > limits.max_pixels:
         raise DecodeError("too_many_pixels", f"displayed at {shown_w}x{shown_h}, over {limits.max_pixels} pixels")
     detector = ShotDetector(options.shots) if policy.mode == "shots" else None
+    thumb = Thumbnailer()
     segmenter: Segmenter[av.VideoFrame] = Segmenter(policy)
     segments: list[Segment] = []
     deadline = time.monotonic() + limits.time_budget_s

@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from services.media.shots import Thumb
@@ -35,27 +36,35 @@ _PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj44
 
 
 @functools.lru_cache(maxsize=64)
-def _grid(height: int, width: int) -> tuple[np.ndarray, ...]:
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     ys = np.linspace(0, height - 1, THUMB_SIZE[1]).astype(np.intp)
     xs = np.linspace(0, width - 1, THUMB_SIZE[0]).astype(np.intp)
-    return np.ix_(ys, xs)
+    return ys, xs
 
 
-def thumb(frame: av.VideoFrame) -> Thumb:
-    """A tiny YUV picture for shot detection: enough to see a cut, and nearly free to make.
+class Thumbnailer:
+    """Tiny YUV pictures for shot detection: enough to see a cut, and nearly free to make.
 
-    For 8-bit planar YUV (almost every upload) it is a strided view of the decoded planes, so no
-    pixel is converted; other formats go through a nearest-neighbour swscale.
+    For 8-bit planar YUV (almost every upload) the grid is read straight from the decoded planes, rows
+    then columns with `take` (measured: ~10x faster than one fancy index), so no pixel is converted.
+    Other formats (RGB codecs such as Cinepak, 10-bit) go through one swscale context kept for the whole
+    video: a fresh context per frame cost more than decoding such a frame (~0.5 ms at 320x240).
     """
-    w, h = THUMB_SIZE
-    if frame.format.name in _PLANAR_8BIT:
-        planes = []
-        for plane in frame.planes:
-            rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
-            planes.append(rows[_grid(plane.height, plane.width)])
-        return np.stack(planes)
-    small = frame.reformat(width=w, height=h, format="yuv444p", interpolation="POINT")
-    return np.asarray(small.to_ndarray(), dtype=np.uint8)
+
+    def __init__(self) -> None:
+        self._reformatter = VideoReformatter()
+
+    def __call__(self, frame: av.VideoFrame) -> Thumb:
+        w, h = THUMB_SIZE
+        if frame.format.name in _PLANAR_8BIT:
+            out = np.empty((3, h, w), np.uint8)
+            for i, plane in enumerate(frame.planes):
+                ys, xs = _grid(plane.height, plane.width)
+                rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+                rows.take(ys, axis=0).take(xs, axis=1, out=out[i])
+            return out
+        small = self._reformatter.reformat(frame, w, h, "yuv444p", interpolation="POINT")
+        return np.asarray(small.to_ndarray(), dtype=np.uint8)
 
 
 def picture(frame: av.VideoFrame, sar: Fraction | None, short_side: int) -> Image.Image:

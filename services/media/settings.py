@@ -49,6 +49,9 @@ class MediaSettings(BaseSettings):
     keyframe_short_side: int = Field(default=256, ge=32, le=1024)
     jpeg_quality: int = Field(default=90, ge=30, le=100)
     max_segments: int = Field(default=2000, ge=1)
+    skip_deblocking: bool = Field(
+        default=True, description="deblock intra frames only: faster; false gives bit-exact keyframe pictures"
+    )
 
     # limits
     max_bytes: int = Field(default=4 * 1024**3, description="larger sources are rejected before decoding")
@@ -82,6 +85,7 @@ class MediaSettings(BaseSettings):
             short_side=self.keyframe_short_side,
             jpeg_quality=self.jpeg_quality,
             keyframes_only=self.keyframes_only,
+            skip_deblocking=self.skip_deblocking,
         )
 
     def isolated_decoder(self) -> IsolatedDecoder:

@@ -6,12 +6,14 @@ import io
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
 
 from services.media.decode import DecodeLimits, DecodeOptions, decode_video
 from services.media.errors import DecodeError
+from services.media.pictures import jpeg, picture
 from services.media.segments import SegmentPolicy
 from services.media.sources import SourcePolicy, open_source
 from services.media.synthetic import write_clip
@@ -59,6 +61,48 @@ def test_keyframes_only_decodes_intra_frames(tmp_path: Path) -> None:
     assert decoded.frames_decoded == 3
     assert [k.t for s in decoded.segments for k in s.keyframes] == pytest.approx([0.0, 1.0, 2.0])
     assert decoded.segments[-1].end_s == pytest.approx(3.0)
+
+
+def _blocky_h264(path: Path) -> Path:
+    """A long-GOP, low-bitrate H.264 clip of moving noise: its decode leans on the in-loop deblocking filter."""
+    rng = np.random.default_rng(5)
+    texture = np.kron(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8))
+    options = {"g": "60", "bf": "0", "crf": "38", "sc_threshold": "0"}
+    return media.write_frames(
+        path,
+        [np.roll(texture, 3 * i, axis=1) for i in range(60)],
+        rate=10,
+        codec="libx264",
+        configure=lambda s: setattr(s, "options", options),
+    )
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(float) - b.astype(float)) ** 2).mean())
+    return 99.0 if mse == 0 else 10 * float(np.log10(255**2 / mse))
+
+
+def test_keyframe_pictures_are_exact_and_skipping_deblocking_keeps_the_shots(tmp_path: Path) -> None:
+    clip = _blocky_h264(tmp_path / "blocky.mp4")
+    policy = SegmentPolicy(keyframes="every", keyframe_every_s=1.0, max_keyframes_per_segment=8)
+    exact = decode_video(clip, DecodeOptions(segments=policy, skip_deblocking=False))
+    with av.open(str(clip)) as container:  # the same pictures out of a plain full decode
+        frames = {round(float(f.time), 3): f for f in container.decode(video=0)}
+        for keyframe in (k for s in exact.segments for k in s.keyframes):
+            assert keyframe.jpeg == jpeg(picture(frames[keyframe.t], None, 256), 90)
+
+    fast = decode_video(clip, DecodeOptions(segments=policy))  # the default
+    assert [(s.start_s, s.end_s) for s in fast.segments] == [(s.start_s, s.end_s) for s in exact.segments]
+    pairs = [
+        (a, b)
+        for x, y in zip(exact.segments, fast.segments, strict=True)
+        for a, b in zip(x.keyframes, y.keyframes, strict=True)
+    ]
+    assert [a.t for a, _ in pairs] == [b.t for _, b in pairs] and len(pairs) >= 5
+    # every picture after the intra frame is predicted from unfiltered references: it differs, and the error
+    # grows along the GOP (this clip is a worst case: noise at a low bitrate)
+    scores = [_psnr(_image(a.jpeg), _image(b.jpeg)) for a, b in pairs]
+    assert all(score < 99.0 for score in scores) and min(scores) > 24.0, scores
 
 
 def test_variable_frame_rate_times_are_presentation_times(tmp_path: Path) -> None:
