@@ -62,18 +62,19 @@ def throughput(files: list[Path], repeats: int) -> None:
     facts = {p: (decode_video(p, DecodeOptions()).probe.duration_s, plain_decode(p)) for p in files}
     seconds = sum(d for d, _ in facts.values())
     frames = sum(n for _, n in facts.values())
-    print(f"{len(files)} clips, {seconds:.1f} video-seconds, {frames} frames; best of {repeats} runs\n")
-    print(f"{'method':40s} {'wall s':>8s} {'video-s/s':>10s} {'frames/s':>10s} {'ratio':>7s}")
-    base = None
-    for name, method in METHODS.items():
-        best = float("inf")
-        for _ in range(repeats):
+    print(f"{len(files)} clips, {seconds:.1f} video-seconds, {frames} frames; best of {repeats} rounds\n")
+    # rounds interleave the methods, so a slow spell of this shared machine hits all of them alike
+    best = dict.fromkeys(METHODS, float("inf"))
+    for _ in range(repeats):
+        for name, method in METHODS.items():
             start = time.perf_counter()
             for path in files:
                 method(path)
-            best = min(best, time.perf_counter() - start)
-        base = base or best
-        print(f"{name:40s} {best:8.2f} {seconds / best:10.1f} {frames / best:10.0f} {base / best:6.2f}x")
+            best[name] = min(best[name], time.perf_counter() - start)
+    print(f"{'method':40s} {'wall s':>8s} {'video-s/s':>10s} {'frames/s':>10s} {'ratio':>7s}")
+    base = best[next(iter(METHODS))]
+    for name, wall in best.items():
+        print(f"{name:40s} {wall:8.2f} {seconds / wall:10.1f} {frames / wall:10.0f} {base / wall:6.2f}x")
 
 
 def _psnr(a: bytes, b: bytes) -> float:
