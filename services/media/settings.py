@@ -59,6 +59,9 @@ class MediaSettings(BaseSettings):
     max_pixels: int = 8192 * 8192
     decode_time_budget_s: float = Field(default=900.0, gt=0)
     max_aspect_ratio: float = Field(default=20.0, ge=1, description="of the displayed picture, after SAR")
+    max_held_bytes: int = Field(
+        default=DecodeLimits.max_held_bytes, ge=0, description="decoded frames held as keyframe candidates"
+    )
     max_memory_bytes: int = Field(
         default=8 * 1024**3, ge=0, description="address-space limit of the decoding child process (0: none)"
     )
@@ -81,6 +84,7 @@ class MediaSettings(BaseSettings):
                 max_pixels=self.max_pixels,
                 time_budget_s=self.decode_time_budget_s,
                 max_aspect_ratio=self.max_aspect_ratio,
+                max_held_bytes=self.max_held_bytes,
             ),
             short_side=self.keyframe_short_side,
             jpeg_quality=self.jpeg_quality,

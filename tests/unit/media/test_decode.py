@@ -105,6 +105,16 @@ def test_keyframe_pictures_are_exact_and_skipping_deblocking_keeps_the_shots(tmp
     assert all(score < 99.0 for score in scores) and min(scores) > 24.0, scores
 
 
+def test_candidates_past_the_held_bytes_budget_become_the_same_pictures_at_once(tmp_path: Path) -> None:
+    clip = _blocky_h264(tmp_path / "blocky.mp4")
+    policy = SegmentPolicy(keyframes="every", keyframe_every_s=1.0, max_keyframes_per_segment=8)
+    held = decode_video(clip, DecodeOptions(segments=policy))
+    converted = decode_video(clip, DecodeOptions(segments=policy, limits=DecodeLimits(max_held_bytes=0)))
+    keyframes = [[(k.t, k.jpeg) for k in s.keyframes] for s in held.segments]
+    assert keyframes == [[(k.t, k.jpeg) for k in s.keyframes] for s in converted.segments]
+    assert sum(map(len, keyframes)) >= 5
+
+
 def test_variable_frame_rate_times_are_presentation_times(tmp_path: Path) -> None:
     pts = [0, 100, 200, 1500, 1600, 4000, 4100]  # ms, with long gaps
     frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(len(pts))]
