@@ -3,7 +3,8 @@
 Run: `.venv/bin/python -m bench.decode`. Prints video-seconds per wall-second and source frames per
 second for each method, and ratios to the plain decode; then peak memory for a 1-minute and a
 10-minute 720p clip (each in a fresh process), whose ratio shows whether memory stays flat. Between
-them, what the default intra-only deblocking costs the keyframe pictures (PSNR against the exact decode).
+them, what the default intra-only deblocking costs the keyframe pictures (PSNR against the exact decode, and
+the cosine of their CLIP embeddings), next to what JPEG q90 costs them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import numpy as np
 from PIL import Image
 
 from bench.common import clips, peak_rss_mib
+from services.common.clip.loader import load_clip
+from services.common.settings import CommonSettings
 from services.media.decode import DecodeOptions, decode_video
 from services.media.segments import SegmentPolicy
 from services.media.synthetic import write_clip
@@ -77,27 +80,34 @@ def throughput(files: list[Path], repeats: int) -> None:
         print(f"{name:40s} {wall:8.2f} {seconds / wall:10.1f} {frames / wall:10.0f} {base / wall:6.2f}x")
 
 
-def _psnr(a: bytes, b: bytes) -> float:
-    x, y = (np.asarray(Image.open(io.BytesIO(j)).convert("RGB"), dtype=np.float64) for j in (a, b))
-    mse = float(((x - y) ** 2).mean())
-    return 99.0 if mse == 0 else 10 * math.log10(255**2 / mse)
+def _pixels(jpeg: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
 
 
-def fidelity(files: list[Path]) -> None:
-    """What skipping the deblocking costs the keyframe pictures, next to what their JPEG encoding costs."""
-    deblock, jpeg = [], []
+def fidelity(files: list[Path], model: str) -> None:
+    """What skipping the deblocking costs the keyframe pictures, next to what their JPEG encoding costs: PSNR
+    against the exact picture, and the cosine between the CLIP embeddings of the two."""
+    clip = load_clip(model, device="cpu")
+    scores: dict[str, tuple[list[float], list[float]]] = {"intra-only deblocking": ([], []), "JPEG q90": ([], [])}
     for path in files:
         reference = decode_video(path, DecodeOptions(skip_deblocking=False, jpeg_quality=100))
         fast = decode_video(path, DecodeOptions(jpeg_quality=100))
         stored = decode_video(path, DecodeOptions(skip_deblocking=False))
         for ref, a, b in zip(reference.segments, fast.segments, stored.segments, strict=True):
             for r, x, y in zip(ref.keyframes, a.keyframes, b.keyframes, strict=True):
-                deblock.append(_psnr(r.jpeg, x.jpeg))
-                jpeg.append(_psnr(r.jpeg, y.jpeg))
-    print(f"\nkeyframe pictures ({len(deblock)}) against the exact decode (JPEG q100), PSNR dB:")
-    for name, scores in (("intra-only deblocking", deblock), ("JPEG q90 of the exact picture", jpeg)):
-        low, p10, median = min(scores), np.percentile(scores, 10), np.median(scores)
-        print(f"  {name:30s} min {low:5.1f}  p10 {p10:5.1f}  median {median:5.1f}")
+                for name, other in (("intra-only deblocking", x), ("JPEG q90", y)):
+                    exact, approx = _pixels(r.jpeg), _pixels(other.jpeg)
+                    mse = float(((exact.astype(np.float64) - approx) ** 2).mean())
+                    e = clip.embed_pixels(np.stack([exact, approx]))
+                    scores[name][0].append(99.0 if mse == 0 else 10 * math.log10(255**2 / mse))
+                    scores[name][1].append(float(e[0] @ e[1]))
+    count = len(scores["JPEG q90"][0])
+    print(f"\nkeyframe pictures ({count}) against the exact decode (JPEG q100); CLIP: {clip.ref.name}")
+    for name, (psnr, cosine) in scores.items():
+        print(
+            f"  {name:22s} PSNR dB min {min(psnr):5.1f} p10 {np.percentile(psnr, 10):5.1f} median "
+            f"{np.median(psnr):5.1f}   embedding cosine min {min(cosine):.4f} median {np.median(cosine):.4f}"
+        )
 
 
 def memory_child(path: str) -> None:
@@ -126,6 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--model", help="CLIP for the embedding cosines (default: CLIPSTREAM_CLIP_MODEL or the toy)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -134,7 +145,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = clips(Path(tmp))
         throughput(files, args.repeats)
-        fidelity(files)
+        fidelity(files, args.model or CommonSettings().resolved_clip_model())
         if not args.skip_memory:
             memory(Path(tmp))
 
