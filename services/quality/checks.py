@@ -153,16 +153,19 @@ def _runs(
     threshold: float,
     describe: Callable[[float], str],
 ) -> list[QcFlag]:
-    """One flag per run of consecutive bad segments, spanning the run, with the run's worst score (the one
-    farthest past the threshold)."""
+    """One flag per run of consecutive bad segments, spanning the run, with the run's worst score: the one
+    farthest past the threshold (a run's scores are all on the bad side of it, whichever side that is)."""
     values = [float(x) for x in np.asarray(scores).ravel()]
-    worst = min if check == "prompt_alignment" else max
     flags, start = [], None
     for i, is_bad in enumerate([*bad, False]):
         if is_bad and start is None:
             start = i
         elif not is_bad and start is not None:
-            low, high, score = segments[start].start_s, segments[i - 1].end_s, worst(values[start:i])
+            low, high, score = (
+                segments[start].start_s,
+                segments[i - 1].end_s,
+                max(values[start:i], key=lambda v: abs(v - threshold)),
+            )
             flags.append(
                 QcFlag(
                     check=check,

@@ -39,6 +39,8 @@ def test_a_switch_to_another_scene_is_flagged_over_its_range() -> None:
     assert (by_check["prompt_alignment"].start_s, by_check["prompt_alignment"].end_s) == (6.0, 10.0)
     assert (by_check["temporal"].start_s, by_check["temporal"].end_s) == (6.0, 8.0)  # the jump into the new scene
     assert [s.alignment is not None and s.alignment >= 0.6 for s in result.segments] == [True] * 3 + [False] * 2
+    # the flag carries the run's worst score: its lowest alignment
+    assert by_check["prompt_alignment"].score == pytest.approx(min(s.alignment or 1.0 for s in result.segments[3:]))
 
 
 def test_a_consistent_aligned_video_passes() -> None:
@@ -84,3 +86,14 @@ def test_cohort_outliers_are_the_members_far_from_the_rest(size: int) -> None:
     found, median = outliers(np.stack(members))
     assert [o.position for o in found] == [3]
     assert found[0].distance > median and found[0].z > 3.5
+
+
+def test_a_style_flag_carries_its_runs_largest_deviation() -> None:
+    style, other = _direction(3), _direction(4)
+    references = np.stack([_near(style, 0.1, 100 + i) for i in range(4)])
+    mixed = [_near(style, 0.1, 1), _near(other, 0.1, 2), _near(other, 0.6, 5), _near(style, 0.1, 3)]
+    result = run_checks(_segments(mixed), QcConfig(0.6, jump_threshold=-1.0), references=references)
+    (flag,) = result.flags
+    assert (flag.check, flag.start_s, flag.end_s) == ("style", 2.0, 6.0)
+    run = [s.deviation or 0.0 for s in result.segments[1:3]]
+    assert run[0] != pytest.approx(run[1]) and flag.score == pytest.approx(max(run), abs=1e-4)
