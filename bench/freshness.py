@@ -33,8 +33,8 @@ from services.common.kafka.publisher import Publisher
 from services.common.messages import Topics, VideoUploaded
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore
-from services.gateway.registration import register
-from services.gateway.watch import UploadWatch
+from services.intake.registration import register
+from services.intake.watch import UploadWatch
 
 HEALTH_PORTS = {"decoder": 9101, "embedder": 9102, "indexer": 9103}  # the stack's defaults (CLIPSTREAM_*_HEALTH_PORT)
 GROUPS = {

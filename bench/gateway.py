@@ -22,8 +22,8 @@ from bench.common import clips
 from services.common.kafka.publisher import Publisher
 from services.common.messages import Topics
 from services.common.settings import CommonSettings
-from services.gateway.registration import register
-from services.gateway.watch import UploadWatch
+from services.intake.registration import register
+from services.intake.watch import UploadWatch
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -35,8 +35,8 @@ from services.common.messages import SegmentEmbedding, VideoInfo, VideoUploaded
 from services.common.settings import CommonSettings
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentStore, mean_vector
-from services.gateway.registration import register
-from services.gateway.watch import publish_and_wait
+from services.intake.registration import register
+from services.intake.watch import publish_and_wait
 from services.media.decode import decode_video
 from services.media.images import jpeg_to_pixels, thumbnail
 from services.media.settings import MediaSettings

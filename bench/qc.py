@@ -29,8 +29,8 @@ from services.common.kafka.config import consumer_config
 from services.common.messages import Topics, VideoIndexed, VideoQc, VideoUploaded
 from services.common.triton import ClipClient
 from services.common.vectors import METADATA, SegmentStore
-from services.gateway.registration import register
-from services.gateway.watch import publish_and_wait
+from services.intake.registration import register
+from services.intake.watch import publish_and_wait
 from services.media.synthetic import write_world_clip
 from services.qc.service import QualityChecker
 from services.qc.settings import QcSettings

@@ -24,7 +24,7 @@ from bench.freshness import burst
 from services.common.filters import Filters
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore
-from services.gateway.registration import register
+from services.intake.registration import register
 from services.media.decode import decode_video
 from services.media.settings import MediaSettings
 from services.stack.process import http_ok

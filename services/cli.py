@@ -100,8 +100,8 @@ def _ingest(
     paths: list[Path], creator: str, tenant: str, wait: bool, timeout_s: float, metadata: dict[str, Any] | None = None
 ) -> None:
     from services.common.settings import CommonSettings
-    from services.gateway.registration import discover, register
-    from services.gateway.watch import publish_and_wait
+    from services.intake.registration import discover, register
+    from services.intake.watch import publish_and_wait
 
     files = discover(paths)
     if not files:

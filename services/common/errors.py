@@ -41,3 +41,40 @@ class PermanentError(ClipstreamError):
     """The input itself can never be processed: dead-letter it (or answer 4xx) with the reason."""
 
     reason = "rejected"
+
+
+# Families an HTTP edge answers with their own status (services/common/http.py holds the one table); a stage
+# treats each by its base, as above.
+
+
+class InvalidRequest(PermanentError):
+    """The request itself is unusable as sent (a bad image, an undecodable query video): 400."""
+
+    reason = "bad_request"
+
+
+class NotFound(PermanentError):
+    """No such thing for this tenant: 404 (another tenant's is not found either)."""
+
+    reason = "not_found"
+
+
+class Conflict(PermanentError):
+    """The request contradicts the current state (a deleted video, a reused key with another payload)."""
+
+    reason = "conflict"
+
+
+class TooLarge(PermanentError):
+    reason = "too_large"
+
+
+class UnsupportedMediaType(PermanentError):
+    reason = "unsupported_media_type"
+
+
+class Misconfigured(PermanentError):
+    """The service's own state can never serve this (e.g. the served model does not match the collection):
+    dead-lettered by a stage, but not the caller's fault at an HTTP edge (503)."""
+
+    reason = "misconfigured"

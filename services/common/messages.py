@@ -396,6 +396,12 @@ class VideoStatus(Message):
     uploaded_at: AwareDatetime | None = None
     updated_at: AwareDatetime = Field(default_factory=utcnow)
 
+    @classmethod
+    def registered(cls, up: VideoUploaded) -> VideoStatus:
+        return cls(
+            event_id=up.event_id, video_id=up.video_id, tenant=up.tenant, stage="registered", uploaded_at=up.uploaded_at
+        )
+
     def supersedes(self, other: VideoStatus) -> bool:
         if self.event_id != other.event_id:
             if self.uploaded_at is None or other.uploaded_at is None:
@@ -421,8 +427,20 @@ class VideoStatus(Message):
         )
 
 
+class RegistrationRecord(Message):
+    """A registration made with an Idempotency-Key, and the answer it got: replayed to every retry of the key
+    for the idempotency window (the topic is compacted by event id and expires with the window)."""
+
+    schema_version: Literal[1] = 1
+    tenant: str = Field(min_length=1, max_length=64)
+    uri: Uri
+    fingerprint: str = Field(max_length=64, description="sha256 of the request's canonical JSON")
+    registered_at: AwareDatetime = Field(default_factory=utcnow)
+
+
 class Topics:
     UPLOADED = "videos.uploaded"
+    REGISTRATIONS = "videos.registrations"
     PROBED = "videos.probed"
     SEGMENTS = "videos.segments"
     EMBEDDINGS = "videos.embeddings"
@@ -439,6 +457,7 @@ class Topics:
 
 TOPIC_MODELS: dict[str, type[BaseModel]] = {
     Topics.UPLOADED: VideoUploaded,
+    Topics.REGISTRATIONS: RegistrationRecord,
     Topics.PROBED: VideoProbed,
     Topics.SEGMENTS: VideoSegment,
     Topics.EMBEDDINGS: SegmentEmbedding,
@@ -452,4 +471,7 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     Topics.DUPLICATES: VideoDuplicates,
     Topics.QC: VideoQc,
 }
-COMPACTED_TOPICS = frozenset({Topics.STATUS})
+COMPACTED_TOPICS = frozenset({Topics.STATUS, Topics.REGISTRATIONS})
+# compacted topics that also forget: a keyed registration is replayed for this long (a retry window, as
+# payment APIs keep theirs for 24 h)
+RETENTION_MS = {Topics.REGISTRATIONS: 24 * 3600 * 1000}

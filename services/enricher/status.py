@@ -27,9 +27,7 @@ from services.common.messages import (
 
 
 def registered(up: VideoUploaded) -> VideoStatus:
-    return VideoStatus(
-        event_id=up.event_id, video_id=up.video_id, tenant=up.tenant, stage="registered", uploaded_at=up.uploaded_at
-    )
+    return VideoStatus.registered(up)
 
 
 def probed(p: VideoProbed) -> VideoStatus:

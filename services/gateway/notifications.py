@@ -30,7 +30,8 @@ from services.common.kafka.admin import ensure_topics
 from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Result, TransactionalProcessor
 from services.common.messages import Topics, VideoDeleted, VideoUploaded
 from services.common.settings import StageSettings
-from services.gateway.registration import VIDEO_SUFFIXES, video_id_for
+from services.intake.models import Registration
+from services.intake.registration import VIDEO_SUFFIXES, upload_of, video_id_for
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +218,10 @@ class Notifications:
                 message: VideoUploaded | VideoDeleted
                 try:
                     if event.kind == "created":
-                        message = VideoUploaded(
-                            event_id=event_id,
-                            video_id=video_id,
-                            uri=uri,
-                            tenant=route.tenant,
-                            creator=route.creator,
-                            title=PurePosixPath(event.key).stem[:200],
-                            uploaded_at=event.at,
+                        # admission is the decoder's here: the routes name the buckets it reads
+                        body = Registration(uri=uri, creator=route.creator, title=PurePosixPath(event.key).stem[:200])
+                        message = upload_of(route.tenant, body, None, event_id).model_copy(
+                            update={"uploaded_at": event.at}
                         )
                         topic = Topics.UPLOADED
                     else:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from services.common.clip.toy.world import Scene, layout, render
 from services.common.settings import CommonSettings
-from services.gateway.watch import UploadWatch
+from services.intake.watch import UploadWatch
 from services.media.synthetic import write_world_clip
 from tests.integration.conftest import SEARCH_URL
 

@@ -26,8 +26,8 @@ from services.common.filters import Filters
 from services.common.kafka.publisher import Publisher
 from services.common.messages import Topics, VideoDeleted, VideoUploaded
 from services.common.vectors import VIDEOS_ALIAS, SegmentStore
-from services.gateway.registration import register
-from services.gateway.watch import UploadWatch
+from services.intake.registration import register
+from services.intake.watch import UploadWatch
 from services.media.synthetic import write_clip
 from services.stack import manager
 from services.stack.kafka import start_kafka

@@ -11,8 +11,8 @@ import pytest
 
 from services.common.messages import Topics, VideoUploaded
 from services.common.settings import CommonSettings
-from services.gateway.registration import register
-from services.gateway.watch import UploadWatch, publish_and_wait
+from services.intake.registration import register
+from services.intake.watch import UploadWatch, publish_and_wait
 from services.media.synthetic import write_clip
 from tests import media
 from tests.integration.conftest import FILER_URL, TEST_ENV

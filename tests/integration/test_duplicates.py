@@ -23,8 +23,8 @@ from services.common.messages import DeadLetter, Topics, VideoDuplicates, VideoI
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore
 from services.curation.job import CurationConfig, CurationError, CurationJob
-from services.gateway.registration import register
-from services.gateway.watch import Outcomes, publish_and_wait
+from services.intake.registration import register
+from services.intake.watch import Outcomes, publish_and_wait
 from services.media.synthetic import write_world_clip
 from services.media.variants import compilation, frames, variant, write
 from tests.integration.conftest import GATEWAY_URL, SEARCH_URL

@@ -18,8 +18,8 @@ from services.common.messages import Topics
 from services.common.settings import CommonSettings
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentStore
-from services.gateway.registration import register
-from services.gateway.watch import UploadWatch, publish_and_wait
+from services.intake.registration import register
+from services.intake.watch import UploadWatch, publish_and_wait
 from services.media.synthetic import write_clip
 from services.stack.manager import ensure_model
 from services.stack.process import Proc, http_ok, wait_until

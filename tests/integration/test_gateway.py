@@ -19,7 +19,7 @@ from services.common.filters import Filters
 from services.common.messages import Topics
 from services.common.settings import CommonSettings
 from services.common.vectors import VIDEOS_ALIAS, SegmentStore
-from services.gateway.registration import video_id_for
+from services.intake.registration import video_id_for
 from services.media.synthetic import write_clip
 from services.search.engine import SearchEngine
 from services.search.settings import SearchSettings

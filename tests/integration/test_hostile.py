@@ -35,8 +35,8 @@ from services.common.messages import (
 from services.common.settings import CommonSettings
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentStore
-from services.gateway.registration import register
-from services.gateway.watch import UploadWatch
+from services.intake.registration import register
+from services.intake.watch import UploadWatch
 from services.media.synthetic import write_clip
 from tests import media
 from tests.integration.conftest import HOSTILE_HTTP_PORT

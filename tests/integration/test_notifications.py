@@ -17,7 +17,7 @@ from services.common.filters import Filters
 from services.common.messages import Topics
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore
-from services.gateway.registration import video_id_for
+from services.intake.registration import video_id_for
 from services.media.synthetic import write_clip
 from tests.integration.conftest import NOTIFY_TOPIC, S3_URL
 from tests.ledger import TopicTap

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from services.common.settings import CommonSettings
-from services.gateway.watch import UploadWatch
+from services.intake.watch import UploadWatch
 from services.media.synthetic import write_clip
 from tests.integration.conftest import GATEWAY_URL, JAEGER_URL, SEARCH_URL, TEST_ENV
 

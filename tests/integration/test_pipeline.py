@@ -13,8 +13,8 @@ from services.common.filters import Filters
 from services.common.messages import Topics, VideoUploaded
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore
-from services.gateway.registration import register
-from services.gateway.watch import Outcomes, UploadWatch, publish_and_wait
+from services.intake.registration import register
+from services.intake.watch import Outcomes, UploadWatch, publish_and_wait
 from services.media.decode import DecodeOptions, decode_video
 from services.search.engine import SearchEngine
 from services.search.settings import SearchSettings

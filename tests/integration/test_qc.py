@@ -20,8 +20,8 @@ from PIL import Image
 from services.common.clip.toy.world import Scene, layout, render
 from services.common.messages import DeadLetter, Topics, VideoQc, VideoUploaded
 from services.common.settings import CommonSettings
-from services.gateway.registration import register
-from services.gateway.watch import publish_and_wait
+from services.intake.registration import register
+from services.intake.watch import publish_and_wait
 from services.media.synthetic import write_world_clip
 from tests.integration.conftest import SEARCH_URL
 from tests.ledger import TopicTap

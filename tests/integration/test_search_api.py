@@ -14,8 +14,8 @@ from PIL import Image
 
 from services.common.messages import VideoUploaded
 from services.common.settings import CommonSettings
-from services.gateway.registration import register
-from services.gateway.watch import Outcomes, publish_and_wait
+from services.intake.registration import register
+from services.intake.watch import Outcomes, publish_and_wait
 from services.media.decode import DecodeOptions, decode_video
 from services.media.synthetic import write_clip
 from tests.clips import write_excerpt

@@ -17,8 +17,8 @@ from services.common.messages import VideoUploaded
 from services.common.settings import CommonSettings
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentStore
-from services.gateway.registration import register
-from services.gateway.watch import Outcomes, publish_and_wait
+from services.intake.registration import register
+from services.intake.watch import Outcomes, publish_and_wait
 from services.media.synthetic import write_world_clip
 from services.search.calibrate import Calibrator
 from services.search.engine import SearchEngine

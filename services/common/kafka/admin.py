@@ -7,13 +7,21 @@ import logging
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.common.messages import COMPACTED_TOPICS, TOPIC_MODELS
+from services.common.messages import COMPACTED_TOPICS, RETENTION_MS, TOPIC_MODELS
 from services.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
 _TOPIC_CONFIG = {"max.message.bytes": str(8 * 1024 * 1024)}
 _COMPACTED = {**_TOPIC_CONFIG, "cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
+
+
+def _config(topic: str) -> dict[str, str]:
+    if topic not in COMPACTED_TOPICS:
+        return _TOPIC_CONFIG
+    if topic in RETENTION_MS:
+        return {**_COMPACTED, "cleanup.policy": "compact,delete", "retention.ms": str(RETENTION_MS[topic])}
+    return _COMPACTED
 
 
 def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0, extra: tuple[str, ...] = ()) -> list[str]:
@@ -25,7 +33,7 @@ def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0, extra: tupl
             name,
             num_partitions=settings.topic_partitions,
             replication_factor=settings.topic_replication_factor,
-            config=_COMPACTED if name in COMPACTED_TOPICS else _TOPIC_CONFIG,
+            config=_config(name),
         )
         for name in [*TOPIC_MODELS, *extra]
         if name not in existing

@@ -14,12 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.errors import PermanentError, TransientError
+from services.common.errors import PermanentError, TooLarge, TransientError
 from services.gateway.settings import GatewaySettings
-
-
-class TooLarge(PermanentError):
-    reason = "too_large"
 
 
 @dataclass(frozen=True)
@@ -49,14 +45,20 @@ class ObjectStore:
             config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
         )
 
-    def key_for(self, tenant: str, filename: str) -> str:
-        return f"{self.settings.upload_prefix.strip('/')}/{tenant}/{uuid.uuid4().hex}/{safe_name(filename)}"
+    def key_for(self, tenant: str, filename: str, upload_id: str | None = None) -> str:
+        """Where an upload's bytes go; a keyed upload's place derives from its event id, so a retry of it
+        writes the same object instead of a second one."""
+        name = safe_name(filename)
+        return f"{self.settings.upload_prefix.strip('/')}/{tenant}/{upload_id or uuid.uuid4().hex}/{name}"
 
-    async def store(self, tenant: str, filename: str, body: AsyncIterator[bytes], content_type: str) -> Stored:
+    def uri_of(self, key: str) -> str:
+        return f"s3://{self.settings.upload_bucket}/{key}"
+
+    async def store(self, key: str, body: AsyncIterator[bytes], content_type: str) -> Stored:
         from botocore.exceptions import BotoCoreError, ClientError
         from starlette.concurrency import run_in_threadpool
 
-        bucket, key = self.settings.upload_bucket, self.key_for(tenant, filename)
+        bucket = self.settings.upload_bucket
         limit, part_size = self.settings.max_upload_bytes, self.settings.upload_part_bytes
         try:
             started = await run_in_threadpool(
@@ -91,7 +93,7 @@ class ObjectStore:
         except BaseException:
             await run_in_threadpool(self._abort, bucket, key, upload_id)
             raise
-        return Stored(uri=f"s3://{bucket}/{key}", size=size)
+        return Stored(uri=self.uri_of(key), size=size)
 
     async def _part(self, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]], data: bytes) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -110,6 +112,13 @@ class ObjectStore:
         # best effort: a store expires incomplete multipart uploads by its own lifecycle rules
         with contextlib.suppress(Exception):
             self._client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+    def delete(self, uri: str) -> None:
+        """Remove an object whose registration failed (best effort: a store's lifecycle rules sweep the rest)."""
+        prefix = f"s3://{self.settings.upload_bucket}/"
+        if uri.startswith(prefix):
+            with contextlib.suppress(Exception):
+                self._client.delete_object(Bucket=self.settings.upload_bucket, Key=uri.removeprefix(prefix))
 
     def ready(self) -> bool:
         try:

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from services.gateway.registration import canonical_uri, discover, register, video_id_for
+from services.intake.registration import canonical_uri, discover, register, video_id_for
 
 
 def test_same_source_same_video_new_event(tmp_path: Path) -> None:
