@@ -80,7 +80,11 @@ class CommonSettings(BaseSettings):
 
     def local_api_key(self) -> str:
         """A generated API key kept in the state folder (mode 0600): for a local stack that configured none."""
-        path = self.home / "search-api-key"
+        return self.local_secret("search-api-key")
+
+    def local_secret(self, name: str) -> str:
+        """A secret generated once into the state folder (mode 0600), for a local stack that configured none."""
+        path = self.home / name
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from services.common.webhooks import LOCAL_KEY_FILE
 from services.stack.kafka import start_kafka
 from services.stack.milvus import start_milvus_lite
 from services.stack.process import Proc, StackError, http_ok, wait_until
@@ -22,6 +23,7 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "enricher": ("services.enricher", "CLIPSTREAM_ENRICHER_HEALTH_PORT", 9104),
     "duplicates": ("services.duplicates", "CLIPSTREAM_DUPLICATES_HEALTH_PORT", 9107),
     "qc": ("services.qc", "CLIPSTREAM_QC_HEALTH_PORT", 9108),
+    "webhooks": ("services.webhooks", "CLIPSTREAM_WEBHOOKS_HEALTH_PORT", 9109),
     "search": ("services.search", "CLIPSTREAM_SEARCH_PORT", 8080),
     "gateway": ("services.gateway", "CLIPSTREAM_GATEWAY_PORT", 8090),
     "notifications": ("services.gateway.notifications", "CLIPSTREAM_NOTIFICATIONS_HEALTH_PORT", 9106),
@@ -56,15 +58,31 @@ def _env(settings: StackSettings, clip_model: str) -> dict[str, str]:
     if "CLIPSTREAM_GATEWAY_CORS_ORIGINS" not in os.environ:  # the local page may upload through the gateway
         env["CLIPSTREAM_GATEWAY_CORS_ORIGINS"] = json.dumps([f"http://{settings.host}:{search_port}"])
     local_keys = json.dumps({settings.common.local_api_key(): "default"})
+    if "CLIPSTREAM_WEBHOOKS_SECRET_KEY" not in os.environ:  # made before the gateway and the dispatcher race for it
+        settings.common.local_secret(LOCAL_KEY_FILE)
     for service in ("SEARCH", "GATEWAY"):
         if f"CLIPSTREAM_{service}_API_KEYS" not in os.environ:
             env[f"CLIPSTREAM_{service}_API_KEYS"] = local_keys
-    if settings.seaweedfs:  # uploads land in the local object store, which the decoder may read back
-        s3 = f"http://{settings.host}:{settings.s3_port}"
-        env.setdefault("CLIPSTREAM_GATEWAY_S3_ENDPOINT_URL", os.environ.get("CLIPSTREAM_GATEWAY_S3_ENDPOINT_URL", s3))
-        for name, secret in (("ACCESS", settings.s3_access_key), ("SECRET", settings.s3_secret_key)):
-            if secret is not None and f"CLIPSTREAM_GATEWAY_S3_{name}_KEY" not in os.environ:
-                env[f"CLIPSTREAM_GATEWAY_S3_{name}_KEY"] = secret.get_secret_value()
+    if settings.seaweedfs:  # uploads land in the local object store, which the decoder (and search) read back
+        found = _object_store_env(settings)
+        env.update({k: v for k, v in found.items() if k not in os.environ or k.endswith("_S3_PREFIXES")})
+    return env
+
+
+def _object_store_env(settings: StackSettings) -> dict[str, str]:
+    """The gateway writes its uploads into the local store, and the media readers may read exactly its
+    upload prefix there, with the store's (generated) keys."""
+    from services.gateway.settings import GatewaySettings
+
+    gateway = GatewaySettings()
+    access, secret = settings.s3_credentials()
+    own = f"s3://{gateway.upload_bucket}/{gateway.upload_prefix.strip('/')}/"
+    configured = json.loads(os.environ.get("CLIPSTREAM_DECODER_S3_PREFIXES", "[]"))
+    env = {"CLIPSTREAM_DECODER_S3_PREFIXES": json.dumps([*configured, own] if own not in configured else configured)}
+    for service in ("GATEWAY", "DECODER"):
+        env[f"CLIPSTREAM_{service}_S3_ENDPOINT_URL"] = f"http://{settings.host}:{settings.s3_port}"
+        env[f"CLIPSTREAM_{service}_S3_ACCESS_KEY"] = access
+        env[f"CLIPSTREAM_{service}_S3_SECRET_KEY"] = secret
     return env
 
 

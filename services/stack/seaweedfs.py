@@ -24,12 +24,8 @@ def start_seaweedfs(settings: StackSettings) -> Proc:
     if not proc.running():
         data = settings.data_dir / "seaweedfs"
         data.mkdir(parents=True, exist_ok=True)
-        env = {}
-        if settings.s3_access_key and settings.s3_secret_key:
-            env = {
-                "AWS_ACCESS_KEY_ID": settings.s3_access_key.get_secret_value(),
-                "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
-            }
+        access, secret = settings.s3_credentials()
+        env = {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
         if settings.s3_buckets:
             env["S3_BUCKET"] = ",".join(settings.s3_buckets)
         # every listener on loopback, on ports derived from one base so parallel stacks don't collide

@@ -22,15 +22,27 @@ class StackSettings(BaseSettings):
     triton_metrics_port: int = 18002
     model_repository: Path = Path("triton_models")
     milvus_lite: bool = Field(default=True, description="start a Milvus Lite server at common.milvus_uri")
-    seaweedfs: bool = Field(default=False, description="start SeaweedFS as a local S3 endpoint")
+    seaweedfs: bool = Field(
+        default=True, description="start SeaweedFS as the local S3 endpoint (the gateway's uploads land there)"
+    )
     seaweedfs_base_port: int = 18330
     s3_port: int = 18333
-    s3_access_key: SecretStr | None = None
-    s3_secret_key: SecretStr | None = None
+    s3_access_key: SecretStr | None = Field(default=None, description="none: generated into the state folder")
+    s3_secret_key: SecretStr | None = Field(default=None, description="none: generated into the state folder")
     s3_buckets: list[str] = Field(default_factory=lambda: ["uploads"])
     seaweedfs_notify_topic: str = Field(
         default="", description="publish the filer's change events to this Kafka topic (object-store notifications)"
     )
+
+    def s3_credentials(self) -> tuple[str, str]:
+        """The local object store's keys: as configured, or generated once (the store and its clients share them)."""
+        access = (
+            self.s3_access_key.get_secret_value() if self.s3_access_key else self.common.local_secret("s3-access-key")
+        )
+        secret = (
+            self.s3_secret_key.get_secret_value() if self.s3_secret_key else self.common.local_secret("s3-secret-key")
+        )
+        return access, secret
 
     @property
     def run_dir(self) -> Path:

@@ -46,6 +46,8 @@ class TableFollower:
         self._last_poll = 0.0
         self._last_contact = 0.0
         self._consumer: Consumer | None = None
+        self._probe: Consumer | None = None
+        self._probe_lock = threading.Lock()
         self._thread = threading.Thread(target=self._follow, name=name, daemon=True)
 
     def start(self) -> TableFollower:
@@ -55,6 +57,10 @@ class TableFollower:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
 
     def ready(self) -> bool:
         """Caught up with the topics once, still polling them, and the broker answered lately (a follower
@@ -67,16 +73,18 @@ class TableFollower:
 
     def sync(self, timeout_s: float, partitions: Iterable[tuple[str, int]] | None = None) -> bool:
         """Wait until everything written to these partitions (all: None) before this call has been applied."""
-        consumer = self._consumer
-        if consumer is None or not self._caught_up.is_set():
+        if self._consumer is None or not self._caught_up.is_set():
             return False
         wanted = list(partitions) if partitions is not None else list(self._positions)
         deadline = time.monotonic() + timeout_s
         try:
-            ends = {
-                (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s, cached=False)[1]
-                for topic, p in wanted
-            }
+            with self._probe_lock:  # the follower's own consumer is its thread's alone: ends come from a probe
+                if self._probe is None:
+                    self._probe = Consumer(consumer_config(self._settings, group_id=f"{self._name}-probe-{id(self)}"))
+                ends = {
+                    (topic, p): self._probe.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
+                    for topic, p in wanted
+                }
         except KafkaException:
             return False
         with self._moved:
