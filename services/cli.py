@@ -192,6 +192,67 @@ def ingest(
     _ingest(paths, creator, tenant, wait, timeout, _pairs(meta))
 
 
+@app.command()
+def upload(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the video file")],
+    gateway: Annotated[str, typer.Option(help="the gateway's URL", envvar="CLIPSTREAM_GATEWAY_URL")] = (
+        "http://127.0.0.1:8090"
+    ),
+    key: Annotated[str, typer.Option(help="API key (default: the local stack's)", envvar="CLIPSTREAM_API_KEY")] = "",
+    title: str = "",
+    creator: str = "",
+    tag: Annotated[list[str] | None, typer.Option(help="a tag (repeatable)")] = None,
+    meta: Annotated[list[str] | None, typer.Option(help="free metadata KEY=VALUE (repeatable)")] = None,
+    parallel: Annotated[int, typer.Option(min=1, max=32, help="parts sent at once")] = 4,
+    upload_id: Annotated[
+        str | None, typer.Option(help="resume this upload (default: this file's unfinished one)")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="follow the upload to its outcome (indexed or failed)")] = False,
+) -> None:
+    """Upload a video through the gateway straight into the object store, in resumable parts, and register it.
+    After a cut connection it carries on with the parts the store lacks; run it again to resume a broken run."""
+    import mimetypes
+
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from services.common.settings import CommonSettings
+    from services.gateway.multipart_client import MultipartClient, ResumeBook, UploadError
+
+    settings = CommonSettings()
+    key = key or settings.local_api_key()
+    book = ResumeBook(settings.home / "upload-resume")
+    guessed = mimetypes.guess_type(file.name)[0] or ""
+    content_type = guessed if guessed.startswith("video/") else "application/octet-stream"
+    fields = {"title": title, "creator": creator, "tags": tag or [], "metadata": _pairs(meta)}
+    columns = (*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=console) as bar, MultipartClient(gateway, key, parallel=parallel) as client:
+        task = bar.add_task(file.name, total=file.stat().st_size)
+        client.on_progress(lambda n: bar.advance(task, n), bar.console.print)
+
+        def started(upload_id: str, state: dict[str, Any]) -> None:
+            book.put(gateway, key, file, upload_id)
+            bar.update(task, completed=sum(p["size"] for p in state.get("uploaded", [])))
+            bar.console.print(f"upload {upload_id}: {state['part_count']} parts of {state['part_size']} bytes")
+
+        try:
+            resume = upload_id or book.get(gateway, key, file)
+            if resume and not upload_id and not client.exists(resume):
+                resume = None  # the noted upload is gone (aborted or expired): start over
+            sent = client.upload(file, resume, content_type, on_start=started, **fields)
+            book.forget(gateway, key, file)
+            registered = sent.registered
+            console.print(f"sent {sent.bytes_sent} bytes; registered {registered['video_id']} as {registered['uri']}")
+            console.print(f"status: {gateway.rstrip('/')}{registered['status_url']}")
+            outcome = client.follow(registered["event_id"]) if wait else None
+        except UploadError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+    if outcome is not None:
+        console.print(f"{outcome.get('stage', 'no outcome')} {outcome.get('reason', '')} {outcome.get('detail', '')}")
+        if outcome.get("stage") != "indexed":
+            raise typer.Exit(1)
+
+
 def _print_hits(title: str, hits: Hits) -> None:
     if hits.good_match is not None:
         verdict = "a good match" if hits.good_match else "[yellow]no good match[/yellow]"

@@ -10,7 +10,7 @@ import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
@@ -438,6 +438,26 @@ class RegistrationRecord(Message):
     registered_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+WebhookEventType = Literal["video.indexed", "video.failed", "video.deleted", "video.duplicate", "video.qc"]
+WEBHOOK_EVENT_TYPES: tuple[WebhookEventType, ...] = get_args(WebhookEventType)
+
+
+class WebhookEndpoint(BaseModel):
+    """A tenant's webhook receiver. The compacted `webhooks.endpoints` topic holds one record per endpoint, keyed
+    `<tenant>/<endpoint id>`; a tombstone (null value) deletes it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: Literal[1] = 1
+    endpoint_id: str = Field(pattern=r"^ep_[0-9a-f]{24}$", description="time-ordered: ids sort by creation")
+    tenant: str = Field(min_length=1, max_length=64)
+    url: str = Field(min_length=1, max_length=2048, description="under CLIPSTREAM_WEBHOOKS_ALLOWED_URL_PREFIXES")
+    event_types: list[WebhookEventType] = Field(min_length=1, max_length=len(WEBHOOK_EVENT_TYPES))
+    description: str = Field(default="", max_length=256)
+    secret: str = Field(repr=False, description="the signing secret, encrypted (Fernet) with the webhooks key")
+    created_at: AwareDatetime = Field(description="events recorded before this are not delivered to it")
+
+
 class Topics:
     UPLOADED = "videos.uploaded"
     REGISTRATIONS = "videos.registrations"
@@ -453,6 +473,8 @@ class Topics:
     REMOVED = "videos.removed"
     DUPLICATES = "videos.duplicates"
     QC = "videos.qc"
+    WEBHOOK_ENDPOINTS = "webhooks.endpoints"
+    WEBHOOK_DEAD_LETTER = "webhooks.deadletter"  # not videos.deadletter: the status projection reads that one
 
 
 TOPIC_MODELS: dict[str, type[BaseModel]] = {
@@ -470,8 +492,10 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     Topics.REMOVED: VideoRemoved,
     Topics.DUPLICATES: VideoDuplicates,
     Topics.QC: VideoQc,
+    Topics.WEBHOOK_ENDPOINTS: WebhookEndpoint,
+    Topics.WEBHOOK_DEAD_LETTER: DeadLetter,
 }
-COMPACTED_TOPICS = frozenset({Topics.STATUS, Topics.REGISTRATIONS})
+COMPACTED_TOPICS = frozenset({Topics.STATUS, Topics.REGISTRATIONS, Topics.WEBHOOK_ENDPOINTS})
 # compacted topics that also forget: a keyed registration is replayed for this long (a retry window, as
 # payment APIs keep theirs for 24 h)
 RETENTION_MS = {Topics.REGISTRATIONS: 24 * 3600 * 1000}

@@ -6,11 +6,10 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 from services.common import telemetry
 from services.common.health import HealthServer
-from services.common.kafka.processor import TransactionalProcessor
 from services.common.settings import StageSettings
 
 log = logging.getLogger(__name__)
@@ -18,10 +17,20 @@ log = logging.getLogger(__name__)
 S = TypeVar("S", bound=StageSettings)
 
 
+class Stage(Protocol):
+    """What a process runs: a `TransactionalProcessor`, or any consumer loop with the same health surface."""
+
+    def ready(self) -> bool: ...
+
+    def live(self) -> bool: ...
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
 def serve(
     service: str,
     settings: S,
-    build: Callable[[S], TransactionalProcessor[Any] | Sequence[TransactionalProcessor[Any]]],
+    build: Callable[[S], Stage | Sequence[Stage]],
 ) -> None:
     """Run one stage until SIGTERM/SIGINT, with /healthz, /readyz and /metrics on its health port. A stage
     with several processors is ready and live only while every one of them is."""

@@ -16,9 +16,10 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from services.common.http import ApiKeys, KeyGuard, install_error_handlers, ops_router
 from services.common.kafka.publisher import Publisher
+from services.common.webhooks import EndpointRegistry
 from services.gateway.deps import Parts
 from services.gateway.object_store import ObjectStore
-from services.gateway.routes import lifecycle, registration, status
+from services.gateway.routes import lifecycle, multipart, registration, status, webhooks
 from services.gateway.routes.uploads import uploads_router
 from services.gateway.settings import GatewaySettings
 from services.gateway.status_view import StatusView
@@ -55,10 +56,15 @@ def create_app(
     parts.provide("ledger", lambda: IdempotencyLedger(settings.common, "gateway").start())
     parts.provide("registrar", lambda: Registrar(settings.common, policy, parts.publisher, parts.get("ledger")))
     parts.provide("store", lambda: ObjectStore(settings))
+    parts.provide("webhooks", lambda: EndpointRegistry(settings.common, settings.webhooks).start())
     app.state.parts = parts
 
     def problems() -> list[str]:
-        checks = (("status view", parts.get("view").ready()), ("registrations", parts.get("ledger").ready()))
+        checks = (
+            ("status view", parts.get("view").ready()),
+            ("registrations", parts.get("ledger").ready()),
+            ("webhook endpoints", parts.get("webhooks").table.ready()),
+        )
         return [name for name, ok in checks if not ok]
 
     app.include_router(ops_router("gateway", problems))
@@ -66,4 +72,6 @@ def create_app(
     app.include_router(uploads_router(settings.max_upload_bytes))
     app.include_router(status.router)
     app.include_router(lifecycle.router)
+    app.include_router(webhooks.router)
+    app.include_router(multipart.router)
     return app

@@ -30,26 +30,41 @@ def safe_name(filename: str) -> str:
     return name[:120] or "upload"
 
 
+def _s3_client(settings: GatewaySettings, endpoint_url: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
+        aws_secret_access_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+    )
+
+
 class ObjectStore:
     def __init__(self, settings: GatewaySettings) -> None:
-        import boto3
-        from botocore.config import Config
-
         self.settings = settings
-        self._client: Any = boto3.client(
-            "s3",
-            endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.s3_region,
-            aws_access_key_id=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
-            aws_secret_access_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        self._client: Any = _s3_client(settings, settings.s3_endpoint_url)
+        public = settings.s3_public_url
+        # presigned URLs name the store as clients reach it (the signature covers the host)
+        self.presigner: Any = (
+            _s3_client(settings, public) if public and public != settings.s3_endpoint_url else self._client
         )
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    def folder_of(self, tenant: str, upload_id: str) -> str:
+        return f"{self.settings.upload_prefix.strip('/')}/{tenant}/{upload_id}"
 
     def key_for(self, tenant: str, filename: str, upload_id: str | None = None) -> str:
         """Where an upload's bytes go; a keyed upload's place derives from its event id, so a retry of it
         writes the same object instead of a second one."""
-        name = safe_name(filename)
-        return f"{self.settings.upload_prefix.strip('/')}/{tenant}/{upload_id or uuid.uuid4().hex}/{name}"
+        return f"{self.folder_of(tenant, upload_id or uuid.uuid4().hex)}/{safe_name(filename)}"
 
     def uri_of(self, key: str) -> str:
         return f"s3://{self.settings.upload_bucket}/{key}"

@@ -42,6 +42,11 @@ class Registrar:
             return None
         return self._ledger.replay(event_id, body.fingerprint())
 
+    def admit(self, tenant: str, body: Registration) -> None:
+        """Refuse now what `register` would refuse before publishing (a source outside the policy), for a door
+        that takes the bytes first."""
+        upload_of(tenant, body, self._policy)
+
     def register(
         self, tenant: str, body: Registration, idempotency_key: str | None = None, door: str = "api"
     ) -> tuple[Registered, VideoUploaded]:

@@ -75,7 +75,8 @@ def _normalised_path(raw: str) -> str:
         raise _refuse("NUL byte or backslash in path")
     if any(part == ".." for part in path.split("/")):
         raise _refuse("'..' in path")
-    return posixpath.normpath(path) + ("/" if path.endswith("/") else "")
+    normal = posixpath.normpath(path)
+    return normal + ("/" if path.endswith("/") and not normal.endswith("/") else "")  # a root prefix stays "/"
 
 
 def _under(path: str, prefix_path: str) -> bool:

@@ -13,13 +13,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import ClipstreamError
+from services.common.errors import ClipstreamError, Conflict
 from services.common.vectors import SegmentStore
 from services.curation.job import CurationConfig, CurationJob
 
 
-class Busy(Exception):
-    """Another curation run is going on in this replica."""
+class Busy(Conflict):
+    """Another curation run is going on in this replica: a 409."""
+
+    reason = "busy"
 
 
 @dataclass

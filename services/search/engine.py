@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from services.common import errors
 from services.common.clip.loader import LoadedClip
 from services.common.clip.routing import ModelRouter, Target
 from services.common.clip.thresholds import QueryKind, ThresholdBook
-from services.common.errors import PermanentError
 from services.common.filters import Filters
 from services.common.messages import QC_PROMPT_KEY, QC_REFERENCES_KEY, ModelRef
 from services.common.triton import ClipClient
@@ -42,16 +42,17 @@ from services.search.settings import SearchSettings
 log = logging.getLogger(__name__)
 
 
-class QueryError(PermanentError):
-    """The query itself is unusable (bad image, undecodable video): a 4xx, not a server fault."""
+class QueryError(errors.InvalidRequest):
+    """The query itself is unusable (bad image, undecodable video): a 400, not a server fault."""
 
     reason = "bad_query"
 
 
-class NotFound(PermanentError):
-    """No such video (for this tenant)."""
+class NotFound(errors.NotFound):
+    """No such video (for this tenant): a 404."""
 
-    reason = "not_found"
+    def __init__(self, video_id: str) -> None:
+        super().__init__(f"no video {video_id!r}")
 
 
 class Hits(list[SegmentHit]):

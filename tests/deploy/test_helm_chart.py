@@ -26,6 +26,7 @@ from services.indexer.settings import IndexerSettings
 from services.qc.settings import QcSettings
 from services.search.settings import SearchSettings
 from services.stack.settings import StackSettings
+from services.webhooks.settings import WebhooksSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "clipstream"
@@ -37,6 +38,8 @@ REQUIRED = [
     "gateway.apiKeysSecret.name=keys",
     "--set",
     "models.existingClaim=models",
+    "--set",
+    "webhooks.secretKeySecret.name=webhooks-key",
 ]
 SETTINGS: dict[str, type[BaseSettings]] = {
     "decoder": DecoderSettings,
@@ -47,6 +50,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "qc": QcSettings,
     "search": SearchSettings,
     "gateway": GatewaySettings,
+    "webhooks": WebhooksSettings,
     "triton": StackSettings,
 }
 
@@ -133,7 +137,12 @@ def test_secrets_come_only_from_secrets() -> None:
         for name, annotation in env_names(settings, settings.model_config.get("env_prefix", "")).items()
         if "SecretStr" in str(annotation) or name.endswith("API_KEYS")
     }
-    wanted = {"CLIPSTREAM_MILVUS_TOKEN", "CLIPSTREAM_SEARCH_API_KEYS", "CLIPSTREAM_DECODER_S3_SECRET_KEY"}
+    wanted = {
+        "CLIPSTREAM_MILVUS_TOKEN",
+        "CLIPSTREAM_SEARCH_API_KEYS",
+        "CLIPSTREAM_DECODER_S3_SECRET_KEY",
+        "CLIPSTREAM_WEBHOOKS_SECRET_KEY",
+    }
     assert wanted <= secret_fields
     seen = set()
     for deployment, container in containers(docs):
@@ -157,6 +166,7 @@ def test_probes_hit_the_ports_the_services_serve() -> None:
         "qc": QcSettings().health_port,
         "search": SearchSettings().port,
         "gateway": GatewaySettings().port,
+        "webhooks": WebhooksSettings().health_port,
     }
     deployments = by_kind(docs, "Deployment")
     assert set(deployments) == {f"cs-clipstream-{c}" for c in [*ports, "triton"]}
@@ -180,7 +190,7 @@ def test_probes_hit_the_ports_the_services_serve() -> None:
 
 
 def test_components_scale_on_their_own_topic_and_group() -> None:
-    consumers = ("decoder", "embedder", "indexer", "enricher", "duplicates", "qc")
+    consumers = ("decoder", "embedder", "indexer", "enricher", "duplicates", "qc", "webhooks")
     docs = render(*[arg for c in consumers for arg in ("--set", f"{c}.autoscaling.enabled=true")])
     scaled = by_kind(docs, "ScaledObject")
     expected = {
@@ -190,6 +200,7 @@ def test_components_scale_on_their_own_topic_and_group() -> None:
         "enricher": (Topics.SEGMENTS_INDEXED, EnricherSettings().group_id),
         "duplicates": (Topics.INDEXED, DuplicatesSettings().group_id),
         "qc": (Topics.INDEXED, QcSettings().group_id),
+        "webhooks": (Topics.STATUS, WebhooksSettings().group_id),
     }
     assert set(scaled) == {f"cs-clipstream-{c}" for c in expected}
     deployments = by_kind(docs, "Deployment")
@@ -218,12 +229,25 @@ def test_values_override_per_component() -> None:
     assert docs["cs-clipstream-embedder"]["spec"]["replicas"] == 2
 
 
+WEBHOOKS_KEY = ["--set", "webhooks.secretKeySecret.name=w"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "models.existingClaim=m", "--set", "gateway.apiKeysSecret.name=k"], "search.apiKeysSecret.name"),
-        (["--set", "models.existingClaim=m", "--set", "search.apiKeysSecret.name=k"], "gateway.apiKeysSecret.name"),
-        (["--set", "search.apiKeysSecret.name=k", "--set", "gateway.apiKeysSecret.name=k"], "models.existingClaim"),
+        (
+            [*WEBHOOKS_KEY, "--set", "models.existingClaim=m", "--set", "gateway.apiKeysSecret.name=k"],
+            "search.apiKeysSecret.name",
+        ),
+        (
+            [*WEBHOOKS_KEY, "--set", "models.existingClaim=m", "--set", "search.apiKeysSecret.name=k"],
+            "gateway.apiKeysSecret.name",
+        ),
+        (
+            [*WEBHOOKS_KEY, "--set", "search.apiKeysSecret.name=k", "--set", "gateway.apiKeysSecret.name=k"],
+            "models.existingClaim",
+        ),
+        (REQUIRED[:-2], "webhooks.secretKeySecret.name"),
         ([*REQUIRED, "--set", "decoder.replicas=30"], "decoder.replicas (30) exceeds kafka.topicPartitions (24)"),
     ],
 )

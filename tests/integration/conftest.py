@@ -32,6 +32,13 @@ TEST_ENV = {
     "CLIPSTREAM_ENRICHER_HEALTH_PORT": "9204",
     "CLIPSTREAM_DUPLICATES_HEALTH_PORT": "9207",
     "CLIPSTREAM_QC_HEALTH_PORT": "9208",
+    "CLIPSTREAM_WEBHOOKS_HEALTH_PORT": "9209",
+    # loopback receivers of the webhook tests; retries every few seconds so a receiver down a minute catches up
+    "CLIPSTREAM_WEBHOOKS_ALLOWED_URL_PREFIXES": json.dumps([f"http://127.0.0.1:{p}/" for p in (28471, 28472, 28473)]),
+    "CLIPSTREAM_WEBHOOKS_RETRY_INITIAL_S": "1",
+    "CLIPSTREAM_WEBHOOKS_RETRY_FACTOR": "2",
+    "CLIPSTREAM_WEBHOOKS_RETRY_MAX_S": "4",
+    "CLIPSTREAM_WEBHOOKS_MAX_ATTEMPTS": "40",
     "CLIPSTREAM_SEARCH_PORT": "28080",
     "CLIPSTREAM_SEARCH_API_KEYS": json.dumps(
         {
@@ -47,9 +54,24 @@ TEST_ENV = {
     ),
     "CLIPSTREAM_GATEWAY_PORT": "28090",
     "CLIPSTREAM_GATEWAY_API_KEYS": json.dumps(
-        {"gw-key-a": "gw-a", "gw-key-b": "gw-b", "key-player": "player", "key-dups": "dups"}
+        {
+            "gw-key-a": "gw-a",
+            "gw-key-b": "gw-b",
+            "key-player": "player",
+            "key-dups": "dups",
+            "gw-key-door": "gw-door",
+            "gw-key-chaos": "gw-chaos",
+            "gw-key-list": "gw-list",
+            "hook-key-a": "hooks-a",
+            "hook-key-b": "hooks-b",
+            "gw-key-multi": "gw-multi",
+            "gw-key-multi-b": "gw-multi-b",
+        }
     ),
     "CLIPSTREAM_GATEWAY_MAX_UPLOAD_BYTES": str(8 * 1024**2),
+    # direct uploads: presigned URLs name the store as a client would (another spelling than the gateway's own)
+    "CLIPSTREAM_GATEWAY_S3_PUBLIC_URL": "http://localhost:28333",
+    "CLIPSTREAM_GATEWAY_MAX_MULTIPART_BYTES": str(3 * 1024**3),
     "CLIPSTREAM_CLIP_MODEL": "",
     # a real S3 (SeaweedFS) for s3:// sources; its filer doubles as the allowed http:// origin
     "CLIPSTREAM_STACK_SEAWEEDFS": "true",
@@ -59,7 +81,8 @@ TEST_ENV = {
     "CLIPSTREAM_STACK_S3_SECRET_KEY": "test-secret-key",
     "CLIPSTREAM_STACK_S3_BUCKETS": '["uploads"]',
     "CLIPSTREAM_DECODER_S3_ENDPOINT_URL": "http://127.0.0.1:28333",
-    "CLIPSTREAM_DECODER_S3_PREFIXES": '["s3://uploads/allowed/", "s3://uploads/gateway/", "s3://uploads/inbox/"]',
+    # the stack adds the gateway's own upload prefix (s3://uploads/gateway/) as it does by default
+    "CLIPSTREAM_DECODER_S3_PREFIXES": '["s3://uploads/allowed/", "s3://uploads/inbox/"]',
     # object-store notifications: SeaweedFS's filer publishes its changes, routes map prefixes to tenants
     "CLIPSTREAM_STACK_SEAWEEDFS_NOTIFY_TOPIC": "objectstore.events",
     "CLIPSTREAM_NOTIFICATIONS_TOPIC": "objectstore.events",

@@ -22,6 +22,7 @@ from services.common.messages import Topics, VideoUploaded, video_id_for
 from services.intake.registration import event_id_for
 from services.intake.watch import UploadWatch
 from services.media.synthetic import write_clip
+from services.stack import manager
 from services.stack.kafka import start_kafka
 from services.stack.process import Proc, http_ok
 from services.stack.settings import StackSettings
@@ -168,7 +169,9 @@ def test_a_form_upload_is_parsed_and_other_bodies_are_415(clip: Path) -> None:
 # ---- idempotency across replicas, read-your-writes ------------------------------------------------------
 
 
-def test_two_replicas_racing_on_one_key_publish_one_event(common: object, clip: Path, second_gateway: Any) -> None:
+def test_two_replicas_racing_on_one_key_publish_one_event(
+    stack: StackSettings, common: object, clip: Path, second_gateway: Any
+) -> None:
     tap = TopicTap(common)  # type: ignore[arg-type]
     keys = [f"race-{i}" for i in range(8)]
     body = {"uri": clip.resolve().as_uri(), "title": "raced"}
@@ -185,9 +188,17 @@ def test_two_replicas_racing_on_one_key_publish_one_event(common: object, clip: 
     assert all(a.json()["uri"] == body["uri"] for a in answers)  # a replayed answer carries its uri
     ledger = tap.read(event_ids | set(), idle_s=3.0)
     assert {e: ledger.count(Topics.UPLOADED, e) for e in event_ids} == dict.fromkeys(event_ids, 1)
-    # a replica that starts later (a restart) replays from Kafka, with the uri
-    again = post(SECOND_URL, keys[0])
+    # a replica killed and started again (its memory gone) replays from Kafka, with the uri
+    pid = manager.service_pid(stack, "gateway")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # its supervisor starts it again, as Kubernetes would
+    deadline = time.monotonic() + 90
+    while manager.service_pid(stack, "gateway") in (None, pid) or not http_ok(f"{GATEWAY_URL}/readyz"):
+        assert time.monotonic() < deadline, "the gateway did not come back"
+        time.sleep(0.3)
+    again = post(GATEWAY_URL, keys[0])
     assert again.status_code == 202 and again.json()["replayed"] and again.json()["uri"] == body["uri"]
+    assert tap.read(event_ids).count(Topics.UPLOADED, event_id_for("gw-door", keys[0]) or "") == 1
 
 
 def test_right_after_a_202_every_replica_reads_the_upload_and_can_delete_it(
@@ -308,20 +319,20 @@ def test_every_202_is_indexed_once_when_the_broker_is_down_longer_than_the_publi
     )
     assert accepted, "nothing was accepted"
     assert refused, "the outage never reached a request: the test proved nothing"
-    outcomes = watch.wait(set(accepted.values()), 300)
-    assert set(outcomes.indexed) == set(accepted.values()), (
-        f"{len(set(accepted.values()) - set(outcomes.indexed))} accepted uploads never indexed; failed: "
-        f"{ {e: d.reason for e, d in outcomes.failed.items()} }"
-    )
-    # what a refused request left behind: nothing, or one upload indexed once under its own event
+    # what a refused request left behind: nothing, or one upload (indexed once under its own event)
     uploaded = [VideoUploaded.model_validate_json(v) for v in tap.values(Topics.UPLOADED)]
     by_video = Counter(u.video_id for u in uploaded if u.tenant == "gw-chaos")
     ids = {i: video_id_for("gw-chaos", paths[i].as_uri()) for i in range(count)}
-    assert all(by_video[ids[i]] == 1 for i in accepted), "an accepted upload was published more than once"
+    assert all(by_video[ids[i]] == 1 for i in accepted), "an accepted upload was not published exactly once"
     assert all(by_video[ids[i]] <= 1 for i in refused), "a refused upload was published twice"
-    landed = {u.event_id for u in uploaded if u.tenant == "gw-chaos" and u.video_id in {ids[i] for i in refused}}
-    late = watch.wait(landed, 300) if landed else None
-    assert late is None or set(late.indexed) == landed
+    refused_ids = {ids[i] for i in refused}
+    landed = {u.event_id for u in uploaded if u.tenant == "gw-chaos" and u.video_id in refused_ids}
+    print(f"of the {len(refused)} refused, {len(landed)} landed later (each must be indexed once)")
+    outcomes = watch.wait(set(accepted.values()) | landed, 300)
+    missing = set(accepted.values()) - set(outcomes.indexed)
+    failed = {e: d.reason for e, d in outcomes.failed.items()}
+    assert not missing, f"{len(missing)} accepted uploads never indexed; failed: {failed}"
+    assert landed <= set(outcomes.indexed), f"refused uploads that landed were not indexed; failed: {failed}"
     ledger = tap.read(set(accepted.values()) | landed)
     assert not ledger.duplicates(), ledger.duplicates()
     assert all(ledger.count(Topics.INDEXED, e) == 1 for e in accepted.values())

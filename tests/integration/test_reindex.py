@@ -10,9 +10,9 @@ from services.common.clip.loader import load_clip
 from services.common.clip.random_model import write_random_clip
 from services.common.settings import CommonSettings
 from services.common.vectors import VIDEOS_ALIAS, SegmentStore, segments_collection
+from services.indexer.reindex import reindex
 from services.intake.registration import register
 from services.intake.watch import Outcomes, publish_and_wait
-from services.indexer.reindex import reindex
 from services.media.decode import DecodeOptions, decode_video
 from services.media.settings import MediaSettings
 from services.media.synthetic import write_clip

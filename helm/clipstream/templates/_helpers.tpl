@@ -217,3 +217,13 @@ search playback) admits them by these */}}
   valueFrom: {secretKeyRef: {name: {{ $d.s3CredentialsSecret.name }}, key: {{ $d.s3CredentialsSecret.secretKeyKey }}}}
 {{- end }}
 {{- end -}}
+
+{{/* Outcome webhooks: the gateway (registration) and the dispatcher (delivery) share the receiver allowlist
+and the key that seals the endpoints' signing secrets */}}
+{{- define "clipstream.webhooksEnv" -}}
+{{- $w := .Values.webhooks -}}
+{{- $secret := required "webhooks.secretKeySecret.name: a Secret holding the key that encrypts webhook signing secrets" $w.secretKeySecret.name -}}
+- {name: CLIPSTREAM_WEBHOOKS_ALLOWED_URL_PREFIXES, value: {{ toJson $w.allowedUrlPrefixes | quote }}}
+- name: CLIPSTREAM_WEBHOOKS_SECRET_KEY
+  valueFrom: {secretKeyRef: {name: {{ $secret }}, key: {{ $w.secretKeySecret.key }}}}
+{{- end -}}

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from services.common.clip.loader import LoadedClip, load_clip
-from services.common.errors import PermanentError, TransientError
+from services.common.errors import Misconfigured, TransientError
 from services.common.messages import ModelRef
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class ModelRouter:
             if target is None or model.version == target.model.version:
                 return vectors, model, target
         if not target.spec:
-            raise PermanentError(
+            raise Misconfigured(
                 f"Triton serves {self._remote_version}, the served collection needs {target.model.name}:"
                 f"{target.model.version}, and no loadable spec is recorded for it",
                 reason="model_mismatch",

@@ -13,10 +13,11 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import UploadFile  # what request.form() gives (FastAPI's is a subclass)
 
 from services.common.errors import PermanentError, TooLarge, UnsupportedMediaType
 from services.common.http import Tenant

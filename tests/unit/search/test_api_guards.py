@@ -16,7 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
-from services.common.errors import PermanentError
+from services.common.errors import Misconfigured
 from services.search.api import create_app
 from services.search.settings import SearchSettings
 
@@ -35,7 +35,7 @@ class SlowEngine:
         return []
 
     def by_text(self, *_: object) -> list[object]:
-        raise PermanentError("Triton serves m:1, the served collection needs m:2", reason="model_mismatch")
+        raise Misconfigured("Triton serves m:1, the served collection needs m:2", reason="model_mismatch")
 
 
 @pytest.fixture
@@ -119,4 +119,4 @@ def test_health_answers_while_a_video_query_is_decoding(url: str, engine: SlowEn
 def test_the_services_own_errors_are_503_with_their_reason_not_500(url: str) -> None:
     answer = httpx.post(f"{url}/v1/search/text", json={"query": "x"}, headers={"X-API-Key": "k"}, timeout=10)
     assert answer.status_code == 503
-    assert answer.json()["detail"].startswith("model_mismatch: ")
+    assert answer.json()["reason"] == "model_mismatch"

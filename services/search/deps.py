@@ -1,0 +1,74 @@
+"""What the search routes depend on: built once per app by `create_app`, kept on `app.state`, reached through
+one dependency each.
+
+The engine (Triton and Milvus clients), the curation runs over its store and the Kafka publisher are made on
+first use, so an app builds without those services running, and tests can hand in their own engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Request
+
+from services.common.kafka.publisher import Publisher
+from services.media.sources import SourcePolicy
+from services.search.curation_jobs import CurationRuns
+from services.search.engine import SearchEngine
+from services.search.playback import Links
+from services.search.settings import SearchSettings
+
+T = TypeVar("T")
+
+
+class Once(Generic[T]):
+    """A part made on its first use, then always the same one (concurrent first uses make it once)."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._made: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        with self._lock:
+            if self._made is None:
+                self._made = self._make()
+            return self._made
+
+
+# app.state is untyped: each dependency says what it gives
+
+
+def engine(request: Request) -> SearchEngine:
+    return request.app.state.engine.get()
+
+
+def settings(request: Request) -> SearchSettings:
+    return request.app.state.settings
+
+
+def curation_runs(request: Request) -> CurationRuns:
+    return request.app.state.curation_runs.get()
+
+
+def links(request: Request) -> Links:
+    return request.app.state.links
+
+
+def media_policy(request: Request) -> SourcePolicy:
+    """Which sources a generated video registered through the cache may come from, and which play links serve."""
+    return request.app.state.media_policy
+
+
+def publisher(request: Request) -> Publisher:
+    return request.app.state.publisher.get()
+
+
+Engine = Annotated[SearchEngine, Depends(engine)]
+Settings = Annotated[SearchSettings, Depends(settings)]
+Runs = Annotated[CurationRuns, Depends(curation_runs)]
+PlayLinks = Annotated[Links, Depends(links)]
+MediaPolicy = Annotated[SourcePolicy, Depends(media_policy)]
+KafkaPublisher = Annotated[Publisher, Depends(publisher)]

@@ -1,0 +1,3 @@
+"""The search service's routers, one per concern: search (text, image, video, similar), videos (one video, its
+duplicates), cache (the generation cache), qc (checks on demand, cohort outliers), curation (runs, manifests),
+playback (play links, media), recommend, page (the web page and its config). `models.py`: what several read."""
