@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from services.common.http import ApiKeys, KeyGuard, install_error_handlers, ops_router
 from services.common.kafka.publisher import Publisher
+from services.intake.registrar import Registrar
 from services.search.curation_jobs import CurationRuns
 from services.search.deps import Once
 from services.search.engine import SearchEngine
@@ -42,7 +43,8 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
     app.state.settings = settings
     app.state.engine = engines
     app.state.curation_runs = Once(lambda: CurationRuns(engines.get().store, settings.common.home))
-    app.state.publisher = Once(lambda: Publisher(settings.common, "search"))
+    policy = settings.media.source_policy()
+    app.state.registrar = Once(lambda: Registrar(settings.common, policy, Publisher(settings.common, "search")))
     secret = settings.media_secret.get_secret_value() if settings.media_secret else None
     app.state.links = Links.from_keys(configured, secret, settings.media_url_ttl_s)
     app.state.media_policy = settings.media.source_policy()

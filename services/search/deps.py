@@ -1,7 +1,7 @@
 """What the search routes depend on: built once per app by `create_app`, kept on `app.state`, reached through
 one dependency each.
 
-The engine (Triton and Milvus clients), the curation runs over its store and the Kafka publisher are made on
+The engine (Triton and Milvus clients), the curation runs over its store and the registrar (Kafka) are made on
 first use, so an app builds without those services running, and tests can hand in their own engine.
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Request
 
-from services.common.kafka.publisher import Publisher
+from services.intake.registrar import Registrar
 from services.media.sources import SourcePolicy
 from services.search.curation_jobs import CurationRuns
 from services.search.engine import SearchEngine
@@ -62,8 +62,9 @@ def media_policy(request: Request) -> SourcePolicy:
     return request.app.state.media_policy
 
 
-def publisher(request: Request) -> Publisher:
-    return request.app.state.publisher.get()
+def registrar(request: Request) -> Registrar:
+    """The one registration step every door uses (the generation cache registers the videos it caches)."""
+    return request.app.state.registrar.get()
 
 
 Engine = Annotated[SearchEngine, Depends(engine)]
@@ -71,4 +72,4 @@ Settings = Annotated[SearchSettings, Depends(settings)]
 Runs = Annotated[CurationRuns, Depends(curation_runs)]
 PlayLinks = Annotated[Links, Depends(links)]
 MediaPolicy = Annotated[SourcePolicy, Depends(media_policy)]
-KafkaPublisher = Annotated[Publisher, Depends(publisher)]
+Registrations = Annotated[Registrar, Depends(registrar)]

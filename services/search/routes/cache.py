@@ -9,42 +9,28 @@ from fastapi import APIRouter, Response
 from fastapi import Path as PathParam
 
 from services.common.http import Tenant
-from services.common.kafka.publisher import Publisher
-from services.common.messages import QC_PROMPT_KEY, Topics, VideoUploaded, video_id_for
-from services.media.sources import SourcePolicy, admit
+from services.common.messages import QC_PROMPT_KEY, video_id_for
+from services.intake.models import Registration
+from services.intake.registrar import Registrar
 from services.search.cache import LOOKUPS, SECONDS_SAVED, CacheEntry, Generation
-from services.search.deps import Engine, KafkaPublisher, MediaPolicy, Settings
+from services.search.deps import Engine, Registrations
 from services.search.engine import SearchEngine
 
 router = APIRouter(tags=["cache"])
 
 
-def _register_generated(
-    body: CacheEntry,
-    tenant: str,
-    engine: SearchEngine,
-    policy: SourcePolicy,
-    publisher: Publisher,
-    timeout_s: float,
-) -> dict[str, Any]:
-    """The entry, and the video's registration (`videos.uploaded`), which makes it a hit once indexed. A source
-    the policy refuses is a DecodeError (422, with the decoder's reason); an entry whose registration did not
-    reach Kafka is deleted again (503)."""
-    admit(body.uri, policy)
+def _register_generated(body: CacheEntry, tenant: str, engine: SearchEngine, registrar: Registrar) -> dict[str, Any]:
+    """The entry, and the video's registration through the one registration step (`videos.uploaded`), which
+    makes it a hit once indexed. A source the decoder would refuse is 422 with the decoder's reason; an entry
+    whose registration did not reach Kafka is deleted again (503)."""
     metadata: dict[str, str | bool] = {"generator": body.request.generator, "cached_generation": True}
     if len(body.request.prompt) <= 512:  # the QC stage checks it against its prompt (metadata strings: 512)
         metadata[QC_PROMPT_KEY] = body.request.prompt
-    upload = VideoUploaded(
-        video_id=video_id_for(tenant, body.uri),
-        uri=body.uri,
-        tenant=tenant,
-        creator=body.creator,
-        title=body.request.prompt[:1024],
-        metadata=dict(metadata),
-    )
-    entry_id = engine.cache_put(tenant, body, upload.video_id)
+    title = body.request.prompt.encode()[:1024].decode(errors="ignore")  # the title is 1,024 UTF-8 bytes
+    registration = Registration(uri=body.uri, creator=body.creator, title=title, metadata=dict(metadata))
+    entry_id = engine.cache_put(tenant, body, video_id_for(tenant, body.uri))
     try:
-        publisher.deliver(Topics.UPLOADED, upload, timeout_s)
+        _, upload = registrar.register(tenant, registration, None, "cache")
     except Exception:
         engine.cache_delete(tenant, entry_id)
         raise
@@ -52,17 +38,10 @@ def _register_generated(
 
 
 @router.post("/v1/cache/entries", status_code=202)
-def cache_entry(
-    body: CacheEntry,
-    tenant: Tenant,
-    engine: Engine,
-    settings: Settings,
-    policy: MediaPolicy,
-    publisher: KafkaPublisher,
-) -> dict[str, Any]:
+def cache_entry(body: CacheEntry, tenant: Tenant, engine: Engine, registrar: Registrations) -> dict[str, Any]:
     """Register a generated video with its request and cost: it goes through the normal pipeline and
     becomes a hit once indexed."""
-    return _register_generated(body, tenant, engine, policy, publisher, settings.common.kafka_call_timeout_s)
+    return _register_generated(body, tenant, engine, registrar)
 
 
 @router.post("/v1/cache/lookup")
