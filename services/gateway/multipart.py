@@ -227,7 +227,7 @@ class MultipartUploads:
     @staticmethod
     def to_send(record: MultipartRecord, listed: dict[int, StoredPart]) -> list[int]:
         planned = record.plan
-        return [n for n in range(1, planned.part_count + 1) if True]
+        return [n for n in range(1, planned.part_count + 1) if n not in listed or listed[n].size != planned.span(n)[1]]
 
     def state(self, record: MultipartRecord) -> MultipartUpload:
         """Where the upload is, with fresh URLs for the next parts to send."""

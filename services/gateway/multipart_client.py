@@ -155,22 +155,25 @@ class MultipartClient:
     # ---- the bytes ----------------------------------------------------------------------------------------
 
     def send(self, upload_id: str, source: Source, state: Any = None) -> int:
-        """PUT every part the store lacks, asking the gateway again after each round; the bytes sent."""
+        """PUT every part the store lacks, asking the gateway again after each round; the bytes sent. A round
+        after which the store lacks as many parts as before (nothing went through, or nothing it kept) is a
+        stall: `attempts` of them in a row give up."""
         state = state or self.state(upload_id)
         sent = stalled = 0
         while state["state"] == "uploading" and state["missing"]:
-            done = self._round(state["parts"], source)
-            sent += done
-            stalled = 0 if done else stalled + 1
+            before = state["missing"]
+            sent += self._round(state["parts"], source)
+            state = self.state(upload_id)
+            stalled = 0 if state["missing"] < before else stalled + 1
             if stalled >= self._attempts:
                 raise UploadError(
-                    f"no part reached the store in {stalled} rounds; run again to resume", reason="store_unreachable"
+                    f"the store still lacks {state['missing']} parts after {stalled} rounds; run again to resume",
+                    reason="store_unreachable",
                 )
-            if not done:
+            if stalled:
                 wait_s = min(self._backoff_s * 2**stalled, 30.0)
                 self._notify(f"no part went through; resuming in {wait_s:.0f} s")
                 time.sleep(wait_s)
-            state = self.state(upload_id)
         return sent
 
     def _round(self, parts: list[dict[str, Any]], source: Source) -> int:
