@@ -42,7 +42,7 @@ from services.media.images import jpeg_to_pixels, thumbnail
 from services.media.settings import MediaSettings
 
 SETTLE_S = 30.0
-OTHER_CONSUMERS = ("enricher", "duplicates", "qc", "notifications", "gateway", "search")
+OTHER_CONSUMERS = ("enricher", "duplicates", "qc", "notifications", "gateway", "search", "webhooks")
 
 
 @contextlib.contextmanager
