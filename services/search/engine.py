@@ -33,10 +33,10 @@ from services.media.sources import SourcePolicy
 from services.quality.checks import run_checks, unit
 from services.quality.cohort import outliers as cohort_outliers
 from services.quality.inspect import QualityError, check_prompt, check_reference_count, load_subject, read_reference
-from services.search.cache import CacheEntry, Generation, decode_vector, entry_row, lookup_filter, new_entry_id
+from services.search.cache import CacheEntry, Generation, entry_row, lookup_filter, new_entry_id, screen
 from services.search.duplicates import collapse as collapsed
 from services.search.duplicates import duplicate_neighbours, verdicts_of
-from services.search.recommend import Example, query_vector
+from services.search.recommend import Example, candidate_filter, query_vector
 from services.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,17 @@ class SearchEngine:
             max_memory_bytes=settings.query_decode_max_memory_bytes,
             grace_s=10.0,
         )
+
+    def close(self) -> None:
+        """Stops the query decoder's child process: left to interpreter exit, its pipes close first and the
+        pool's shutdown prints a traceback."""
+        self._videos.close()
+
+    def __enter__(self) -> SearchEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- queries ----------------------------------------------------------------------------------------
 
@@ -193,10 +204,9 @@ class SearchEngine:
             query = query_vector([vector(e) for e in positives], [vector(e) for e in negatives])
         except ValueError as exc:
             raise QueryError(str(exc)) from exc
-        left_out = sorted({*exclude, *(e.video_id for e in positives if e.video_id)})
-        scoped = (filters or Filters()).model_copy(update={"exclude_video_ids": left_out or None})
         limit = max(1, min(limit, self.settings.max_limit))
-        return self.store.best_segments([query], limit, expr=scoped.compile(), collection=videos)
+        expr = candidate_filter(filters, positives, exclude).compile()
+        return self.store.best_segments([query], limit, expr=expr, collection=videos)
 
     # --- generation cache -----------------------------------------------------------------------------
 
@@ -239,33 +249,22 @@ class SearchEngine:
         thresholds = self.thresholds.get(model, spec, self.settings.common.resolved_clip_model())
         threshold = thresholds.prompt_match if thresholds.prompt_match is not None else self.settings.cache_threshold
         alike = thresholds.duplicate if thresholds.duplicate is not None else self.settings.cache_reference_threshold
-        best: float | None = None
+        found = self.store.search_cache(model, vector, lookup_filter(tenant, request))
+        candidates, best = screen(found, request, references, threshold, alike)
         served = self.store.served(VIDEOS_ALIAS) is not None
-        for score, row in self.store.search_cache(model, vector, lookup_filter(tenant, request)):
-            provenance = json.loads(row["provenance"])
-            if provenance["request"].get("params", {}) != request.params:
-                continue
-            theirs = decode_vector(row.get("references") or "")
-            if (theirs is None) != (references is None):
-                continue  # one was conditioned on images, the other not
-            reference_score = None if theirs is None or references is None else float(unit(theirs)[0] @ references)
-            if reference_score is not None and reference_score < alike:
-                continue
-            best = score if best is None else max(best, score)
-            if score < threshold:
-                continue
-            scope = Filters(tenant=tenant, video_ids=[row["video_id"]]).compile()
+        for c in candidates:
+            scope = Filters(tenant=tenant, video_ids=[c.row["video_id"]]).compile()
             if served and self.store.count(scope, VIDEOS_ALIAS):
                 return {
                     "hit": True,
-                    "entry_id": row["pk"],
-                    "video_id": row["video_id"],
-                    "score": round(score, 6),
+                    "entry_id": c.row["pk"],
+                    "video_id": c.row["video_id"],
+                    "score": round(c.score, 6),
                     "threshold": threshold,
-                    "reference_score": None if reference_score is None else round(reference_score, 6),
-                    "reference_threshold": None if reference_score is None else alike,
-                    "provenance": provenance,
-                    "seconds_saved": float(row["duration_s"]),
+                    "reference_score": None if c.reference_score is None else round(c.reference_score, 6),
+                    "reference_threshold": None if c.reference_score is None else alike,
+                    "provenance": c.provenance,
+                    "seconds_saved": float(c.row["duration_s"]),
                 }
         return {"hit": False, "best_score": None if best is None else round(best, 6), "threshold": threshold}
 

@@ -50,12 +50,14 @@ TEST_ENV = {
             "key-agents": "agents",
             "key-gen": "gen",
             "key-qc": "qc",
+            "key-page": "page",
         }
     ),
     "CLIPSTREAM_GATEWAY_PORT": "28090",
     "CLIPSTREAM_GATEWAY_API_KEYS": json.dumps(
         {
             "gw-key-a": "gw-a",
+            "key-page": "page",  # the page uploads through the gateway with its search key
             "gw-key-b": "gw-b",
             "key-player": "player",
             "key-dups": "dups",
@@ -81,8 +83,9 @@ TEST_ENV = {
     "CLIPSTREAM_STACK_S3_SECRET_KEY": "test-secret-key",
     "CLIPSTREAM_STACK_S3_BUCKETS": '["uploads"]',
     "CLIPSTREAM_DECODER_S3_ENDPOINT_URL": "http://127.0.0.1:28333",
-    # the stack adds the gateway's own upload prefix (s3://uploads/gateway/) as it does by default
-    "CLIPSTREAM_DECODER_S3_PREFIXES": '["s3://uploads/allowed/", "s3://uploads/inbox/"]',
+    # the gateway's own upload prefix is listed too: the stack adds it to the decoder's variables, and the
+    # tests that decode in this process (reindex) must see the decoder's allowlist exactly
+    "CLIPSTREAM_DECODER_S3_PREFIXES": '["s3://uploads/allowed/", "s3://uploads/inbox/", "s3://uploads/gateway/"]',
     # object-store notifications: SeaweedFS's filer publishes its changes, routes map prefixes to tenants
     "CLIPSTREAM_STACK_SEAWEEDFS_NOTIFY_TOPIC": "objectstore.events",
     "CLIPSTREAM_NOTIFICATIONS_TOPIC": "objectstore.events",

@@ -26,7 +26,7 @@ from services.stack import manager
 from services.stack.kafka import start_kafka
 from services.stack.process import Proc, http_ok
 from services.stack.settings import StackSettings
-from tests.integration.conftest import GATEWAY_URL, S3_URL, TEST_ENV
+from tests.integration.conftest import GATEWAY_URL, S3_URL, SEARCH_URL, TEST_ENV
 from tests.ledger import TopicTap
 
 DOOR = {"Authorization": "Bearer gw-key-door"}
@@ -101,6 +101,32 @@ def test_every_parameter_is_checked_before_a_byte_is_stored(stack: object, param
     )
     assert response.status_code == 422, response.text
     assert _objects("gw-door") == before  # nothing stored, nothing orphaned
+
+
+def test_the_page_uploads_through_the_gateway_and_the_video_becomes_searchable(stack: object, media_root: Path) -> None:
+    """The README's stack serves uploads out of the box: the page's upload button, in Chromium, stores the
+    bytes in the local object store through the gateway, and the decoder may read them back."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = Path("/usr/bin/chromium")
+    assert chromium.exists(), "Debian chromium is not installed (scripts/bootstrap.sh installs it)"
+    clip = write_clip(media_root / "page" / "from_the_page.mp4", seconds=2.0, size=(160, 90), seed=417)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(SEARCH_URL + "/")
+        page.fill("#key", "key-page")
+        page.dispatch_event("#key", "change")
+        page.wait_for_selector("#uploadForm:not([hidden])", timeout=30_000)
+        page.set_input_files("#upload", str(clip))
+        page.wait_for_selector("#uploadStatus[data-stage='indexed']", timeout=240_000)
+        page.fill("#q", "anything at all")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#results .card", timeout=30_000)
+        video_id = page.locator(".card").first.get_attribute("data-video-id")
+        browser.close()
+    stored = _objects("page")
+    assert len(stored) == 1 and next(iter(stored)).endswith("/from_the_page.mp4"), stored
+    assert video_id == video_id_for("page", f"s3://uploads/{next(iter(stored))}")
 
 
 def test_an_upload_the_decoder_would_refuse_leaves_nothing_behind(stack: object) -> None:

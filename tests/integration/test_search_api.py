@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -326,3 +329,16 @@ def test_the_page_uploads_through_the_gateway_with_progress(
         titles = page.eval_on_selector_all(".card .title", "els => els.map(e => e.textContent)")
         assert "from-the-page.webm" in titles, titles
         browser.close()
+
+
+def test_the_cli_searches_by_video_and_exits_clean(catalogue: dict[str, VideoUploaded], tmp_path: Path) -> None:
+    """The demo's last query is a video one: its decoder child must be stopped before the interpreter exits,
+    or Python prints a traceback after the results (a newcomer's first run must end clean)."""
+    clip = Path(catalogue["a-forest"].uri.removeprefix("file://"))
+    argv = [sys.executable, "-m", "services.cli", "search", "--video", str(clip), "--tenant", "tenant-a"]
+    env = {**os.environ, "COLUMNS": "400"}  # one table row per line
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    first = next(line for line in done.stdout.splitlines() if line.strip("│ ").startswith("1 "))
+    assert clip.name in first, done.stdout
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
