@@ -5,7 +5,10 @@ matching segments does. Segment pairs above the model's duplicate threshold are 
 chain that moves forward in time on both sides (a monotone alignment, as a re-encode, a crop, a mirror,
 a trim or a compilation keeps the order of what it copies). Blank segments (black, flat colour, a still
 card with no detail) and very short ones never take part. The chain's coverage of each side decides the
-kind: both sides mostly covered is a near-duplicate, one side covered is containment.
+kind: both sides mostly covered is a near-duplicate, one side covered is containment. A chain that holds
+only the opening and/or closing shots of both videos, with unmatched content after (or before, or
+between) them on both sides, is a shared intro or outro: evidence of the same channel, not of the same
+video, however much of two short clips it covers.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class MatchConfig:
     min_matched_s: float = 2.0  # on the covered side
     duplicate_coverage: float = 0.6  # of each side's informative duration, for "duplicate"
     contained_coverage: float = 0.8  # of the contained side's, for containment
+    bookend_s: float = 10.0  # a shared opening or closing run up to this long may be an intro or outro
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,26 @@ def best_chain(pairs: Sequence[Pair], this: dict[int, Segment], other: dict[int,
     return chain[::-1]
 
 
+def bookends_only(chain: Sequence[Pair], this: dict[int, Segment], other: dict[int, Segment], most_s: float) -> bool:
+    """Whether the chain is a shared intro and/or outro: on *both* sides its segments are the first and/or
+    last ones, each such run at most `most_s` long, and some content is left unmatched. A side matched in
+    full (a trimmed copy, a compilation's source) or a match in the middle of either is a copy's evidence."""
+    return _ends_only([p.this for p in chain], this, most_s) and _ends_only([p.other for p in chain], other, most_s)
+
+
+def _ends_only(matched: Sequence[int], side: dict[int, Segment], most_s: float) -> bool:
+    order = sorted(side)
+    hit = set(matched)
+    head = next((k for k, i in enumerate(order) if i not in hit), len(order))
+    if head == len(order):
+        return False  # every segment matched: nothing beyond a head or tail
+    tail = next(k for k, i in enumerate(reversed(order)) if i not in hit)
+    if head + tail < len(hit):
+        return False  # a matched segment sits between the unmatched ones
+    runs = (order[:head], order[len(order) - tail :])
+    return all(sum(side[i].duration_s for i in run) <= most_s for run in runs)
+
+
 def judge(
     this_segments: Sequence[Segment], other_segments: Sequence[Segment], pairs: Sequence[Pair], config: MatchConfig
 ) -> Verdict | None:
@@ -98,7 +122,7 @@ def judge(
     other = {s.index: s for s in usable(other_segments, config)}
     kept = [p for p in pairs if p.this in this and p.other in other and p.score >= config.segment_threshold]
     chain = best_chain(kept, this, other)
-    if not chain:
+    if not chain or bookends_only(chain, this, other, config.bookend_s):
         return None
     this_matched = sum(this[p.this].duration_s for p in chain)
     other_matched = sum(other[p.other].duration_s for p in chain)

@@ -26,6 +26,9 @@ class DuplicatesSettings(StageSettings):
     min_matched_s: float = Field(default=1.5, ge=0)
     duplicate_coverage: float = Field(default=0.6, gt=0, le=1)
     contained_coverage: float = Field(default=0.8, gt=0, le=1)
+    bookend_s: float = Field(
+        default=10.0, ge=0, description="a shared opening/closing run up to this long is an intro/outro, not a copy"
+    )
     neighbours: int = Field(default=64, ge=1, le=1024, description="nearest segments looked at per segment")
     max_segments: int = Field(default=512, ge=1, description="segments of one video compared (its first ones)")
 
@@ -46,4 +49,5 @@ class DuplicatesSettings(StageSettings):
             min_matched_s=self.min_matched_s,
             duplicate_coverage=self.duplicate_coverage,
             contained_coverage=self.contained_coverage,
+            bookend_s=self.bookend_s,
         )

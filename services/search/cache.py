@@ -18,6 +18,8 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, field_validator
 
 from services.common.filters import number_literal, string_literal
 from services.common.messages import Creator, Uri
+from services.quality.checks import unit
 
 LOOKUPS = Counter("clipstream_cache_lookups_total", "generation-cache lookups", ["outcome"])
 SECONDS_SAVED = Counter(
@@ -136,3 +139,42 @@ def lookup_filter(tenant: str, request: Generation) -> str:
     if request.seed is not None:
         clauses.append(f"seed == {number_literal(request.seed)}")
     return " and ".join(clauses)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A cached entry a request may be served from (once its video is indexed)."""
+
+    score: float
+    reference_score: float | None
+    row: dict[str, Any]
+    provenance: dict[str, Any]
+
+
+def screen(
+    found: Iterable[tuple[float, dict[str, Any]]],
+    request: Generation,
+    references: npt.NDArray[np.float32] | None,
+    threshold: float,
+    reference_threshold: float,
+) -> tuple[list[Candidate], float | None]:
+    """The entries of `found` ((prompt score, row), best first) a request may be served from, in order,
+    and the best prompt score among those with its parameters and kind of references (what a miss reports).
+    Both thresholds are met *at or above*: each is the lowest score still measured to be the same request
+    (the prompt's `prompt_match`) or the same picture (the references' `duplicate`)."""
+    candidates: list[Candidate] = []
+    best: float | None = None
+    for score, row in found:
+        provenance = json.loads(row["provenance"])
+        if provenance["request"].get("params", {}) != request.params:
+            continue
+        theirs = decode_vector(row.get("references") or "")
+        if (theirs is None) != (references is None):
+            continue  # one was conditioned on images, the other not
+        reference_score = None if theirs is None or references is None else float(unit(theirs)[0] @ references)
+        if reference_score is not None and reference_score < reference_threshold:
+            continue
+        best = score if best is None else max(best, score)
+        if score >= threshold:
+            candidates.append(Candidate(score, reference_score, row, provenance))
+    return candidates, best

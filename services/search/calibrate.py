@@ -6,7 +6,9 @@ near-duplicate threshold, and altered harder (a smaller crop, other light) for "
 queries; negatives are the best-scoring segment of any *other* video for the same altered picture. For
 text, each video's title and tags are the positive query of that video and a negative of every other
 one. The cut maximising F1 between the two score sets is written to the thresholds file in settings, so
-it works for whichever model is served: every model's scores sit on their own scale.
+it works for whichever model is served: every model's scores sit on their own scale. Only what was
+measured is written: every other threshold of the model (the cache's `prompt_match`, a cut that did not
+separate this time) keeps its value, and the run says what changed.
 """
 
 from __future__ import annotations
@@ -72,6 +74,31 @@ class Calibration:
     keyframes: int
     choices: dict[str, Choice] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    before: Thresholds | None = None  # the model's thresholds before the run (with what it ships)
+    after: Thresholds | None = None  # what the run wrote (None with write=False)
+
+    def changes(self) -> dict[str, tuple[float | None, float | None]]:
+        """(old, new) of every threshold the run changed."""
+        return self.before.changes(self.after) if self.before is not None and self.after is not None else {}
+
+    def write(self, book: ThresholdBook, *specs: str) -> None:
+        """What was measured, over the model's current thresholds (calibrated, else shipped in `specs`):
+        whatever was not measured keeps its value."""
+        self.before, self.after = book.update(self.target.model, self.thresholds(), *specs)
+
+    def summary(self) -> list[str]:
+        """One line a threshold: old -> new where the run changed it, else its value and why it stayed;
+        nothing when the run did not write."""
+        if self.before is None or self.after is None:
+            return []
+        changed = self.changes()
+        lines = []
+        for name, value in self.after.values().items():
+            if name in changed:
+                lines.append(f"{name}: {_shown(changed[name][0])} -> {_shown(value)}")
+            else:
+                lines.append(f"{name}: {_shown(value)} ({'measured, unchanged' if name in self.choices else 'kept'})")
+        return lines
 
     def consider(self, name: str, positives: np.ndarray, negatives: np.ndarray, beta: float = 1.0) -> None:
         """Keep the best cut only if it separates the two sets better than chance: the model may simply
@@ -101,8 +128,10 @@ class Calibration:
 
 
 class Calibrator:
-    def __init__(self, store: SegmentStore, clip: ClipClient, book: ThresholdBook) -> None:
-        self.store, self.clip, self.book = store, clip, book
+    def __init__(self, store: SegmentStore, clip: ClipClient, book: ThresholdBook, *model_specs: str) -> None:
+        """`model_specs`: model folders whose shipped thresholds count as the model's current ones (besides
+        the one recorded on the collection), e.g. the configured model."""
+        self.store, self.clip, self.book, self.model_specs = store, clip, book, model_specs
 
     def run(
         self,
@@ -137,7 +166,7 @@ class Calibrator:
         for name, choice in result.choices.items():
             progress(f"{name}: {choice.as_dict()}")
         if write:
-            self.book.put(target.model, result.thresholds())
+            result.write(self.book, target.spec, *self.model_specs)
         return result
 
     def _sample(
@@ -207,6 +236,10 @@ class Calibrator:
             for h in hits:
                 (pos if h.video_id == video_id else neg).append(h.score)
         return np.asarray(pos), np.asarray(neg)
+
+
+def _shown(value: float | None) -> str:
+    return "unset" if value is None else f"{value:.4f}"
 
 
 def _segments(target: Target) -> str:

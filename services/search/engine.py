@@ -7,7 +7,6 @@ engine embeds queries in-process with the model recorded on the collection, so s
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ from services.common.clip.thresholds import QueryKind, ThresholdBook
 from services.common.filters import Filters
 from services.common.messages import QC_PROMPT_KEY, QC_REFERENCES_KEY, ModelRef
 from services.common.triton import ClipClient
-from services.common.vectors import METADATA, VIDEOS_ALIAS, SegmentHit, SegmentStore, videos_collection
+from services.common.vectors import METADATA, VIDEOS_ALIAS, Cursor, SegmentHit, SegmentStore, videos_collection
 from services.media.decode import DecodeLimits, DecodeOptions
 from services.media.errors import DecodeError
 from services.media.images import fit_pixels, jpeg_to_pixels
@@ -168,6 +167,14 @@ class SearchEngine:
         if found is None:
             raise NotFound(video_id)
         return found
+
+    def latest(
+        self, tenant: str, limit: int = 24, after: Cursor | None = None
+    ) -> tuple[list[dict[str, Any]], Cursor | None]:
+        """The tenant's newest videos, newest first, and the next page's cursor: what the page shows before any
+        query. A tenant is required: this lists, it does not search, so nothing else would scope it."""
+        limit = max(1, min(limit, self.settings.max_limit))
+        return self.store.latest_videos(Filters(tenant=tenant).compile(), limit, after)
 
     def recommend(
         self,
@@ -446,14 +453,17 @@ def hits_to_json(hits: Hits) -> dict[str, Any]:
     """The results and the verdict: `good_match` false when even the best hit is below the model's
     "no good match" threshold (null when no threshold is known for the model)."""
     return {
-        "results": [r | {"good_match": _at_least(r["score"], hits.match_threshold)} for r in _results(hits)],
+        "results": [
+            r | {"good_match": _at_least(h.score, hits.match_threshold)}  # the score, not its rounded display
+            for h, r in zip(hits, _results(hits), strict=True)
+        ],
         "match_threshold": hits.match_threshold,
         "good_match": hits.good_match,
     }
 
 
-def _at_least(score: object, threshold: float | None) -> bool | None:
-    return None if threshold is None else float(score) >= threshold  # type: ignore[arg-type]
+def _at_least(score: float, threshold: float | None) -> bool | None:
+    return None if threshold is None else score >= threshold
 
 
 def video_results(hits: Sequence[SegmentHit]) -> list[dict[str, object]]:

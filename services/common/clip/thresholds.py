@@ -25,6 +25,7 @@ from services.common.clip.loader import weights_version
 from services.common.messages import ModelRef
 
 QueryKind = Literal["text", "image"]
+NAMES = ("text_match", "image_match", "duplicate", "prompt_match")
 
 
 class Thresholds(BaseModel):
@@ -39,6 +40,28 @@ class Thresholds(BaseModel):
 
     def match(self, kind: QueryKind) -> float | None:
         return self.text_match if kind == "text" else self.image_match
+
+    def values(self) -> dict[str, float | None]:
+        return {name: getattr(self, name) for name in NAMES}
+
+    def updated(self, new: Thresholds) -> Thresholds:
+        """`new`'s values where it has one, this entry's elsewhere. A calibration measures some thresholds
+        only (no catalogue can measure the cache's `prompt_match`, and a cut that does not separate is not
+        written): replacing the whole entry would drop the rest and let each consumer fall back to its
+        product-wide default, which is on no model's scale."""
+        old, fresh = self.values(), new.values()
+        before = self.measured.get("kept", {})
+        kept = {n: before.get(n, self.source) for n, v in old.items() if fresh[n] is None and v is not None}
+        measured = {n: self.measured[n] for n in kept if n in self.measured} | new.measured
+        return new.model_copy(
+            update={n: fresh[n] if fresh[n] is not None else old[n] for n in NAMES}
+            | {"measured": measured | ({"kept": kept} if kept else {})}
+        )
+
+    def changes(self, new: Thresholds) -> dict[str, tuple[float | None, float | None]]:
+        """(old, new) of every threshold whose value differs."""
+        old, fresh = self.values(), new.values()
+        return {n: (old[n], fresh[n]) for n in NAMES if old[n] != fresh[n]}
 
 
 def model_key(ref: ModelRef) -> str:
@@ -56,27 +79,42 @@ class ThresholdBook:
         self._shipped: dict[str, Thresholds] = {}
 
     def get(self, ref: ModelRef, *specs: str) -> Thresholds:
-        """Calibrated thresholds of `ref`, else those shipped in the first of `specs` (model folders, e.g.
-        the one recorded on the collection and the one configured) whose weights *are* `ref`."""
+        """Calibrated thresholds of `ref`, and for any it lacks those shipped in the first of `specs` (model
+        folders, e.g. the one recorded on the collection and the one configured) whose weights *are* `ref`:
+        an entry written before calibrate kept what it did not measure must not unset the model's own."""
         entries = self._read()
-        if model_key(ref) in entries:
-            return entries[model_key(ref)]
+        shipped = self._shipped_for(ref, specs)
+        return shipped.updated(entries[model_key(ref)]) if model_key(ref) in entries else shipped
+
+    def put(self, ref: ModelRef, thresholds: Thresholds) -> None:
+        """Replace `ref`'s entry. Atomic: a reader sees the old file or the new one, never half of it."""
+        with self._lock:
+            self._write_unlocked(ref, thresholds)
+
+    def update(self, ref: ModelRef, measured: Thresholds, *specs: str) -> tuple[Thresholds, Thresholds]:
+        """Write what was `measured` over `ref`'s current thresholds (see `get`), keeping every one it has
+        no value for; returns (before, after) so the caller can say what changed."""
+        before = self.get(ref, *specs)
+        after = before.updated(measured)
+        with self._lock:
+            self._write_unlocked(ref, after)
+        return before, after
+
+    def _write_unlocked(self, ref: ModelRef, thresholds: Thresholds) -> None:
+        entries = dict(self._read_unlocked())
+        entries[model_key(ref)] = thresholds
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".thresholds-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump({k: v.model_dump() for k, v in entries.items()}, fh, indent=2)
+        os.replace(tmp, self.path)
+        self._stamp = None
+
+    def _shipped_for(self, ref: ModelRef, specs: tuple[str, ...]) -> Thresholds:
         for spec in specs:
             if spec and Path(spec).is_dir() and _version_of(spec) == ref.version:
                 return self._model_defaults(spec)
         return Thresholds()
-
-    def put(self, ref: ModelRef, thresholds: Thresholds) -> None:
-        """Atomic: a reader sees the old file or the new one, never half of it."""
-        with self._lock:
-            entries = dict(self._read_unlocked())
-            entries[model_key(ref)] = thresholds
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".thresholds-")
-            with os.fdopen(fd, "w") as fh:
-                json.dump({k: v.model_dump() for k, v in entries.items()}, fh, indent=2)
-            os.replace(tmp, self.path)
-            self._stamp = None
 
     def _read(self) -> dict[str, Thresholds]:
         with self._lock:

@@ -62,3 +62,25 @@ def test_a_reader_sees_a_rewrite_without_restarting(tmp_path: Path) -> None:
     writer.put(MODEL, Thresholds(text_match=0.4, duplicate=0.95))
     assert reader.get(MODEL).text_match == 0.4
     assert not list(tmp_path.glob(".thresholds-*")), "no temporary file left behind"
+
+
+def test_an_entry_without_a_threshold_falls_back_to_the_models_own(tmp_path: Path) -> None:
+    """A thresholds file written before calibrate kept what it did not measure lacks `prompt_match`: the
+    model's shipped value still counts (calibrated values win), never the product-wide default."""
+    model_dir = write_random_clip(tmp_path / "model", seed=1)
+    card = json.loads((model_dir / "clipstream.json").read_text()) | {"thresholds": {"prompt_match": 0.97}}
+    (model_dir / "clipstream.json").write_text(json.dumps(card))
+    ref = load_clip(str(model_dir)).ref
+    book = ThresholdBook(tmp_path / "thresholds.json")
+    book.put(ref, Thresholds(duplicate=0.9, source="calibrate"))
+    found = book.get(ref, str(model_dir))
+    assert (found.duplicate, found.prompt_match, found.text_match, found.source) == (0.9, 0.97, None, "calibrate")
+    assert book.get(ref).prompt_match is None  # only the folder holding these weights ships them
+
+
+def test_update_writes_the_measured_values_over_the_current_ones(tmp_path: Path) -> None:
+    book = ThresholdBook(tmp_path / "thresholds.json")
+    book.put(MODEL, Thresholds(text_match=0.3, prompt_match=0.97, source="calibrate"))
+    before, after = book.update(MODEL, Thresholds(text_match=0.35, duplicate=0.9, source="calibrate"))
+    assert before.changes(after) == {"text_match": (0.3, 0.35), "duplicate": (None, 0.9)}
+    assert book.get(MODEL).values() == {"text_match": 0.35, "image_match": None, "duplicate": 0.9, "prompt_match": 0.97}

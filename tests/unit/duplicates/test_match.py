@@ -2,13 +2,15 @@
 
 import base64
 import io
+import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from services.duplicates.blank import detail, informative
-from services.duplicates.match import MatchConfig, Pair, Segment, best_chain, judge
+from services.duplicates.match import MatchConfig, Pair, Segment, best_chain, bookends_only, judge
 
 CONFIG = MatchConfig(segment_threshold=0.9)
 
@@ -43,9 +45,10 @@ def test_pairs_below_the_threshold_count_for_nothing() -> None:
 
 
 def test_blank_segments_are_no_evidence_even_when_identical() -> None:
-    this, other = _video(3, blank=(0, 1)), _video(3, blank=(0, 1))  # a long shared blank intro
+    this, other = _video(3, 6.0, blank=(0, 1)), _video(3, 6.0, blank=(0, 1))  # a long shared blank intro
     assert judge(this, other, [Pair(0, 0, 1.0), Pair(1, 1, 1.0)], CONFIG) is None
-    assert judge(_video(3), _video(3), [Pair(0, 0, 1.0), Pair(1, 1, 1.0)], CONFIG) is not None  # counted if not blank
+    # counted if not blank (12 s shared: longer than an intro)
+    assert judge(_video(3, 6.0), _video(3, 6.0), [Pair(0, 0, 1.0), Pair(1, 1, 1.0)], CONFIG) is not None
 
 
 def test_very_short_segments_take_no_part() -> None:
@@ -102,3 +105,51 @@ def test_a_lone_pair_of_very_different_lengths_is_not_a_run() -> None:
     trimmed = [Segment(0, 0.0, 6.0)]
     assert (v := judge(trimmed, [Segment(0, 0.0, 9.0)], [Pair(0, 0, 0.99)], CONFIG)) is not None
     assert v.kind == "duplicate"
+
+
+def _clip(*shots_s: float) -> list[Segment]:
+    """Consecutive shots of the given lengths."""
+    ends = np.cumsum([0.0, *shots_s])
+    return [Segment(i, float(ends[i]), float(ends[i + 1])) for i in range(len(shots_s))]
+
+
+def _pairs(*indices: int) -> list[Pair]:
+    return [Pair(i, i, 0.99) for i in indices]
+
+
+LOGO_CLIP = _clip(1.5, 1.5, 2.0)  # a two-shot 3-s logo intro (60 %), then 2 s of its own
+
+
+def test_two_clips_sharing_only_a_logo_intro_are_not_duplicates() -> None:
+    """The issue's case: the intro alone covers 60 % of each clip, as much as a duplicate needs."""
+    assert judge(LOGO_CLIP, LOGO_CLIP, _pairs(0, 1), CONFIG) is None
+    # the same clips with their content matched too: a copy
+    assert (v := judge(LOGO_CLIP, LOGO_CLIP, _pairs(0, 1, 2), CONFIG)) is not None and v.kind == "duplicate"
+
+
+def test_a_shared_outro_or_intro_and_outro_is_not_a_duplicate() -> None:
+    outro = _clip(2.0, 1.5, 1.5)
+    assert judge(outro, outro, _pairs(1, 2), CONFIG) is None
+    framed = _clip(1.5, 2.0, 1.5)  # an intro and an outro card around 2 s of content
+    assert judge(framed, framed, _pairs(0, 2), CONFIG) is None
+
+
+def test_a_shared_opening_longer_than_an_intro_is_evidence() -> None:
+    """At `bookend_s` the 3-s opening is an intro; just under it, the opening is taken as copied content."""
+    assert judge(LOGO_CLIP, LOGO_CLIP, _pairs(0, 1), replace(CONFIG, bookend_s=3.0)) is None
+    longer = judge(LOGO_CLIP, LOGO_CLIP, _pairs(0, 1), replace(CONFIG, bookend_s=math.nextafter(3.0, 0.0)))
+    assert longer is not None and longer.kind == "duplicate"
+
+
+def test_a_match_beyond_the_shared_head_is_evidence() -> None:
+    clip = _clip(1.5, 1.5, 1.0, 3.0, 1.0)
+    assert not bookends_only(_pairs(0, 1, 3), {s.index: s for s in clip}, {s.index: s for s in clip}, 10.0)
+    verdict = judge(clip, clip, _pairs(0, 1, 3), CONFIG)  # 6 of 8 s matched, the 3-s shot in the middle too
+    assert verdict is not None and verdict.kind == "duplicate"
+
+
+def test_a_side_matched_in_full_is_a_copy_not_an_intro() -> None:
+    """Only leftovers on *both* sides make a shared intro: a clip cut from the other's start is its copy."""
+    longer = _clip(1.5, 1.5, 2.0, 1.0)
+    verdict = judge(LOGO_CLIP, longer, _pairs(0, 1, 2), CONFIG)
+    assert verdict is not None and verdict.kind == "duplicate" and verdict.this_coverage == 1.0

@@ -21,8 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from services.common.clip.loader import load_clip
 from services.common.clip.preprocess import preprocess_pixels
 from services.common.clip.thresholds import choose_threshold
+from services.common.clip.toy.prompts import measure, write_card
 from services.common.clip.toy.world import Scene, layout, render, split_scenes
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,8 @@ def train(out_dir: Path, config: TrainConfig | None = None, progress: Callable[[
         "thresholds": {"text_match": scores["text_match_threshold"]},
     }
     (out_dir / "clipstream.json").write_text(json.dumps(info, indent=2))
+    # the cache's threshold, on the saved (float16) weights as the product loads them
+    write_card(out_dir, measure(load_clip(str(out_dir), device="cpu").embed_texts))
     return report
 
 
