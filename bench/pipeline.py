@@ -10,12 +10,17 @@ was started in (the shared clips, or generated ones, must be under CLIPSTREAM_DE
     video in one call), and the same Milvus write (`SegmentStore.write_segments`, the indexer's), clip after
     clip. No Kafka, no serialisation, no transactions: the floor the pipeline's plumbing is measured against.
 
-Both write real rows (tenants `bench-pipeline-*`, `bench-monolith-*`), deleted at the end. Prints each
-throughput and the ratio pipeline / monolith (the issue's goal: at least 0.8 on one machine). The pipeline
-runs twice a round: with the whole stack working as it does in production (the enricher's status
-projection, near-duplicates and QC consume the same uploads on the same 2 cores), and with only the three
-ingest stages working (those other consumers paused with SIGSTOP for the run, then resumed), which is the
-work the monolith does.
+Both write real rows (tenants `bench-pipeline-*`, `bench-monolith-*`), deleted at the end. The pipeline
+runs twice a round: as deployed, with the whole stack working as it does in production (the enricher's status
+projection, near-duplicates, QC and the gateway's status view consume the same uploads on the same cores), and
+with only the three ingest stages working (those other consumers paused with SIGSTOP for the run, then
+resumed), which is the work the monolith does. The headline, printed first and the one the goal (at least
+0.8x on one machine) is judged on, is the deployed ratio: nobody runs the pipeline with its other consumers
+stopped. The ingest-only ratio follows as a breakdown: what the plumbing costs, apart from what the other
+consumers take.
+
+Keep the output with the README's figures: `.venv/bin/python -m bench.pipeline --repeat 2 | tee
+bench/results/pipeline.txt`.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from services.media.images import jpeg_to_pixels, thumbnail
 from services.media.settings import MediaSettings
 
 SETTLE_S = 30.0
+GOAL = 0.8  # pipeline / monolith, as deployed
 OTHER_CONSUMERS = ("enricher", "duplicates", "qc", "notifications", "gateway", "search", "webhooks")
 
 
@@ -108,6 +114,23 @@ def monolith(store: SegmentStore, client: ClipClient, media: MediaSettings, uplo
     return time.perf_counter() - started
 
 
+def report(
+    clip_count: int, seconds: float, repeat: int, deployed_s: float, ingest_only_s: float, monolith_s: float
+) -> list[str]:
+    """The headline first: the pipeline as deployed against the monolith, judged against the goal; then the
+    throughputs, and the ingest-only ratio as a breakdown (never the figure the goal is judged on)."""
+    deployed, ingest_only = monolith_s / deployed_s, monolith_s / ingest_only_s
+    verdict = "met" if deployed >= GOAL else "NOT met"
+    return [
+        f"pipeline / monolith, as deployed (whole stack working): {deployed:.2f}x (goal >= {GOAL}x: {verdict})",
+        f"  {clip_count} clips, {seconds:.1f} video-seconds; best of {repeat}",
+        f"  pipeline, as deployed:         {deployed_s:7.1f} s  {seconds / deployed_s:6.2f} video-s/s",
+        f"  monolith (one loop):           {monolith_s:7.1f} s  {seconds / monolith_s:6.2f} video-s/s",
+        f"breakdown: ingest stages only (other consumers paused): {ingest_only:.2f}x",
+        f"  pipeline, ingest stages only:  {ingest_only_s:7.1f} s  {seconds / ingest_only_s:6.2f} video-s/s",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, alternating; the best counts")
@@ -132,12 +155,10 @@ def main() -> None:
             best_mono = min(best_mono, monolith(store, client, media, [register(p, tenant=mono_tenant) for p in paths]))
         for tenant in tenants:
             store.delete(Filters(tenant=tenant).compile())
-    print(f"{len(paths)} clips, {seconds:.1f} video-seconds; best of {args.repeat}")
-    print(f"pipeline, whole stack working:   {best_pipe:7.1f} s  {seconds / best_pipe:6.2f} video-s/s")
-    print(f"pipeline, ingest stages only:    {best_ingest:7.1f} s  {seconds / best_ingest:6.2f} video-s/s")
-    print(f"monolith (one loop):             {best_mono:7.1f} s  {seconds / best_mono:6.2f} video-s/s")
-    whole, ingest = best_mono / best_pipe, best_mono / best_ingest
-    print(f"ratio pipeline / monolith: whole stack {whole:.2f}x, ingest stages only {ingest:.2f}x")
+    lines = report(
+        len(paths), seconds, args.repeat, deployed_s=best_pipe, ingest_only_s=best_ingest, monolith_s=best_mono
+    )
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

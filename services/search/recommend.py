@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from services.common.filters import Filters
+
 NEGATIVE_WEIGHT = 0.5  # Rocchio's beta (alpha = 1): a negative demotes what resembles it, without inverting
 
 
@@ -43,3 +45,10 @@ def query_vector(positives: Sequence[Vector], negatives: Sequence[Vector]) -> li
 def _unit(v: Vector) -> npt.NDArray[np.float64]:
     flat = np.asarray(v, dtype=np.float64).reshape(-1)
     return flat / max(float(np.linalg.norm(flat)), 1e-12)
+
+
+def candidate_filter(filters: Filters | None, positives: Sequence[Example], exclude: Sequence[str]) -> Filters:
+    """What a recommendation may return: everything the caller's filters allow (their tenant, and whatever they
+    narrowed to), less `exclude` and the positive example videos (more like a video is never that video)."""
+    left_out = sorted({*exclude, *(e.video_id for e in positives if e.video_id)})
+    return (filters or Filters()).model_copy(update={"exclude_video_ids": left_out or None})
