@@ -252,6 +252,6 @@ def test_a_delete_survives_killing_the_indexer_as_it_removes_the_rows(stack: Sta
         time.sleep(0.01)
     os.kill(pid, signal.SIGKILL)
     _every_service_ready_and_search_answers(180)
-    ledger = tap.read({deleted.event_id}, idle_s=10.0)
+    ledger = tap.read({deleted.event_id}, settle_s=10.0)
     assert ledger.count(Topics.REMOVED, deleted.event_id) == 1, ledger.counts
     assert store.count(ours) == 0 and store.count(ours, collection=VIDEOS_ALIAS) == 0

@@ -110,7 +110,7 @@ def _verdicts(tap: TopicTap, events: dict[str, str], wanted: set[str]) -> dict[s
     deadline = time.monotonic() + 300
     while True:
         found: dict[str, VideoDuplicates] = {}
-        for value in tap.values(Topics.DUPLICATES, idle_s=3.0):
+        for value in tap.values(Topics.DUPLICATES, settle_s=3.0):
             verdict = VideoDuplicates.model_validate_json(value)
             if verdict.event_id in events:
                 assert events[verdict.event_id] not in found, "one verdict per upload"
@@ -302,7 +302,7 @@ def test_an_indexed_event_for_an_unknown_collection_is_dead_lettered_and_the_sta
     dead: list[DeadLetter] = []
     while not dead:
         assert time.monotonic() < deadline, "no dead letter for the unknown collection"
-        dead = [d for d in tap.dead_letters(idle_s=2.0) if d.service == "duplicates"]
+        dead = [d for d in tap.dead_letters(settle_s=2.0) if d.service == "duplicates"]
     assert [d.reason for d in dead] == ["unknown_collection"]
     port = os.environ["CLIPSTREAM_DUPLICATES_HEALTH_PORT"]
     assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200

@@ -313,7 +313,7 @@ def test_a_patch_changes_filter_results_without_new_embeddings(
     assert video[0]["metadata"] == {"lang": "de", "kept": 1, "ok": True}
     assert all(s["metadata"] == video[0]["metadata"] for s in video[1])
     for topic in (Topics.SEGMENTS, Topics.EMBEDDINGS):
-        assert not [v for v in tap.values(topic, idle_s=1.0) if json.loads(v)["video_id"] == video_id]
+        assert not [v for v in tap.values(topic, settle_s=1.0) if json.loads(v)["video_id"] == video_id]
 
 
 @pytest.mark.parametrize(

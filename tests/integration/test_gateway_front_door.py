@@ -212,7 +212,7 @@ def test_two_replicas_racing_on_one_key_publish_one_event(
     by_key = Counter(a.json()["event_id"] for a in answers)
     assert set(by_key) == event_ids and set(by_key.values()) == {2}
     assert all(a.json()["uri"] == body["uri"] for a in answers)  # a replayed answer carries its uri
-    ledger = tap.read(event_ids | set(), idle_s=3.0)
+    ledger = tap.read(event_ids | set(), settle_s=3.0)
     assert {e: ledger.count(Topics.UPLOADED, e) for e in event_ids} == dict.fromkeys(event_ids, 1)
     # a replica killed and started again (its memory gone) replays from Kafka, with the uri
     pid = manager.service_pid(stack, "gateway")

@@ -73,12 +73,12 @@ def checked(common: CommonSettings, media_root: Path) -> dict[str, Any]:
     deadline = time.monotonic() + 300  # the stage may be working through earlier modules' uploads
     while time.monotonic() < deadline:
         found = {}
-        for value in tap.values(Topics.QC, idle_s=3.0):
+        for value in tap.values(Topics.QC, settle_s=3.0):
             verdict = VideoQc.model_validate_json(value)
             if verdict.event_id in events:
                 assert events[verdict.event_id] not in found, "one verdict per upload"
                 found[events[verdict.event_id]] = verdict
-        letters = [d for d in tap.dead_letters(idle_s=1.0) if d.service == "qc"]
+        letters = [d for d in tap.dead_letters(settle_s=1.0) if d.service == "qc"]
         if set(found) == expected and letters:
             break
     tap.close()

@@ -76,10 +76,11 @@ def test_rows_of_another_upload_of_the_same_video_do_not_complete_this_one() -> 
 
 
 def test_rows_a_server_would_refuse_are_refused_first_in_utf8_bytes() -> None:
-    e = _embedding(0).model_copy(update={"event_id": "x" * 70})
+    e = _embedding(0).model_copy(update={"event_id": "é" * 32 + "a"})  # 33 characters, 65 bytes: one over
     with pytest.raises(PermanentError) as err:
         check_row(segment_row(e))
     assert err.value.reason == "field_too_long"
+    check_row(segment_row(e.model_copy(update={"event_id": "é" * 32})))  # 64 bytes: the column's capacity
     title = "漢" * 400  # 400 characters, 1,200 bytes: cut on a character boundary to the column's 1,024
     row = segment_row(
         _embedding(0).model_copy(update={"video": VideoInfo(uri="file:///a", uploaded_at=utcnow(), title=title)})
