@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import recorded
 from services.common.messages import ModelRef
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore
@@ -114,4 +115,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("cache"):
+        main()

@@ -1,9 +1,18 @@
-"""What every benchmark needs: the clips to run on, and a resource-usage probe."""
+"""What every benchmark needs: the clips to run on, a resource-usage probe, and its output kept."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import platform
 import resource
+import shlex
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from services.media.synthetic import write_clip
 
@@ -22,3 +31,38 @@ def clips(scratch: Path) -> list[Path]:
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams: TextIO) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+            stream.flush()
+        return len(text)
+
+
+@contextlib.contextmanager
+def recorded(name: str) -> Iterator[Path]:
+    """Everything the benchmark prints also goes to `bench/results/<name>.txt`, headed by the command, the date
+    and the machine: a README figure cites that file, which only its command writes. A run that raises keeps
+    what it printed under `<name>.failed.txt` instead, so a committed result is always a finished run."""
+    RESULTS.mkdir(exist_ok=True)
+    done, failed = RESULTS / f"{name}.txt", RESULTS / f"{name}.failed.txt"
+    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "-m", f"bench.{name}", *sys.argv[1:]])
+    with failed.open("w") as out:
+        out.write(
+            f"# {command}\n# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, {platform.platform()}\n"
+        )
+        real = sys.stdout
+        sys.stdout = _Tee(real, out)
+        try:
+            yield done
+        finally:
+            sys.stdout = real
+    failed.replace(done)

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from bench.common import recorded
 from services.curation.cluster import assign, default_clusters, members, train
 from services.curation.semdedup import across_borders, brute_force, dedup_cluster
 
@@ -105,4 +106,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("curation"):
+        main()

@@ -24,8 +24,8 @@ import av
 import numpy as np
 from PIL import Image
 
-from bench.common import clips, peak_rss_mib
-from services.common.clip.loader import load_clip
+from bench.common import clips, peak_rss_mib, recorded
+from services.clip.loader import load_clip
 from services.common.settings import CommonSettings
 from services.media.decode import DecodeOptions, decode_video
 from services.media.segments import SegmentPolicy
@@ -151,4 +151,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("decode"):
+        main()

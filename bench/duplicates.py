@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from services.common.clip.loader import LoadedClip, load_clip
-from services.common.clip.toy.world import all_scenes
+from bench.common import recorded
+from services.clip.loader import LoadedClip, load_clip
+from services.clip.toy.world import all_scenes
 from services.common.settings import CommonSettings
 from services.common.vectors import mean_vector
 from services.duplicates.blank import informative
@@ -185,4 +186,5 @@ def _ratio(a: int, b: int) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("duplicates"):
+        main()

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from services.common.clip.loader import load_clip
-from services.common.clip.random_model import TINY_CONFIG, write_random_clip
+from bench.common import recorded
+from services.clip.loader import load_clip
+from services.clip.random_model import TINY_CONFIG, write_random_clip
 from services.common.triton import ClipClient
 from services.media.images import jpeg_to_pixels
 
@@ -122,4 +123,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("embed"):
+        main()

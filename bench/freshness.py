@@ -27,7 +27,7 @@ import httpx
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from bench.common import clips
+from bench.common import clips, recorded
 from services.common.filters import Filters
 from services.common.kafka.publisher import Publisher
 from services.common.messages import Topics, VideoUploaded
@@ -177,4 +177,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("freshness"):
+        main()

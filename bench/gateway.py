@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import clips
+from bench.common import clips, recorded
 from services.common.kafka.publisher import Publisher
 from services.common.messages import Topics
 from services.common.settings import CommonSettings
@@ -90,4 +90,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("gateway"):
+        main()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import recorded
 from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore, segment_row
@@ -86,4 +87,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("index"):
+        main()

@@ -13,7 +13,7 @@ from pathlib import Path
 from locust import HttpUser, constant, task
 from PIL import Image
 
-from services.common.clip.toy.world import all_scenes, layout, render
+from services.clip.toy.world import all_scenes, layout, render
 from services.media.synthetic import write_world_clip
 
 KIND = os.environ.get("BENCH_QUERY", "text")

@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.common import clips
+from bench.common import clips, recorded
 from services.common.filters import Filters
 from services.common.messages import SegmentEmbedding, VideoInfo, VideoUploaded
 from services.common.settings import CommonSettings
@@ -162,4 +162,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("pipeline"):
+        main()

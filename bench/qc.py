@@ -24,7 +24,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from PIL import Image
 
-from services.common.clip.toy.world import all_scenes, layout, render
+from bench.common import recorded
+from services.clip.toy.world import all_scenes, layout, render
 from services.common.kafka.config import consumer_config
 from services.common.messages import Topics, VideoIndexed, VideoQc, VideoUploaded
 from services.common.triton import ClipClient
@@ -121,4 +122,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("qc"):
+        main()

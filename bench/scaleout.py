@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import clips
+from bench.common import clips, recorded
 from bench.freshness import burst
 from services.common.filters import Filters
 from services.common.settings import CommonSettings
@@ -83,4 +83,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("scaleout"):
+        main()

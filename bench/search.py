@@ -28,6 +28,7 @@ import grpc
 import numpy as np
 from pymilvus import MilvusException
 
+from bench.common import recorded
 from services.common.filters import Filters
 from services.common.messages import MAX_TAGS, ModelRef
 from services.common.settings import CommonSettings
@@ -253,4 +254,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("search"):
+        main()

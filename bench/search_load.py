@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import recorded
 from bench.search import dataset, load
 from services.common.settings import CommonSettings
 from services.common.triton import ClipClient
@@ -152,4 +153,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("search_load"):
+        main()

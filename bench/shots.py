@@ -16,7 +16,7 @@ import av.logging
 import numpy as np
 from scenedetect import ContentDetector, SceneManager, open_video
 
-from bench.common import SHARED_VIDEOS
+from bench.common import SHARED_VIDEOS, recorded
 from services.media.decode import DecodeOptions, decode_video
 from services.media.segments import SegmentPolicy
 from services.media.shots import match_boundaries
@@ -99,4 +99,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("shots"):
+        main()

@@ -19,10 +19,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-from services.common.clip.loader import LoadedClip, load_clip
-from services.common.clip.random_model import write_random_clip
-from services.common.clip.toy.train import TOY_CONFIG
-from services.common.clip.toy.world import Scene, all_scenes, layout, render, split_scenes
+from bench.common import recorded
+from services.clip.loader import LoadedClip, load_clip
+from services.clip.random_model import write_random_clip
+from services.clip.toy.train import TOY_CONFIG
+from services.clip.toy.world import Scene, all_scenes, layout, render, split_scenes
 from services.common.settings import CommonSettings
 from services.media.decode import DecodeOptions, decode_video
 from services.media.images import jpeg_to_pixels
@@ -135,4 +136,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("toy_clip"):
+        main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -57,6 +58,55 @@ def stack_status() -> None:
         console.print(f"{name:10s} {'running pid ' + str(pid) if pid else 'stopped'}")
 
 
+@app.command()
+def doctor() -> None:
+    """Say what is installed, what runs and what is healthy, with the fix for each thing that is not; exit 1
+    when something the main job needs is missing or a started stack is broken."""
+    from services.stack.doctor import any_fatal, diagnose
+    from services.stack.settings import StackSettings
+
+    findings = diagnose(StackSettings())
+    table = Table(title="clipstream doctor")
+    for col in ("", "what", "state", "fix"):
+        table.add_column(col, overflow="fold")  # paths in full: a fix names the log to read
+    for f in findings:
+        mark = "[green]ok[/green]" if f.ok else "[red]FAIL[/red]" if f.fatal else "[yellow]--[/yellow]"
+        name = f"{f.name} [dim](tests only)[/dim]" if f.tests_only else f.name
+        table.add_row(f.section, name, f"{mark} {f.detail}", f.fix)
+    console.print(table)
+    if any_fatal(findings):
+        console.print("[red]the main job cannot run until the FAIL lines are fixed[/red]")
+        raise typer.Exit(1)
+    console.print("[green]nothing the main job needs is missing or broken[/green]")
+
+
+def _login_link(tenant: str) -> str:
+    """A one-time link that signs the local page in as `tenant` (see services/search/login.py)."""
+    from services.search.login import LoginBook, login_folder, login_link
+    from services.search.settings import SearchSettings
+
+    settings = SearchSettings()
+    tenants = set(settings.api_keys.values()) if settings.api_keys else {"default"}
+    if tenant not in tenants:
+        raise typer.BadParameter(f"the search service has no API key for tenant {tenant!r}: {sorted(tenants)}")
+    token = LoginBook(login_folder(settings.common.home)).issue(tenant)
+    return login_link("127.0.0.1", settings.port, token)
+
+
+@app.command()
+def login(tenant: Annotated[str, typer.Option(help="whose videos the page shows")] = "default") -> None:
+    """Print a link that opens the local stack's page signed in: it works once, within 5 minutes, and the key
+    never appears in it (the page trades the link's token for the key and keeps it for its tab only)."""
+    from services.stack.process import http_status
+
+    link = _login_link(tenant)
+    port = link.split(":")[2].split("/")[0]
+    if http_status(f"http://127.0.0.1:{port}/readyz") is None:
+        console.print(f"[yellow]the search service does not answer on :{port}: run `clipstream stack up`[/yellow]")
+    console.print(f"open the page as tenant {tenant!r} (the link works once, within 5 minutes):")
+    console.print(link, soft_wrap=True)  # never folded: a folded link does not paste
+
+
 @model_app.command("write-random")
 def model_write_random(
     out: Path,
@@ -64,7 +114,7 @@ def model_write_random(
     fmt: Annotated[str, typer.Option("--format", help="open_clip or hf (Hugging Face CLIPModel)")] = "open_clip",
 ) -> None:
     """Write a small CLIP with seeded random weights in a real checkpoint layout."""
-    from services.common.clip.random_model import write_random_clip
+    from services.clip.random_model import write_random_clip
 
     if fmt not in ("open_clip", "hf"):
         raise typer.BadParameter("--format must be open_clip or hf")
@@ -79,7 +129,7 @@ def model_export_onnx(
     gpu: Annotated[bool, typer.Option(help="KIND_GPU instances with TensorRT acceleration")] = True,
 ) -> None:
     """Export both towers to ONNX with a Triton repository (ensembles) for NVIDIA's container."""
-    from services.common.clip.onnx_export import write_repository
+    from services.clip.onnx_export import write_repository
 
     for name, path in write_repository(spec, out, max_batch=max_batch, gpu=gpu).items():
         console.print(f"{name:32s} {path}")
@@ -134,10 +184,29 @@ def model_train_toy(
     seed: Annotated[int, typer.Option(help="the run is a pure function of this")] = 0,
 ) -> None:
     """Train the small CLIP on the toy world (~9 min on 2 cores) and save it as an open_clip folder."""
-    from services.common.clip.toy.train import TrainConfig, train
+    from services.clip.toy.train import TrainConfig, train
 
     report = train(out, TrainConfig(steps=steps, seed=seed), progress=console.print)
     console.print(f"wrote {out} in {report.seconds:.0f}s; held-out captions: {report.heldout}")
+
+
+@model_app.command("measure-prompts")
+def model_measure_prompts(
+    model: Annotated[Path | None, typer.Argument(help="a toy-world model folder (default: the shipped one)")] = None,
+    write: Annotated[bool, typer.Option(help="write the result into the folder's model card")] = False,
+) -> None:
+    """Measure the generation cache's `prompt_match` on every toy-world caption: the nearest two captions of
+    different scenes, and the threshold a margin above them."""
+    from services.clip.loader import load_clip
+    from services.clip.toy.prompts import measure, write_card
+    from services.common.settings import CommonSettings
+
+    folder = model or CommonSettings().default_model_dir
+    result = measure(load_clip(str(folder), device="cpu").embed_texts)
+    console.print_json(data=result.report())
+    if write:
+        write_card(folder, result)
+        console.print(f"prompt_match {result.threshold} written to {folder}")
 
 
 @triton_app.command("prepare")
@@ -290,15 +359,15 @@ def search(
 
     if sum(x is not None for x in (text, image, video)) != 1:
         raise typer.BadParameter("give exactly one of TEXT, --image, --video")
-    engine = SearchEngine(SearchSettings())
     filters = Filters(tenant=tenant, creator=creator, metadata=_pairs(meta) or None)
-    if text is not None:
-        hits, title = engine.by_text(text, limit, filters), f"text: {text!r}"
-    elif image is not None:
-        hits, title = engine.by_image(image.read_bytes(), limit, filters), f"image: {image}"
-    else:
-        assert video is not None
-        hits, title = engine.by_video(video, limit, filters), f"video: {video}"
+    with SearchEngine(SearchSettings()) as engine:
+        if text is not None:
+            hits, title = engine.by_text(text, limit, filters), f"text: {text!r}"
+        elif image is not None:
+            hits, title = engine.by_image(image.read_bytes(), limit, filters), f"image: {image}"
+        else:
+            assert video is not None
+            hits, title = engine.by_video(video, limit, filters), f"video: {video}"
     _print_hits(title, hits)
 
 
@@ -332,7 +401,7 @@ def calibrate(
     write: Annotated[bool, typer.Option(help="write the thresholds to the settings' thresholds file")] = True,
 ) -> None:
     """Estimate the served model's near-duplicate and "no good match" thresholds from the catalogue."""
-    from services.common.clip.thresholds import ThresholdBook
+    from services.clip.thresholds import ThresholdBook
     from services.common.settings import CommonSettings
     from services.common.triton import ClipClient
     from services.common.vectors import SegmentStore
@@ -340,7 +409,9 @@ def calibrate(
 
     settings = CommonSettings()
     book = ThresholdBook(settings.thresholds_path)
-    calibrator = Calibrator(SegmentStore(settings), ClipClient(settings.triton_grpc_url), book)
+    calibrator = Calibrator(
+        SegmentStore(settings), ClipClient(settings.triton_grpc_url), book, settings.resolved_clip_model()
+    )
     result = calibrator.run(tenant=tenant, max_keyframes=keyframes, write=write, progress=console.print)
     table = Table(title=f"{result.target.model.name}:{result.target.model.version} on {result.videos} videos")
     for col in ("threshold", "value", "precision", "recall", "positives", "negatives"):
@@ -358,6 +429,8 @@ def calibrate(
     console.print(table)
     for name, why in result.skipped.items():
         console.print(f"[yellow]{name} not estimated: {why}[/yellow]")
+    for line in result.summary():
+        console.print(line)
     console.print(f"written to {book.path}" if write else "not written (--no-write)")
 
 
@@ -410,7 +483,7 @@ def _serve_model(common: CommonSettings, spec: str) -> None:
     """A state folder embedded with another model (an earlier demo's) would refuse this model's
     vectors: serve this model's collections instead; the old ones stay (`clipstream reindex` moves a
     catalogue between models)."""
-    from services.common.clip.loader import load_clip
+    from services.clip.loader import load_clip
     from services.common.vectors import SegmentStore
 
     store = SegmentStore(common)
@@ -432,13 +505,14 @@ def demo(
     folder: Annotated[Path | None, typer.Argument(help="videos to ingest; default ../shared/videos")] = None,
 ) -> None:
     """Bring up the stack, ingest a folder of videos and a few clips of the toy world, and search them."""
-    from services.common.clip.card import ModelCard
+    from services.clip.card import ModelCard
     from services.media.synthetic import write_demo_clips, write_demo_world
     from services.search.engine import SearchEngine
     from services.search.settings import SearchSettings
     from services.stack import manager
     from services.stack.settings import StackSettings
 
+    begun = time.perf_counter()
     settings = StackSettings()
     if folder is None:
         if SHARED_VIDEOS.is_dir():
@@ -474,23 +548,34 @@ def demo(
     console.print(f"stack up in {time.perf_counter() - started:.1f}s")
     _serve_model(settings.common, model)
     _ingest([folder, *world], creator="demo", tenant="default", wait=True, timeout_s=900)
-    engine = SearchEngine(SearchSettings())
     for path, captions in world.items():
         console.print(f"{path.name}: " + " | ".join(f"{3 * i}-{3 * i + 3}s {c}" for i, c in enumerate(captions)))
     # what the toy model knows is whole captions; a query for something in no video reports "no good match"
     shown = list(world.values())
     queries = [shown[0][0], shown[1][1], shown[2][0], "three large green triangles on water", "aerial sunset"]
-    for query in queries:
-        _print_hits(f"text: {query!r}", engine.by_text(query, limit=3))
-    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix != ".md")
-    if videos:
-        _print_hits(f"video: {videos[0].name}", engine.by_video(videos[0], limit=5))
+    with SearchEngine(SearchSettings()) as engine:
+        for query in queries:
+            _print_hits(f"text: {query!r}", engine.by_text(query, limit=3))
+        videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix != ".md")
+        if videos:
+            _print_hits(f"video: {videos[0].name}", engine.by_video(videos[0], limit=5))
     port = os.environ.get("CLIPSTREAM_SEARCH_PORT", "8080")
     console.print(
-        f"web page and API: http://127.0.0.1:{port}/ (API docs at /docs), "
-        f"API key for tenant 'default' in {settings.common.home / 'search-api-key'}"
+        f"\n[bold]Done in {time.perf_counter() - begun:.0f}s[/bold]: the stack runs, {folder} and the toy-world "
+        "clips are indexed for tenant 'default', and the searches above ran on them. Next:"
     )
-    console.print("stack left running; stop it with: clipstream stack down")
+    try:
+        link = _login_link("default")
+        console.print("- the page, signed in (the link works once, within 5 minutes; `clipstream login` for another):")
+        console.print(f"  {link}", soft_wrap=True)  # never folded: a folded link does not paste
+    except typer.BadParameter as exc:
+        console.print(f"- the page: http://127.0.0.1:{port}/ ({exc.message})")
+    console.print(
+        f"- the API and its docs: http://127.0.0.1:{port}/docs\n"
+        f"- search from the shell: clipstream search {shlex.quote(queries[0])}\n"
+        f"- what runs and whether it is healthy: clipstream doctor (logs in {settings.run_dir})\n"
+        "- stop the stack: clipstream stack down"
+    )
 
 
 if __name__ == "__main__":

@@ -96,30 +96,34 @@ class LedgerIncomplete(AssertionError):
 
 class TopicTap:
     """Remembers every topic's end on creation; each read returns what was committed since (read_committed),
-    up to the ends as they are when the read is asked (after `settle_s`)."""
+    up to the ends as they are when the read is asked (after `settle_s`). An end is the high watermark, not the
+    last stable offset: a transaction still open when the read is asked is waited for until it is decided
+    (committed, aborted, or timed out by the broker), since a duplicate may be in it."""
 
     def __init__(self, settings: CommonSettings, topics: Sequence[str] = PIPELINE_TOPICS) -> None:
         config = consumer_config(
             settings, f"clipstream-ledger-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
         )
         self._consumer = Consumer(config)
+        # the ends come from a read_uncommitted client: with read_committed the broker answers the last stable
+        # offset, which stops short of a transaction in flight
+        self._marks = Consumer({**config, "isolation.level": "read_uncommitted"})
         try:
             meta = self._consumer.list_topics(timeout=30)
             self._start = self._ends([TopicPartition(t, p) for t in topics for p in meta.topics[t].partitions])
         except BaseException:
-            self._consumer.close()
+            self.close()
             raise
 
     def _ends(self, partitions: Iterable[TopicPartition], timeout_s: float = 30.0) -> list[TopicPartition]:
-        """Each partition's end as this read_committed consumer sees it: the last stable offset (the broker
-        answers ListOffsets by the consumer's isolation level), so an open transaction is not waited for. A
-        partition without a leader for the moment (a new topic, a broker restarting) is asked again."""
+        """Each partition's high watermark (everything written, decided or not). A partition without a leader for
+        the moment (a new topic, a broker restarting) is asked again."""
         deadline = time.monotonic() + timeout_s
         ends = []
         for tp in partitions:
             while True:
                 try:
-                    _, high = self._consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), 10, False)
+                    _, high = self._marks.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), 10, False)
                     break
                 except KafkaException as exc:
                     error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
@@ -188,3 +192,4 @@ class TopicTap:
 
     def close(self) -> None:
         self._consumer.close()
+        self._marks.close()

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -123,6 +123,8 @@ def check(uri: str) -> None:
     assert store.count(collection=VIDEOS_ALIAS) == 13
     assert store.model_of(segments)[0] == model
 
+    _check_latest(store, model, base)
+
     # a collection an earlier release created, without the metadata column, keeps taking writes and reads
     older = ModelRef(name="contract", version=model.version + "old", dim=DIM)
     for name, video_level in ((segments_collection(older), False), (videos_collection(older), True)):
@@ -133,6 +135,35 @@ def check(uri: str) -> None:
     old_hits = store.best_segments([base.tolist()], 5, collection=segments_collection(older))
     assert [h.video_id for h in old_hits] == ["old"] and "metadata" not in old_hits[0].fields
     assert store.rows(Filters(video_ids=["old"]).compile(), VIDEO_FIELDS, collection=videos_collection(older))
+
+
+def _check_latest(store: SegmentStore, model: ModelRef, base: np.ndarray) -> None:
+    """The newest videos of a tenant, a page at a time: upload time first, the id breaking ties, no video twice
+    or missed, no other tenant's; the same through the upload-time window a large catalogue is read by."""
+    hours = {"l0": 0, "l1": 5, "l2": 5, "l3": 9, "l4": 2, "l5": 7, "l6": 1}  # l1 and l2 uploaded the same second
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    store.write_segments(
+        model,
+        [
+            _embedding(model, v, 0, 1, base, tenant="lister", uploaded_at=start + timedelta(hours=h))
+            for v, h in hours.items()
+        ]
+        + [_embedding(model, "other-tenant", 0, 1, base, tenant="not-lister", uploaded_at=start + timedelta(days=9))],
+    )
+    expected = ["l3", "l5", "l2", "l1", "l4", "l6", "l0"]
+    scope = Filters(tenant="lister").compile()
+    for window_rows in (10_000, 2):
+        listed: list[str] = []
+        after = None
+        for _ in range(len(hours)):  # a cursor that does not move would page forever
+            rows, after = store.latest_videos(scope, 3, after, window_rows=window_rows)
+            listed += [r["video_id"] for r in rows]
+            assert all(r["tenant"] == "lister" and r["thumb"] for r in rows)
+            assert len(rows) == 3 or after is None, (window_rows, listed)  # only the last page is short
+            if after is None:
+                break
+        assert listed == expected, (window_rows, listed)
+    assert store.latest_videos(Filters(tenant="nobody").compile(), 3) == ([], None)
 
 
 def check_on(backend: Literal["lite", "standalone"]) -> None:

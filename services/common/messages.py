@@ -12,7 +12,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+)
 
 MAX_TAGS = 8
 
@@ -32,6 +42,12 @@ EventId = Annotated[str, Field(min_length=1, max_length=64), _utf8_at_most(64)]
 Uri = Annotated[str, Field(min_length=1, max_length=4096), _utf8_at_most(4096)]
 Creator = Annotated[str, Field(max_length=256), _utf8_at_most(256)]
 Title = Annotated[str, Field(max_length=1024), _utf8_at_most(1024)]
+
+# A tenant, as an API key or a notification route names it: the one contract of every tenant field (it is a
+# Milvus partition-key value and part of video ids and webhook record keys)
+TenantId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+# the same on records one stage fills in from another's: "" where an older producer did not carry it (unknown)
+TenantIdOrUnknown = Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
 
 
 MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
@@ -93,7 +109,7 @@ class VideoInfo(BaseModel):
 
     uri: str
     creator: str = ""
-    tenant: str = "default"
+    tenant: TenantId = "default"
     title: str = ""
     uploaded_at: AwareDatetime
     width: int = 0
@@ -101,6 +117,35 @@ class VideoInfo(BaseModel):
     duration_s: float = 0.0
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     metadata: Metadata = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, upload: VideoUploaded, width: int, height: int, duration_s: float) -> VideoInfo:
+        """The upload's own fields, as registered, with the picture's size and length once it is decoded."""
+        return cls.model_validate({**upload.model_dump(), "width": width, "height": height, "duration_s": duration_s})
+
+    def stamp(self) -> dict[str, Any]:
+        """The fields of `UploadStamped`, for the flat messages made from a segment or an embedding."""
+        return {"tenant": self.tenant, "uploaded_at": self.uploaded_at}
+
+
+class UploadStamped(Message):
+    """A message naming its upload's tenant and registration time at the top level (`videos.uploaded` does
+    so by its own fields; segments and embeddings in `video`, a `VideoInfo`). Older producers left them out:
+    "" and None stand for unknown."""
+
+    tenant: TenantIdOrUnknown = Field(default="", description="the upload's tenant (status is tenant-scoped)")
+    uploaded_at: AwareDatetime | None = Field(default=None, description="when the upload was registered")
+
+    @staticmethod
+    def read(payload: dict[str, Any]) -> dict[str, Any]:
+        """Tenant and registration time from any topic's message, as JSON (a dead letter's payload, which may
+        not validate): where each model carries them, flat or in `video`; "" and None where it does not."""
+        nested = payload.get("video")
+        video: dict[str, Any] = nested if isinstance(nested, dict) else {}
+        return {
+            "tenant": str(payload.get("tenant") or video.get("tenant") or ""),
+            "uploaded_at": payload.get("uploaded_at") or video.get("uploaded_at"),
+        }
 
 
 class VideoUploaded(Message):
@@ -110,19 +155,17 @@ class VideoUploaded(Message):
     event_id: EventId = Field(default_factory=lambda: uuid.uuid4().hex)
     uri: Uri
     creator: Creator = ""
-    tenant: str = Field(default="default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    tenant: TenantId = "default"
     title: Title = ""
     uploaded_at: AwareDatetime = Field(default_factory=utcnow)
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS, description="filterable labels")
     metadata: Metadata = Field(default_factory=dict, description="free key/values, filterable by equality")
 
 
-class VideoProbed(Message):
-    """Technical metadata of a decoded video and how many segments it was cut into."""
+class VideoProbed(UploadStamped):
+    """Technical metadata of a decoded video (the decoder's `Probe`) and how many segments it was cut into."""
 
     schema_version: Literal[1] = 1
-    tenant: str = Field(default="", description="the upload's tenant (status is tenant-scoped)")
-    uploaded_at: AwareDatetime | None = Field(default=None, description="when the upload was registered")
     container: str
     codec: str
     width: int
@@ -184,7 +227,7 @@ class SegmentEmbedding(Message):
     thumbnail: bytes = Field(default=b"", description="small JPEG of the segment's middle keyframe, for result pages")
 
 
-class SegmentIndexed(Message):
+class SegmentIndexed(UploadStamped):
     """Ack from the indexer: this segment's row is durable in Milvus."""
 
     schema_version: Literal[1] = 1
@@ -192,11 +235,9 @@ class SegmentIndexed(Message):
     segment_count: int = Field(ge=1)
     collection: str
     model_version: str
-    uploaded_at: AwareDatetime | None = Field(default=None, description="when the upload was registered")
-    tenant: str = Field(default="", description="the upload's tenant (status is tenant-scoped)")
 
 
-class VideoIndexed(Message):
+class VideoIndexed(UploadStamped):
     """All segments of an upload are searchable. Downstream consumers subscribe to this.
 
     Published by the indexer in the transaction that made the last segment durable: once per upload."""
@@ -206,8 +247,6 @@ class VideoIndexed(Message):
     collection: str
     model_version: str
     indexed_at: AwareDatetime = Field(default_factory=utcnow)
-    tenant: str = Field(default="", description="the upload's tenant")
-    uploaded_at: AwareDatetime | None = Field(default=None, description="when the upload was registered")
 
 
 class DeadLetter(BaseModel):
@@ -261,7 +300,7 @@ class VideoDeleted(Message):
 
     schema_version: Literal[1] = 1
     event_id: EventId = Field(default_factory=lambda: uuid.uuid4().hex)
-    tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    tenant: TenantId
     deleted_at: AwareDatetime = Field(default_factory=utcnow)
 
 
@@ -270,7 +309,7 @@ class VideoUpdated(Message):
 
     schema_version: Literal[1] = 1
     event_id: EventId = Field(default_factory=lambda: uuid.uuid4().hex)
-    tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    tenant: TenantId
     title: Title | None = None
     creator: Creator | None = None
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
@@ -282,7 +321,7 @@ class VideoRemoved(Message):
     """Downstream: the indexer removed the video's rows from these collections (published once per delete)."""
 
     schema_version: Literal[1] = 1
-    tenant: str
+    tenant: TenantId
     deleted_at: AwareDatetime
     collections: list[str] = Field(default_factory=list)
     removed_at: AwareDatetime = Field(default_factory=utcnow)
@@ -318,7 +357,7 @@ class VideoDuplicates(Message):
     """The near-duplicate stage's verdict on one indexed upload (published once per upload; may be empty)."""
 
     schema_version: Literal[1] = 1
-    tenant: str
+    tenant: TenantIdOrUnknown
     collection: str
     model_version: str
     segment_threshold: float
@@ -365,7 +404,7 @@ class VideoQc(Message):
     """The QC stage's verdict on one indexed upload that carries a prompt and/or references (once per upload)."""
 
     schema_version: Literal[1] = 1
-    tenant: str
+    tenant: TenantIdOrUnknown
     collection: str
     model_version: str
     verdict: QcVerdict
@@ -386,7 +425,7 @@ class VideoStatus(Message):
     reader merges with `supersedes`: a newer upload wins, and within one upload a stage never goes back."""
 
     schema_version: Literal[1] = 1
-    tenant: str = ""
+    tenant: TenantIdOrUnknown = ""
     stage: Stage
     reason: str = Field(default="", description="dead-letter reason when failed")
     detail: str = Field(default="", max_length=4000)
@@ -432,7 +471,7 @@ class RegistrationRecord(Message):
     for the idempotency window (the topic is compacted by event id and expires with the window)."""
 
     schema_version: Literal[1] = 1
-    tenant: str = Field(min_length=1, max_length=64)
+    tenant: TenantId
     uri: Uri
     fingerprint: str = Field(max_length=64, description="sha256 of the request's canonical JSON")
     registered_at: AwareDatetime = Field(default_factory=utcnow)
@@ -450,7 +489,7 @@ class WebhookEndpoint(BaseModel):
 
     schema_version: Literal[1] = 1
     endpoint_id: str = Field(pattern=r"^ep_[0-9a-f]{24}$", description="time-ordered: ids sort by creation")
-    tenant: str = Field(min_length=1, max_length=64)
+    tenant: TenantId
     url: str = Field(min_length=1, max_length=2048, description="under CLIPSTREAM_WEBHOOKS_ALLOWED_URL_PREFIXES")
     event_types: list[WebhookEventType] = Field(min_length=1, max_length=len(WEBHOOK_EVENT_TYPES))
     description: str = Field(default="", max_length=256)

@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.retry import RetryPolicy
+
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLIPSTREAM_", extra="ignore")
@@ -52,11 +54,13 @@ class CommonSettings(BaseSettings):
         default=30.0, gt=0, description="a transactional Kafka call; one stuck past 1.5x this exits the process"
     )
     retry_max_attempts: int = Field(
-        default=8,
+        default=RetryPolicy.max_attempts,
         ge=1,
         description="tries of a message failing transiently before it is dead-lettered with its history",
     )
-    retry_backoff_max_s: float = Field(default=30.0, gt=0, description="longest wait between two tries")
+    retry_backoff_max_s: float = Field(
+        default=RetryPolicy.backoff_max_s, gt=0, description="longest wait between two tries"
+    )
     thresholds_file: Path | None = Field(
         default=None,
         description="per-model score thresholds written by `clipstream calibrate`; default <home>/thresholds.json",
@@ -69,7 +73,7 @@ class CommonSettings(BaseSettings):
     @property
     def default_model_dir(self) -> Path:
         """The small CLIP trained on the toy world (`clipstream model train-toy`), shipped in the package."""
-        return Path(__file__).resolve().parent / "clip" / "toy" / "weights"
+        return Path(__file__).resolve().parents[1] / "clip" / "toy" / "weights"
 
     @property
     def thresholds_path(self) -> Path:
@@ -91,13 +95,13 @@ class CommonSettings(BaseSettings):
             path.write_text(secrets.token_urlsafe(24))
         return path.read_text().strip()
 
-    def retry_policy(self) -> dict[str, Any]:
+    def retry_policy(self) -> RetryPolicy:
+        """`RetryPolicy` with what env sets (`CLIPSTREAM_RETRY_*`); the rest keeps its defaults."""
+        return RetryPolicy(max_attempts=self.retry_max_attempts, backoff_max_s=self.retry_backoff_max_s)
+
+    def processor_fields(self) -> dict[str, Any]:
         """The `ProcessorConfig` fields every stage takes from here."""
-        return {
-            "max_attempts": self.retry_max_attempts,
-            "backoff_max_s": self.retry_backoff_max_s,
-            "kafka_timeout_s": self.kafka_call_timeout_s,
-        }
+        return {"retry": self.retry_policy(), "kafka_timeout_s": self.kafka_call_timeout_s}
 
 
 class StageSettings(BaseSettings):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from services.common.kafka.processor import (
     Outgoing,
     ProcessorConfig,
@@ -38,38 +40,9 @@ class Decoder:
     def outputs(received: Received[VideoUploaded], decoded: DecodedVideo) -> list[Result]:
         up, probe = received.value, decoded.probe
         count = len(decoded.segments)
-        info = VideoInfo(
-            uri=up.uri,
-            creator=up.creator,
-            tenant=up.tenant,
-            title=up.title,
-            uploaded_at=up.uploaded_at,
-            tags=up.tags,
-            metadata=up.metadata,
-            width=probe.width,
-            height=probe.height,
-            duration_s=probe.duration_s,
-        )
+        info = VideoInfo.of(up, probe.width, probe.height, probe.duration_s)
         probed = VideoProbed(
-            event_id=up.event_id,
-            video_id=up.video_id,
-            tenant=up.tenant,
-            uploaded_at=up.uploaded_at,
-            container=probe.container,
-            codec=probe.codec,
-            width=probe.width,
-            height=probe.height,
-            fps=probe.fps,
-            duration_s=probe.duration_s,
-            bitrate=probe.bitrate,
-            has_audio=probe.has_audio,
-            frame_count=probe.frame_count,
-            segment_count=count,
-            profile=probe.profile,
-            pixel_format=probe.pixel_format,
-            rotation=probe.rotation,
-            sample_aspect_ratio=probe.sample_aspect_ratio,
-            interlaced=probe.interlaced,
+            **asdict(probe), **info.stamp(), event_id=up.event_id, video_id=up.video_id, segment_count=count
         )
         out: list[Result] = [Outgoing(Topics.PROBED, probed, up.video_id, received)]
         for seg in decoded.segments:
@@ -95,6 +68,6 @@ def build(settings: DecoderSettings) -> TransactionalProcessor[VideoUploaded]:
         input_topic=Topics.UPLOADED,
         max_batch=1,
         handle_timeout_s=decoder.isolated.deadline_s + 60,
-        **settings.common.retry_policy(),
+        **settings.common.processor_fields(),
     )
-    return TransactionalProcessor(settings.common, config, VideoUploaded, decoder.handle)
+    return TransactionalProcessor.for_topics(settings.common, config, decoder.handle)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from services.common.clip.thresholds import ThresholdBook
+from services.clip.thresholds import ThresholdBook
 from services.common.errors import PermanentError
 from services.common.filters import Filters, string_literal
 from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Result, TransactionalProcessor
@@ -126,6 +126,6 @@ def build(settings: DuplicatesSettings) -> TransactionalProcessor[VideoIndexed]:
         max_batch=settings.max_batch_messages,
         max_wait_s=settings.max_wait_s,
         handle_timeout_s=300.0,
-        **settings.common.retry_policy(),
+        **settings.common.processor_fields(),
     )
-    return TransactionalProcessor(settings.common, config, VideoIndexed, finder.handle, store.ready)
+    return TransactionalProcessor.for_topics(settings.common, config, finder.handle, store.ready)

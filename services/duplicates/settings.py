@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.clip.thresholds import ThresholdBook
+from services.clip.thresholds import ThresholdBook
 from services.common.messages import ModelRef
 from services.common.settings import StageSettings
 from services.duplicates.match import MatchConfig

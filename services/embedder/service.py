@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import UnidentifiedImageError
 
-from services.common.clip.routing import ModelRouter
+from services.clip.routing import ModelRouter
 from services.common.kafka.processor import (
     Outgoing,
     ProcessorConfig,
@@ -27,7 +27,7 @@ from services.media.images import jpeg_to_pixels, thumbnail
 
 class Embedder:
     """Embeds with Triton, or in-process with the served collection's model while Triton still serves the one
-    `reindex` switched away from (see `services.common.clip.routing`)."""
+    `reindex` switched away from (see `services.clip.routing`)."""
 
     def __init__(self, client: ClipClient, router: ModelRouter | None = None) -> None:
         self.client = client
@@ -94,6 +94,6 @@ def build(settings: EmbedderSettings) -> TransactionalProcessor[VideoSegment]:
         max_batch=settings.max_batch_messages,
         max_wait_s=settings.max_wait_s,
         handle_timeout_s=settings.triton_timeout_s * 4 + 60,
-        **settings.common.retry_policy(),
+        **settings.common.processor_fields(),
     )
-    return TransactionalProcessor(settings.common, config, VideoSegment, embedder.handle, client.ready)
+    return TransactionalProcessor.for_topics(settings.common, config, embedder.handle, client.ready)

@@ -18,6 +18,7 @@ from services.common.messages import (
     DeadLetter,
     SegmentIndexed,
     Topics,
+    UploadStamped,
     VideoIndexed,
     VideoProbed,
     VideoRemoved,
@@ -93,18 +94,15 @@ def failed(letter: DeadLetter) -> VideoStatus | None:
         return None
     if not isinstance(payload, dict) or not payload.get("event_id") or not payload.get("video_id"):
         return None
-    nested = payload.get("video")
-    video: dict[str, object] = nested if isinstance(nested, dict) else {}
     try:
         return VideoStatus(
             event_id=str(payload["event_id"]),
             video_id=str(payload["video_id"]),
-            tenant=str(payload.get("tenant") or video.get("tenant") or ""),
             stage="failed",
             reason=letter.reason,
             detail=letter.detail[:4000],
             service=letter.service,
-            uploaded_at=payload.get("uploaded_at") or video.get("uploaded_at"),  # type: ignore[arg-type]
+            **UploadStamped.read(payload),
         )
     except ValueError:
         return None

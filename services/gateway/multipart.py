@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.errors import Conflict, NotFound, PermanentError, TooLarge, TransientError
-from services.common.messages import MAX_TAGS, Creator, Metadata, Tag, Title
+from services.common.messages import MAX_TAGS, Creator, Metadata, Tag, TenantId, Title
 from services.gateway.object_store import ObjectStore
 from services.intake.models import Registered, Registration
 
@@ -122,7 +122,7 @@ class MultipartRecord(BaseModel):
     """What an upload was started with, stored next to its object."""
 
     upload_id: str
-    tenant: str
+    tenant: TenantId
     key: str
     store_upload_id: str
     size: int

@@ -28,7 +28,7 @@ from pydantic_settings import SettingsConfigDict
 from services.common.errors import PermanentError
 from services.common.kafka.admin import ensure_topics
 from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Result, TransactionalProcessor
-from services.common.messages import Topics, VideoDeleted, VideoUploaded
+from services.common.messages import TenantId, Topics, VideoDeleted, VideoUploaded
 from services.common.settings import StageSettings
 from services.intake.models import Registration
 from services.intake.registration import VIDEO_SUFFIXES, upload_of, video_id_for
@@ -43,7 +43,7 @@ class Route(BaseModel):
 
     bucket: str
     prefix: str = ""
-    tenant: str = Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)
+    tenant: TenantId
     creator: str = ""
 
 
@@ -244,7 +244,7 @@ def build(settings: NotificationSettings) -> TransactionalProcessor[Notification
         max_batch=100,
         max_wait_s=0.2,
         handle_timeout_s=60.0,
-        **settings.common.retry_policy(),
+        **settings.common.processor_fields(),
     )
     return TransactionalProcessor(settings.common, config, NotificationRecord, Notifications(settings).handle)
 

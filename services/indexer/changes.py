@@ -50,7 +50,6 @@ def build_changes(settings: IndexerSettings, store: SegmentStore) -> Transaction
         max_batch=50,
         max_wait_s=settings.max_wait_s,
         handle_timeout_s=300.0,
-        **settings.common.retry_policy(),
+        **settings.common.processor_fields(),
     )
-    models = {Topics.DELETED: VideoDeleted, Topics.UPDATED: VideoUpdated}
-    return TransactionalProcessor(settings.common, config, models, Changes(store).handle, store.ready)
+    return TransactionalProcessor.for_topics(settings.common, config, Changes(store).handle, store.ready)

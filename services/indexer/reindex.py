@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from services.common.clip.loader import LoadedClip, load_clip
+from services.clip.loader import LoadedClip, load_clip
 from services.common.errors import ClipstreamError
 from services.common.filters import Filters
 from services.common.messages import SegmentEmbedding, VideoInfo

@@ -52,8 +52,7 @@ class Indexer:
                     segment_count=e.segment_count,
                     collection=collection,
                     model_version=model.version,
-                    uploaded_at=e.video.uploaded_at,
-                    tenant=e.video.tenant,
+                    **e.video.stamp(),
                 )
                 results.append(Outgoing(Topics.SEGMENTS_INDEXED, ack, e.video_id, r))
             by_event = {(r.value.video_id, r.value.event_id): r for r in group}
@@ -64,8 +63,7 @@ class Indexer:
                     segment_count=e.segment_count,
                     collection=collection,
                     model_version=model.version,
-                    tenant=e.video.tenant,
-                    uploaded_at=e.video.uploaded_at,
+                    **e.video.stamp(),
                 )
                 source = by_event[(e.video_id, e.event_id)]
                 results.append(Outgoing(Topics.INDEXED, done, e.video_id, source, unique=e.event_id))
@@ -92,7 +90,7 @@ def build(settings: IndexerSettings) -> list[TransactionalProcessor[Any]]:
         max_wait_s=settings.max_wait_s,
         handle_timeout_s=300.0,
         on_committed=observe_freshness,
-        **settings.common.retry_policy(),
+        **settings.common.processor_fields(),
     )
-    embeddings = TransactionalProcessor(settings.common, config, SegmentEmbedding, indexer.handle, store.ready)
+    embeddings = TransactionalProcessor.for_topics(settings.common, config, indexer.handle, store.ready)
     return [embeddings, build_changes(settings, SegmentStore(settings.common))]

@@ -15,7 +15,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from services.common.clip.toy.world import Scene, layout, render
+from services.clip.toy.world import Scene, layout, render
 
 
 def write_clip(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-from services.common.clip.thresholds import ThresholdBook
+from services.clip.thresholds import ThresholdBook
 from services.common.errors import PermanentError
 from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Result, TransactionalProcessor
 from services.common.messages import Topics, VideoIndexed, VideoQc
@@ -100,10 +100,10 @@ def build(settings: QcSettings) -> TransactionalProcessor[VideoIndexed]:
         max_batch=settings.max_batch_messages,
         max_wait_s=settings.max_wait_s,
         handle_timeout_s=300.0,
-        **settings.common.retry_policy(),
+        **settings.common.processor_fields(),
     )
 
     def ready() -> bool:
         return store.ready() and clip.ready()
 
-    return TransactionalProcessor(settings.common, config, VideoIndexed, checker.handle, ready)
+    return TransactionalProcessor.for_topics(settings.common, config, checker.handle, ready)

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from services.common.clip.loader import LoadedClip
-from services.common.clip.routing import ModelRouter
+from services.clip.loader import LoadedClip
+from services.clip.routing import ModelRouter
 from services.common.errors import PermanentError
 from services.common.filters import Filters
 from services.common.messages import QC_PROMPT_KEY, QC_REFERENCES_KEY, ModelRef

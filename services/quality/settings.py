@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.clip.thresholds import Thresholds
+from services.clip.thresholds import Thresholds
 from services.quality.checks import QcConfig
 
 

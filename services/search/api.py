@@ -1,7 +1,9 @@
 """The search service's HTTP API (FastAPI; OpenAPI at /openapi.json, docs at /docs) and web page.
 
-Every request carries an API key (`Authorization: Bearer KEY` or `X-API-Key: KEY`); the key decides the
-tenant, and the tenant is forced into every filter, so a tenant only ever sees its own videos.
+Every request under `/v1/` carries an API key (`Authorization: Bearer KEY` or `X-API-Key: KEY`); the key decides
+the tenant, and the tenant is forced into every filter, so a tenant only ever sees its own videos. Outside
+`/v1/`: the page, its `/config`, `/login` (a one-time token from `clipstream login` for the tenant's key) and
+signed `/media/` links.
 """
 
 import logging
@@ -14,8 +16,9 @@ from services.intake.registrar import Registrar
 from services.search.curation_jobs import CurationRuns
 from services.search.deps import Once
 from services.search.engine import SearchEngine
+from services.search.login import LoginBook, LoginDesk, login_folder
 from services.search.playback import Links
-from services.search.routes import cache, curation, page, playback, qc, recommend, search, videos
+from services.search.routes import cache, curation, login, page, playback, qc, recommend, search, videos
 from services.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
@@ -48,12 +51,13 @@ def create_app(settings: SearchSettings, engine: SearchEngine | None = None) -> 
     secret = settings.media_secret.get_secret_value() if settings.media_secret else None
     app.state.links = Links.from_keys(configured, secret, settings.media_url_ttl_s)
     app.state.media_policy = settings.media.source_policy()
+    app.state.logins = LoginDesk(LoginBook(login_folder(settings.common.home)), configured)
 
     def problems() -> list[str]:
         found = engines.get()
         return [name for name, ok in (("triton", found.clip.ready()), ("milvus", found.store.ready())) if not ok]
 
     app.include_router(ops_router("search", problems))
-    for routes in (page, search, videos, cache, recommend, qc, curation, playback):
+    for routes in (page, login, search, videos, cache, recommend, qc, curation, playback):
         app.include_router(routes.router)
     return app

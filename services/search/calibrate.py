@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-from services.common.clip.routing import ModelRouter, Target
-from services.common.clip.thresholds import Choice, ThresholdBook, Thresholds, choose_threshold
+from services.clip.routing import ModelRouter, Target
+from services.clip.thresholds import Choice, ThresholdBook, Thresholds, choose_threshold
 from services.common.errors import PermanentError
 from services.common.filters import Filters
 from services.common.triton import ClipClient

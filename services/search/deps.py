@@ -17,6 +17,7 @@ from services.intake.registrar import Registrar
 from services.media.sources import SourcePolicy
 from services.search.curation_jobs import CurationRuns
 from services.search.engine import SearchEngine
+from services.search.login import LoginDesk
 from services.search.playback import Links
 from services.search.settings import SearchSettings
 
@@ -67,9 +68,15 @@ def registrar(request: Request) -> Registrar:
     return request.app.state.registrar.get()
 
 
+def logins(request: Request) -> LoginDesk:
+    """Redeems the one-time login links the CLI writes into the state folder."""
+    return request.app.state.logins
+
+
 Engine = Annotated[SearchEngine, Depends(engine)]
 Settings = Annotated[SearchSettings, Depends(settings)]
 Runs = Annotated[CurationRuns, Depends(curation_runs)]
 PlayLinks = Annotated[Links, Depends(links)]
 MediaPolicy = Annotated[SourcePolicy, Depends(media_policy)]
 Registrations = Annotated[Registrar, Depends(registrar)]
+Logins = Annotated[LoginDesk, Depends(logins)]

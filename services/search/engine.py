@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from services.clip.loader import LoadedClip
+from services.clip.routing import ModelRouter, Target
+from services.clip.thresholds import QueryKind, ThresholdBook
 from services.common import errors
-from services.common.clip.loader import LoadedClip
-from services.common.clip.routing import ModelRouter, Target
-from services.common.clip.thresholds import QueryKind, ThresholdBook
 from services.common.filters import Filters
 from services.common.messages import QC_PROMPT_KEY, QC_REFERENCES_KEY, ModelRef
 from services.common.triton import ClipClient

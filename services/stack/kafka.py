@@ -24,11 +24,16 @@ appender.stdout.layout.pattern = [%d] %p %m (%c)%n
 """
 
 
+def libs_dir(settings: StackSettings) -> Path:
+    """The cache folder of the jars the committed pom resolves to (a new pom, a new folder)."""
+    pom = resources.files("services.stack") / "pom.xml"
+    return settings.cache_dir / f"kafka-libs-{hashlib.sha256(pom.read_bytes()).hexdigest()[:10]}"
+
+
 def kafka_libs(settings: StackSettings) -> Path:
     """Resolve the broker jars with Maven once; later calls reuse the cached folder."""
     pom = resources.files("services.stack") / "pom.xml"
-    version_tag = hashlib.sha256(pom.read_bytes()).hexdigest()[:10]
-    libs = settings.cache_dir / f"kafka-libs-{version_tag}"
+    libs = libs_dir(settings)
     if (libs / ".complete").is_file():
         return libs
     mvn = shutil.which("mvn")

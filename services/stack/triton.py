@@ -21,8 +21,13 @@ from services.stack.settings import StackSettings, port_of
 _PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
+def triton_dir(settings: StackSettings) -> Path:
+    """Where the server taken out of the pinned wheel is cached (`.complete` in it once unpacked)."""
+    return settings.cache_dir / f"tritonserver-{settings.pytriton_version}"
+
+
 def triton_home(settings: StackSettings) -> Path:
-    home = settings.cache_dir / f"tritonserver-{settings.pytriton_version}"
+    home = triton_dir(settings)
     if (home / ".complete").is_file():
         return home
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from PIL import Image
 
-from services.common.clip.toy.world import Scene, layout, render
+from services.clip.toy.world import Scene, layout, render
 from services.common.messages import VideoUploaded
 from services.common.settings import CommonSettings
 from services.intake.registration import register

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from services.common.clip.toy.world import Scene, layout, render
+from services.clip.toy.world import Scene, layout, render
 from services.common.settings import CommonSettings
 from services.intake.watch import UploadWatch
 from services.media.synthetic import write_world_clip

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from services.common.clip.toy.world import Scene
+from services.clip.toy.world import Scene
 from services.common.filters import Filters
 from services.common.kafka.publisher import Publisher
 from services.common.messages import DeadLetter, Topics, VideoDuplicates, VideoIndexed, VideoUploaded

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.common.clip.loader import load_clip
+from services.clip.loader import load_clip
 from services.common.filters import Filters
 from services.common.messages import Topics
 from services.common.settings import CommonSettings

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common.clip.toy.world import Scene, layout, render
+from services.clip.toy.world import Scene, layout, render
 from services.common.messages import DeadLetter, Topics, VideoQc, VideoUploaded
 from services.common.settings import CommonSettings
 from services.intake.registration import register

@@ -6,8 +6,8 @@ import threading
 import time
 from pathlib import Path
 
-from services.common.clip.loader import load_clip
-from services.common.clip.random_model import write_random_clip
+from services.clip.loader import load_clip
+from services.clip.random_model import write_random_clip
 from services.common.settings import CommonSettings
 from services.common.vectors import VIDEOS_ALIAS, SegmentStore, segments_collection
 from services.indexer.reindex import reindex

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -342,3 +343,39 @@ def test_the_cli_searches_by_video_and_exits_clean(catalogue: dict[str, VideoUpl
     first = next(line for line in done.stdout.splitlines() if line.strip("│ ").startswith("1 "))
     assert clip.name in first, done.stdout
     assert "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
+
+
+def test_the_login_link_opens_a_ready_page_in_chromium(catalogue: dict[str, VideoUploaded]) -> None:
+    """`clipstream login` prints a one-time link; opened, the page holds tenant-a's key without the key ever
+    being in a URL, shows tenant-a's latest videos before any query, and the same link does not work twice."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    argv = [sys.executable, "-m", "services.cli", "login", "--tenant", "tenant-a"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = re.search(r"http://127\.0\.0\.1:28080/#login=([A-Za-z0-9_-]{43})", done.stdout)
+    assert found and "key-a" not in done.stdout, done.stdout
+    link, token = found.group(0), found.group(1)
+    tenant_a = {catalogue[n].video_id for n in ("a-beach", "a-city", "a-forest")}
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        urls: list[str] = []
+        page.on("request", lambda r: urls.append(r.url))
+        page.goto(link)
+        page.wait_for_selector("#results[data-source='latest'] .card", timeout=30_000)
+        assert page.input_value("#key") == "key-a"
+        assert page.evaluate("location.hash") == ""  # the token left the address bar and history
+        assert page.evaluate("sessionStorage.getItem('clipstream-key')") == "key-a"
+        assert page.evaluate("localStorage.length") == 0
+        cards = page.eval_on_selector_all(".card", "els => els.map(e => e.dataset.videoId)")
+        assert set(cards) == tenant_a and len(cards) == 3, cards
+        assert page.inner_text("#status") == "the 3 latest videos"
+        page.wait_for_function("[...document.images].every((i) => i.complete)")
+        widths = page.eval_on_selector_all(".card img", "els => els.map(i => i.naturalWidth)")
+        assert all(w > 0 for w in widths), widths
+        assert not [u for u in urls if token in u or "key-a" in u], urls
+        again = browser.new_page()
+        again.goto(link)  # the link is used up
+        again.wait_for_function("document.querySelector('#status').textContent.includes('refused')", timeout=30_000)
+        assert "401" in again.inner_text("#status") and again.input_value("#key") == ""
+        browser.close()

@@ -1,6 +1,6 @@
 """Meaning, end to end: clips of the toy world go through the real stack with the trained toy CLIP, and
 text queries must find the right video *and* the right shot; a query for something in no video must be
-reported as no good match. The captions are the ground truth (`services/common/clip/toy/world.py`)."""
+reported as no good match. The captions are the ground truth (`services/clip/toy/world.py`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.common.clip.card import ModelCard
-from services.common.clip.thresholds import ThresholdBook, model_key
-from services.common.clip.toy.world import Scene
+from services.clip.card import ModelCard
+from services.clip.thresholds import ThresholdBook, model_key
+from services.clip.toy.world import Scene
 from services.common.filters import Filters
 from services.common.messages import VideoUploaded
 from services.common.settings import CommonSettings

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.clip.toy.world import Scene
+from services.clip.toy.world import Scene
 from services.media.synthetic import write_world_clip
 from services.webhooks.events import webhook_id
 from tests.integration.conftest import GATEWAY_URL

@@ -41,7 +41,8 @@ from services.common.errors import ClipstreamError, TransientError
 from services.common.kafka.codec import CONTENT_TYPE, decode, encode
 from services.common.kafka.config import consumer_config, producer_config
 from services.common.kafka.lag import LAG_EVERY_MS, ConsumerLag
-from services.common.messages import DeadLetter, Topics
+from services.common.messages import TOPIC_MODELS, DeadLetter, Topics
+from services.common.retry import RetryPolicy
 from services.common.settings import CommonSettings
 from services.common.telemetry import (
     BATCH_SECONDS,
@@ -98,9 +99,7 @@ class ProcessorConfig:
     more_topics: tuple[str, ...] = ()  # consumed by the same group; `model` then maps each topic to its model
     max_batch: int = 1
     max_wait_s: float = 0.1
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 10.0
-    max_attempts: int = 8
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     kafka_timeout_s: float = 30.0
     handle_timeout_s: float = 600.0  # one handler call longer than this means the stage is stuck
     consumer_overrides: dict[str, object] = field(default_factory=dict)
@@ -142,6 +141,19 @@ class TransactionalProcessor(Generic[M]):
         self._backoff_s = 0.0
         self._history: dict[tuple[str, int, int], list[str]] = {}
         self._lag = ConsumerLag(config.service)
+
+    @classmethod
+    def for_topics(
+        cls,
+        settings: CommonSettings,
+        config: ProcessorConfig,
+        handle: Handler[M],
+        dependencies_ready: Callable[[], bool] | None = None,
+    ) -> TransactionalProcessor[M]:
+        """A stage consuming our own topics: each is read with the model `TOPIC_MODELS` states for it."""
+        topics = (config.input_topic, *config.more_topics)
+        models: Mapping[str, type[Any]] = {topic: TOPIC_MODELS[topic] for topic in topics}
+        return cls(settings, config, models, handle, dependencies_ready)
 
     # --- health -----------------------------------------------------------------------------------------
 
@@ -354,7 +366,7 @@ class TransactionalProcessor(Generic[M]):
         for m in msgs:
             history = self._history.setdefault(_key(m), [])
             history.append(note)
-            exhausted |= len(history) >= self.config.max_attempts
+            exhausted |= len(history) >= self.config.retry.max_attempts
         return exhausted
 
     def _give_up(self, msgs: list[KafkaMessage], exc: TransientError) -> list[Result]:
@@ -413,14 +425,15 @@ class TransactionalProcessor(Generic[M]):
             self._idle()
 
     def _commit_transaction(self, producer: Producer, timeout: float) -> None:
-        for attempt in range(3):
+        attempts = self.config.retry.commit_attempts
+        for attempt in range(attempts):
             self._busy("commit_transaction", self._kafka_limit())
             try:
                 producer.commit_transaction(timeout)
                 return
             except KafkaException as exc:
                 error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-                if error is None or not error.retriable() or attempt == 2:
+                if error is None or not error.retriable() or attempt == attempts - 1:
                     raise
                 log.warning("commit retriable, retrying", extra={"error": str(exc)})
 
@@ -466,7 +479,8 @@ class TransactionalProcessor(Generic[M]):
         self._sleep(stop)
 
     def _sleep(self, stop: threading.Event) -> None:
-        self._backoff_s = min(max(self._backoff_s * 2, self.config.backoff_initial_s), self.config.backoff_max_s)
+        retry = self.config.retry
+        self._backoff_s = min(max(self._backoff_s * 2, retry.backoff_initial_s), retry.backoff_max_s)
         stop.wait(self._backoff_s)
 
     def _rewind(self, msgs: list[KafkaMessage]) -> None:

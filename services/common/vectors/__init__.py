@@ -7,7 +7,8 @@ model fills new collections and the aliases switch atomically:
   `video_id@model_version`, for video-to-video search and near-duplicate checks.
 
 `layout` holds names, keys, fields and index settings; `rows` turns messages into rows; `search` finds the
-best segment per video; `store` owns the client: collections, aliases, writes and reads.
+best segment per video; `listing` orders the newest videos a page at a time; `store` owns the client:
+collections, aliases, writes and reads.
 """
 
 from services.common.vectors.layout import (
@@ -22,6 +23,7 @@ from services.common.vectors.layout import (
     video_pk,
     videos_collection,
 )
+from services.common.vectors.listing import Cursor
 from services.common.vectors.rows import mean_vector, segment_row
 from services.common.vectors.search import SegmentHit
 from services.common.vectors.store import SegmentStore
@@ -32,6 +34,7 @@ __all__ = [
     "TAG_FIELDS",
     "VIDEOS_ALIAS",
     "VIDEO_FIELDS",
+    "Cursor",
     "IndexConfig",
     "SegmentHit",
     "SegmentStore",

@@ -13,12 +13,14 @@ import numpy as np
 from pymilvus import MilvusClient, MilvusException
 
 from services.common.errors import ClipstreamError
+from services.common.filters import string_literal
 from services.common.messages import ModelRef, SegmentEmbedding, VideoDuplicates
 from services.common.settings import CommonSettings
 from services.common.vectors.errors import COLLECTION_NOT_FOUND, classify, released_collection
 from services.common.vectors.layout import (
     ABOUT,
     DUPLICATES,
+    MAX_TOPK,
     OUTPUT_FIELDS,
     OVERRIDES,
     SEGMENTS_ALIAS,
@@ -33,6 +35,7 @@ from services.common.vectors.layout import (
     segments_collection,
     videos_collection,
 )
+from services.common.vectors.listing import WINDOW_ROWS, Cursor, lowest_bound, newest_first
 from services.common.vectors.overrides import Override, Written, apply_patch, patched_fields
 from services.common.vectors.rows import (
     check_row,
@@ -514,6 +517,35 @@ class SegmentStore:
         segments = self._read(SEGMENTS_ALIAS, scope, OUTPUT_FIELDS)
         return found[0], sorted(segments, key=lambda r: r["segment_index"])
 
+    def latest_videos(
+        self, expr: str, limit: int, after: Cursor | None = None, window_rows: int = WINDOW_ROWS
+    ) -> tuple[list[dict[str, Any]], Cursor | None]:
+        """The newest videos of a scope (`expr`: the caller's tenant), newest first, with their middle thumbnail,
+        and the cursor of the next page (None on the last). A scope of more than `window_rows` videos is read
+        above an upload-time bound only (see `listing`), never whole."""
+        if self.served(VIDEOS_ALIAS) is None:
+            return [], None
+        scope = _and(f"({expr})" if expr else "", after.clause() if after else "")
+        total = self.count(scope, VIDEOS_ALIAS)
+        if total == 0:
+            return [], None
+        window = scope
+        if total > window_rows:
+            since = lowest_bound(
+                lambda at: self.count(_and(scope, f"uploaded_at >= {at}"), VIDEOS_ALIAS),
+                min(limit, total),
+                int(time.time()) + 86_400,
+                window_rows,
+            )
+            window = _and(scope, f"uploaded_at >= {since}")
+        page = newest_first(self._read(VIDEOS_ALIAS, window, ["video_id", "uploaded_at"], limit=MAX_TOPK), limit)
+        if not page:  # deleted since the count
+            return [], None
+        listed = f"video_id in [{', '.join(string_literal(r['video_id']) for r in page)}]"
+        fields = [*VIDEO_FIELDS, "segment_count", "thumb"]
+        rows = newest_first(self._read(VIDEOS_ALIAS, _and(scope, listed), fields, limit=len(page)), limit)
+        return rows, Cursor.of(rows[-1]) if total > len(page) and rows else None
+
     def video_vector(self, video_id: str, expr: str = "", collection: str = VIDEOS_ALIAS) -> list[float] | None:
         scope = f"video_id == {json.dumps(video_id)}" + (f" and ({expr})" if expr else "")
         found = self._read(collection, scope, ["vector"])
@@ -548,6 +580,10 @@ def _fit(rows: list[dict[str, Any]], columns: Set[str]) -> list[dict[str, Any]]:
         _WARNED.add(key)
         log.warning("collection predates these fields: not stored", extra={"fields": sorted(extra)})
     return [{k: v for k, v in r.items() if k in columns} for r in rows]
+
+
+def _and(*clauses: str) -> str:
+    return " and ".join(c for c in clauses if c)
 
 
 def _deleted(e: SegmentEmbedding, overrides: dict[str, Override]) -> bool:

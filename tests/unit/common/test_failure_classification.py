@@ -38,6 +38,7 @@ from services.common.kafka.processor import (
     _Reconnect,
 )
 from services.common.messages import DeadLetter, Topics
+from services.common.retry import RetryPolicy
 from services.common.settings import CommonSettings
 from services.common.triton import ClipClient
 from services.common.vectors.errors import classify, released_collection
@@ -299,9 +300,7 @@ class Stage:
             group_id="g",
             input_topic="in",
             max_batch=8,
-            max_attempts=max_attempts,
-            backoff_initial_s=0.0,
-            backoff_max_s=0.0,
+            retry=RetryPolicy(max_attempts=max_attempts, backoff_initial_s=0.0, backoff_max_s=0.0),
         )
         ready = (lambda: bool(self.up)) if dependencies_up is not None else None
         self.processor: TransactionalProcessor[Item] = TransactionalProcessor(
@@ -466,6 +465,16 @@ def test_a_retriable_commit_is_retried_in_the_same_transaction() -> None:
     stage.feed(item(6))
     assert stage.clients.commit_calls == 2 and stage.clients.aborts == 0
     assert stage.clients.outputs() == [6] and stage.clients.committed == [("in", 0, 7)]
+
+
+@pytest.mark.parametrize("commit_attempts", [1, 3, 5])
+def test_a_retriable_commit_is_tried_as_often_as_the_retry_policy_says(commit_attempts: int) -> None:
+    stage = Stage()
+    stage.processor.config.retry = RetryPolicy(commit_attempts=commit_attempts)
+    stage.clients.commit_errors = [_kafka(KafkaError._TIMED_OUT, retriable=True) for _ in range(10)]
+    with pytest.raises(_Reconnect):
+        stage.feed(item(9))
+    assert stage.clients.commit_calls == commit_attempts
 
 
 @pytest.mark.parametrize(

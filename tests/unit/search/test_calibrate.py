@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from services.common.clip.loader import load_clip
-from services.common.clip.random_model import write_random_clip
-from services.common.clip.routing import Target
-from services.common.clip.thresholds import ThresholdBook
+from services.clip.loader import load_clip
+from services.clip.random_model import write_random_clip
+from services.clip.routing import Target
+from services.clip.thresholds import ThresholdBook
 from services.common.messages import ModelRef
 from services.search.calibrate import Calibration
 

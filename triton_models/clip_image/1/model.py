@@ -1,5 +1,5 @@
-"""CLIP image tower for Triton's Python backend; the implementation lives in services.common.clip.serving."""
+"""CLIP image tower for Triton's Python backend; the implementation lives in services.clip.serving."""
 
-from services.common.clip.serving import ImageModel as TritonPythonModel
+from services.clip.serving import ImageModel as TritonPythonModel
 
 __all__ = ["TritonPythonModel"]

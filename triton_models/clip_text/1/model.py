@@ -1,5 +1,5 @@
-"""CLIP text tower for Triton's Python backend; the implementation lives in services.common.clip.serving."""
+"""CLIP text tower for Triton's Python backend; the implementation lives in services.clip.serving."""
 
-from services.common.clip.serving import TextModel as TritonPythonModel
+from services.clip.serving import TextModel as TritonPythonModel
 
 __all__ = ["TritonPythonModel"]

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from services.common.clip.loader import load_clip
-from services.common.clip.preprocess import preprocess_pixels
-from services.common.clip.thresholds import choose_threshold
-from services.common.clip.toy.prompts import measure, write_card
-from services.common.clip.toy.world import Scene, layout, render, split_scenes
+from services.clip.loader import load_clip
+from services.clip.preprocess import preprocess_pixels
+from services.clip.thresholds import choose_threshold
+from services.clip.toy.prompts import measure, write_card
+from services.clip.toy.world import Scene, layout, render, split_scenes
 
 log = logging.getLogger(__name__)
 

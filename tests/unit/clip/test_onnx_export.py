@@ -10,9 +10,9 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from services.common.clip.loader import load_clip
-from services.common.clip.onnx_export import write_repository
-from services.common.clip.random_model import write_random_clip
+from services.clip.loader import load_clip
+from services.clip.onnx_export import write_repository
+from services.clip.random_model import write_random_clip
 
 
 @pytest.fixture(scope="module", params=["open_clip", "hf"])

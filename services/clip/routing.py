@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from services.common.clip.loader import LoadedClip, load_clip
+from services.clip.loader import LoadedClip, load_clip
 from services.common.errors import Misconfigured, TransientError
 from services.common.messages import ModelRef
 

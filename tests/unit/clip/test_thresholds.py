@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.common.clip.loader import load_clip
-from services.common.clip.random_model import write_random_clip
-from services.common.clip.thresholds import ThresholdBook, Thresholds, choose_threshold, model_key
+from services.clip.loader import load_clip
+from services.clip.random_model import write_random_clip
+from services.clip.thresholds import ThresholdBook, Thresholds, choose_threshold, model_key
 from services.common.messages import ModelRef
 
 MODEL = ModelRef(name="m", version="abc", dim=4)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from services.common.clip.card import ModelCard
-from services.common.clip.loader import load_clip
-from services.common.clip.preprocess import preprocess_pixels
-from services.common.clip.random_model import write_random_clip
+from services.clip.card import ModelCard
+from services.clip.loader import load_clip
+from services.clip.preprocess import preprocess_pixels
+from services.clip.random_model import write_random_clip
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_extreme_aspect_ratio_costs_no_more_memory_than_the_crop() -> None:
     224 x 8.96M floats (24 GB). Measured in a child so the parent's peak memory does not count."""
     code = (
         "import resource, torch\n"
-        "from services.common.clip.preprocess import preprocess_pixels\n"
+        "from services.clip.preprocess import preprocess_pixels\n"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "out = preprocess_pixels(torch.full((1, 1, 40000, 3), 200, dtype=torch.uint8), 224, (0, 0, 0), (1, 1, 1))\n"
         "assert tuple(out.shape) == (1, 3, 224, 224), out.shape\n"

@@ -20,8 +20,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from services.common.clip.card import ModelCard
-from services.common.clip.loader import weights_version
+from services.clip.card import ModelCard
+from services.clip.loader import weights_version
 from services.common.messages import ModelRef
 
 QueryKind = Literal["text", "image"]

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from services.common.clip.card import CARD_FILE
-from services.common.clip.toy.world import Scene, all_scenes
+from services.clip.card import CARD_FILE
+from services.clip.toy.world import Scene, all_scenes
 
 # The threshold's least distance above the nearest two different captions. Embedding the same captions in
 # other batch shapes or thread counts moves a score by at most 4.2e-7 (measured on CPU); the cut is then

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from services.common.clip.card import ModelCard
-from services.common.clip.preprocess import preprocess_pixels
+from services.clip.card import ModelCard
+from services.clip.preprocess import preprocess_pixels
 from services.common.messages import ModelRef
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)

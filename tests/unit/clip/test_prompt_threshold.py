@@ -6,10 +6,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from services.common.clip.card import ModelCard
-from services.common.clip.loader import load_clip
-from services.common.clip.toy.prompts import measure_vectors
-from services.common.clip.toy.world import all_scenes
+from services.clip.card import ModelCard
+from services.clip.loader import load_clip
+from services.clip.toy.prompts import measure_vectors
+from services.clip.toy.world import all_scenes
 from services.common.settings import CommonSettings
 
 SPEC = str(CommonSettings().default_model_dir)

@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from services.common.clip.card import ModelCard
-from services.common.clip.loader import load_clip
-from services.common.clip.toy.world import COLOURS, Scene, all_scenes, layout, render, split_scenes
+from services.clip.card import ModelCard
+from services.clip.loader import load_clip
+from services.clip.toy.world import COLOURS, Scene, all_scenes, layout, render, split_scenes
 from services.common.settings import CommonSettings
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from services.common.clip.loader import LoadedClip, load_clip, load_tokenizer
-from services.common.clip.preprocess import crop_uint8
+from services.clip.loader import LoadedClip, load_clip, load_tokenizer
+from services.clip.preprocess import crop_uint8
 from services.common.settings import CommonSettings
 
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import torch
 
-from services.common.clip.card import CARD_FILE
+from services.clip.card import CARD_FILE
 
 TINY_CONFIG: dict[str, Any] = {
     "embed_dim": 128,
@@ -34,7 +34,7 @@ def write_random_clip(
     import open_clip
     from safetensors.torch import save_file
 
-    from services.common.clip.convert import save_hf
+    from services.clip.convert import save_hf
 
     cfg = config or TINY_CONFIG
     torch.manual_seed(seed)

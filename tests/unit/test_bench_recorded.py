@@ -1,0 +1,33 @@
+"""A README figure cites `bench/results/<name>.txt`: only a finished run of its command writes that file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import common
+
+
+def test_a_finished_run_keeps_what_it_printed_under_its_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["bench/shots.py", "--clips", "4"])
+    with common.recorded("shots") as path:
+        print("ours / reference: 1.07x")
+    text = path.read_text().splitlines()
+    assert text[0] == "# .venv/bin/python -m bench.shots --clips 4"
+    assert text[-1] == "ours / reference: 1.07x"
+    assert not (tmp_path / "shots.failed.txt").exists()
+
+
+def test_a_run_that_raises_leaves_no_result_to_cite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    (tmp_path / "shots.txt").write_text("# an earlier, finished run\n")
+    with pytest.raises(RuntimeError), common.recorded("shots"):
+        print("half a table")
+        raise RuntimeError("the stack went away")
+    assert (tmp_path / "shots.txt").read_text() == "# an earlier, finished run\n"
+    assert (tmp_path / "shots.failed.txt").read_text().endswith("half a table\n")
