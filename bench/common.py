@@ -34,6 +34,7 @@ def peak_rss_mib() -> float:
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
+_RECORDING = "CLIPSTREAM_BENCH_RECORDING"
 
 
 class _Tee(io.TextIOBase):
@@ -52,6 +53,9 @@ def recorded(name: str) -> Iterator[Path]:
     """Everything the benchmark prints also goes to `bench/results/<name>.txt`, headed by the command, the date
     and the machine: a README figure cites that file, which only its command writes. A run that raises keeps
     what it printed under `<name>.failed.txt` instead, so a committed result is always a finished run."""
+    if os.environ.get(_RECORDING):  # a child process of a recorded run (e.g. a memory probe): its parent records
+        yield RESULTS / f"{os.environ[_RECORDING]}.txt"
+        return
     RESULTS.mkdir(exist_ok=True)
     done, failed = RESULTS / f"{name}.txt", RESULTS / f"{name}.failed.txt"
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "-m", f"bench.{name}", *sys.argv[1:]])
@@ -61,8 +65,10 @@ def recorded(name: str) -> Iterator[Path]:
         )
         real = sys.stdout
         sys.stdout = _Tee(real, out)
+        os.environ[_RECORDING] = name
         try:
             yield done
         finally:
             sys.stdout = real
+            del os.environ[_RECORDING]
     failed.replace(done)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,3 +33,18 @@ def test_a_run_that_raises_leaves_no_result_to_cite(tmp_path: Path, monkeypatch:
         raise RuntimeError("the stack went away")
     assert (tmp_path / "shots.txt").read_text() == "# an earlier, finished run\n"
     assert (tmp_path / "shots.failed.txt").read_text().endswith("half a table\n")
+
+
+def test_a_child_process_of_a_recorded_run_leaves_the_file_to_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    code = "import sys; from pathlib import Path; from bench import common\n"
+    code += "common.RESULTS = Path(sys.argv[1])\nwith common.recorded('decode'):\n    print('child')"
+    child = [sys.executable, "-c", code, str(tmp_path)]
+    with common.recorded("decode") as path:
+        print("parent, before")
+        subprocess.run(child, check=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+        print("parent, after")
+    assert path.read_text().splitlines()[-2:] == ["parent, before", "parent, after"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decode.txt"]
