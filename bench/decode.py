@@ -25,7 +25,6 @@ import numpy as np
 from PIL import Image
 
 from bench.common import clips, peak_rss_mib, recorded
-from services.clip.loader import load_clip
 from services.common.settings import CommonSettings
 from services.media.decode import DecodeOptions, decode_video
 from services.media.segments import SegmentPolicy
@@ -87,6 +86,8 @@ def _pixels(jpeg: bytes) -> np.ndarray:
 def fidelity(files: list[Path], model: str) -> None:
     """What skipping the deblocking costs the keyframe pictures, next to what their JPEG encoding costs: PSNR
     against the exact picture, and the cosine between the CLIP embeddings of the two."""
+    from services.clip.loader import load_clip  # here: the memory probe's child must not pay for torch
+
     clip = load_clip(model, device="cpu")
     scores: dict[str, tuple[list[float], list[float]]] = {"intra-only deblocking": ([], []), "JPEG q90": ([], [])}
     for path in files:
