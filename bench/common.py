@@ -30,6 +30,13 @@ def clips(scratch: Path) -> list[Path]:
 
 
 def peak_rss_mib() -> float:
+    """This process's own peak: the kernel's high-water mark of its memory map (`VmHWM`), which starts afresh at
+    exec. `ru_maxrss` does not: a child spawned by a parent holding torch reports the parent's size."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

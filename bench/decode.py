@@ -123,7 +123,12 @@ def memory(scratch: Path) -> None:
         cuts = tuple(float(c) for c in range(20, minutes * 60, 20))
         path = write_clip(scratch / f"{minutes}min.mp4", seconds=minutes * 60, fps=10, size=(1280, 720), cuts=cuts)
         out = subprocess.run(
-            [sys.executable, "-m", "bench.decode", "--memory-child", str(path)],
+            [
+                sys.executable,
+                "-c",
+                "import sys; from bench.decode import memory_child; memory_child(sys.argv[1])",
+                str(path),
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -138,11 +143,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--model", help="CLIP for the embedding cosines (default: CLIPSTREAM_CLIP_MODEL or the toy)")
-    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.memory_child:
-        memory_child(args.memory_child)
-        return
     with tempfile.TemporaryDirectory() as tmp:
         files = clips(Path(tmp))
         throughput(files, args.repeats)

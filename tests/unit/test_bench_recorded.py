@@ -48,3 +48,14 @@ def test_a_child_process_of_a_recorded_run_leaves_the_file_to_its_parent(
         print("parent, after")
     assert path.read_text().splitlines()[-2:] == ["parent, before", "parent, after"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["decode.txt"]
+
+
+def test_a_child_reports_its_own_peak_memory_not_its_parents() -> None:
+    """bench.decode measures one decode's peak in a fresh child: a parent holding 400 MiB (torch, say) when it
+    spawns the child must not show up in the child's figure."""
+    held = bytearray(400 * 1024 * 1024)
+    held[::4096] = b"x" * len(held[::4096])  # touched: resident, not just reserved
+    code = "from bench.common import peak_rss_mib; print(peak_rss_mib())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(child.stdout) < 200, child.stdout
+    del held
