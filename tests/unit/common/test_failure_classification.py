@@ -43,6 +43,7 @@ from services.common.settings import CommonSettings
 from services.common.triton import ClipClient
 from services.common.vectors.errors import classify, released_collection
 from services.media.errors import DecodeError, SourceUnavailable
+from tests.kafka_records import Record
 
 # --- the error tree ---------------------------------------------------------------------------------------
 
@@ -202,37 +203,6 @@ def test_triton_answering_with_an_error_is_transient() -> None:
 
 class Item(BaseModel):
     n: int
-
-
-@dataclass
-class Record:
-    """A consumed message: the accessors the stage loop reads (a real Message cannot be built offline)."""
-
-    o: int
-    value_: bytes | None
-    p: int = 0
-    t: str = "in"
-
-    def topic(self) -> str:
-        return self.t
-
-    def partition(self) -> int:
-        return self.p
-
-    def offset(self) -> int:
-        return self.o
-
-    def key(self) -> bytes:
-        return f"k{self.o}".encode()
-
-    def value(self) -> bytes | None:
-        return self.value_
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return []
-
-    def error(self) -> None:
-        return None
 
 
 def item(offset: int, n: int | None = None, partition: int = 0) -> Record:
