@@ -1,4 +1,4 @@
-"""Session-wide: CI never skips the shared-clip tests silently; the integration tests share one worker."""
+"""Session-wide: CI never skips the shared-clip tests silently; the integration tests run on two stacks."""
 
 from __future__ import annotations
 
@@ -16,13 +16,36 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+# The integration files run on two stacks, one per xdist worker (tests/integration/conftest.py shifts the second
+# one's ports), split so both take about as long (`pytest --durations`, bench/results/suite-durations.txt).
+SECOND_STACK = frozenset(
+    f"tests/integration/{name}.py"
+    for name in ("test_chaos", "test_gateway_front_door", "test_embedder_triton", "test_hostile", "test_multipart")
+)
+# integration files that start servers of their own and never touch a stack: they run beside the stacks
+OWN_SERVERS = frozenset({"tests/integration/test_milvus_backends.py"})
+# reindex re-decodes the whole catalogue in this process: first on its stack, while the catalogue is small
+FIRST = ("tests/integration/test_reindex.py",)
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: _file_of(item.nodeid) not in FIRST)  # stable: file order otherwise
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
-    """Every integration test on one worker, in file order: they share one session stack on fixed loopback
-    ports. (xdist's own `loadgroup` marks do not group under pytest 9, whose node ids ignore the suffix.)"""
+    """Each stack's integration tests on one worker, in file order: they share that worker's session stack.
+    (xdist's own `loadgroup` marks do not group under pytest 9, whose node ids ignore the suffix.)"""
     from xdist.scheduler import LoadScopeScheduling
 
-    class StackOnOneWorker(LoadScopeScheduling):
+    class OneWorkerPerStack(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "stack" if nodeid.startswith("tests/integration/") else nodeid
+            path = _file_of(nodeid)
+            if not path.startswith("tests/integration/") or path in OWN_SERVERS:
+                return nodeid
+            return "stack-2" if path in SECOND_STACK else "stack-1"
 
-    return StackOnOneWorker(config, log)
+    return OneWorkerPerStack(config, log)

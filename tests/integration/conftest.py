@@ -1,4 +1,4 @@
-"""Starts the real stack (Kafka, Triton, Milvus Lite, the four services) once per test session.
+"""Starts the real stack (Kafka, Triton, Milvus Lite, the services) once per test session (per xdist worker).
 
 It runs on its own loopback ports and state folder, so a developer's running stack is left alone.
 """
@@ -6,6 +6,8 @@ It runs on its own loopback ports and state folder, so a developer's running sta
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,33 +15,44 @@ import pytest
 
 from tests.clips import SHARED_VIDEOS
 
+# Each xdist worker that runs integration tests boots a stack of its own (tests/conftest.py splits the files
+# over two): every loopback port of the second worker's stack is 1000 above the first's.
+PORT_SHIFT = 1000 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
+def port(base: int) -> int:
+    return base + PORT_SHIFT
+
+
 TEST_ENV = {
-    "CLIPSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:29092",
-    "CLIPSTREAM_STACK_KAFKA_CONTROLLER_PORT": "29093",
-    "CLIPSTREAM_TRITON_HTTP_URL": "127.0.0.1:28000",
-    "CLIPSTREAM_TRITON_GRPC_URL": "127.0.0.1:28001",
-    "CLIPSTREAM_STACK_TRITON_METRICS_PORT": "28002",
-    "CLIPSTREAM_MILVUS_URI": "http://127.0.0.1:29530",
+    "CLIPSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{port(29092)}",
+    "CLIPSTREAM_STACK_KAFKA_CONTROLLER_PORT": f"{port(29093)}",
+    "CLIPSTREAM_TRITON_HTTP_URL": f"127.0.0.1:{port(28000)}",
+    "CLIPSTREAM_TRITON_GRPC_URL": f"127.0.0.1:{port(28001)}",
+    "CLIPSTREAM_STACK_TRITON_METRICS_PORT": f"{port(28002)}",
+    "CLIPSTREAM_MILVUS_URI": f"http://127.0.0.1:{port(29530)}",
     "CLIPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "6000",
     "CLIPSTREAM_KAFKA_TRANSACTION_TIMEOUT_MS": "10000",
     "CLIPSTREAM_KAFKA_CALL_TIMEOUT_S": "10",
     # transient failures: ~20 s of tries (outlasting a restart of Triton or Milvus), then the dead letter
     "CLIPSTREAM_RETRY_MAX_ATTEMPTS": "8",
     "CLIPSTREAM_RETRY_BACKOFF_MAX_S": "5",
-    "CLIPSTREAM_DECODER_HEALTH_PORT": "9201",
-    "CLIPSTREAM_EMBEDDER_HEALTH_PORT": "9202",
-    "CLIPSTREAM_INDEXER_HEALTH_PORT": "9203",
-    "CLIPSTREAM_ENRICHER_HEALTH_PORT": "9204",
-    "CLIPSTREAM_DUPLICATES_HEALTH_PORT": "9207",
-    "CLIPSTREAM_QC_HEALTH_PORT": "9208",
-    "CLIPSTREAM_WEBHOOKS_HEALTH_PORT": "9209",
-    # loopback receivers of the webhook tests; retries every few seconds so a receiver down a minute catches up
-    "CLIPSTREAM_WEBHOOKS_ALLOWED_URL_PREFIXES": json.dumps([f"http://127.0.0.1:{p}/" for p in (28471, 28472, 28473)]),
+    "CLIPSTREAM_DECODER_HEALTH_PORT": f"{port(9201)}",
+    "CLIPSTREAM_EMBEDDER_HEALTH_PORT": f"{port(9202)}",
+    "CLIPSTREAM_INDEXER_HEALTH_PORT": f"{port(9203)}",
+    "CLIPSTREAM_ENRICHER_HEALTH_PORT": f"{port(9204)}",
+    "CLIPSTREAM_DUPLICATES_HEALTH_PORT": f"{port(9207)}",
+    "CLIPSTREAM_QC_HEALTH_PORT": f"{port(9208)}",
+    "CLIPSTREAM_WEBHOOKS_HEALTH_PORT": f"{port(9209)}",
+    # loopback receivers of the webhook tests; retries every few seconds so a receiver that was down catches up
+    "CLIPSTREAM_WEBHOOKS_ALLOWED_URL_PREFIXES": json.dumps(
+        [f"http://127.0.0.1:{port(p)}/" for p in (28471, 28472, 28473)]
+    ),
     "CLIPSTREAM_WEBHOOKS_RETRY_INITIAL_S": "1",
     "CLIPSTREAM_WEBHOOKS_RETRY_FACTOR": "2",
     "CLIPSTREAM_WEBHOOKS_RETRY_MAX_S": "4",
     "CLIPSTREAM_WEBHOOKS_MAX_ATTEMPTS": "40",
-    "CLIPSTREAM_SEARCH_PORT": "28080",
+    "CLIPSTREAM_SEARCH_PORT": f"{port(28080)}",
     "CLIPSTREAM_SEARCH_API_KEYS": json.dumps(
         {
             "key-a": "tenant-a",
@@ -53,7 +66,7 @@ TEST_ENV = {
             "key-page": "page",
         }
     ),
-    "CLIPSTREAM_GATEWAY_PORT": "28090",
+    "CLIPSTREAM_GATEWAY_PORT": f"{port(28090)}",
     "CLIPSTREAM_GATEWAY_API_KEYS": json.dumps(
         {
             "gw-key-a": "gw-a",
@@ -72,24 +85,24 @@ TEST_ENV = {
     ),
     "CLIPSTREAM_GATEWAY_MAX_UPLOAD_BYTES": str(8 * 1024**2),
     # direct uploads: presigned URLs name the store as a client would (another spelling than the gateway's own)
-    "CLIPSTREAM_GATEWAY_S3_PUBLIC_URL": "http://localhost:28333",
+    "CLIPSTREAM_GATEWAY_S3_PUBLIC_URL": f"http://localhost:{port(28333)}",
     "CLIPSTREAM_GATEWAY_MAX_MULTIPART_BYTES": str(3 * 1024**3),
     "CLIPSTREAM_CLIP_MODEL": "",
     # a real S3 (SeaweedFS) for s3:// sources; its filer doubles as the allowed http:// origin
     "CLIPSTREAM_STACK_SEAWEEDFS": "true",
-    "CLIPSTREAM_STACK_SEAWEEDFS_BASE_PORT": "28330",
-    "CLIPSTREAM_STACK_S3_PORT": "28333",
+    "CLIPSTREAM_STACK_SEAWEEDFS_BASE_PORT": f"{port(28330)}",
+    "CLIPSTREAM_STACK_S3_PORT": f"{port(28333)}",
     "CLIPSTREAM_STACK_S3_ACCESS_KEY": "test-access-key",
     "CLIPSTREAM_STACK_S3_SECRET_KEY": "test-secret-key",
     "CLIPSTREAM_STACK_S3_BUCKETS": '["uploads"]',
-    "CLIPSTREAM_DECODER_S3_ENDPOINT_URL": "http://127.0.0.1:28333",
+    "CLIPSTREAM_DECODER_S3_ENDPOINT_URL": f"http://127.0.0.1:{port(28333)}",
     # the gateway's own upload prefix is listed too: the stack adds it to the decoder's variables, and the
     # tests that decode in this process (reindex) must see the decoder's allowlist exactly
     "CLIPSTREAM_DECODER_S3_PREFIXES": '["s3://uploads/allowed/", "s3://uploads/inbox/", "s3://uploads/gateway/"]',
     # object-store notifications: SeaweedFS's filer publishes its changes, routes map prefixes to tenants
     "CLIPSTREAM_STACK_SEAWEEDFS_NOTIFY_TOPIC": "objectstore.events",
     "CLIPSTREAM_NOTIFICATIONS_TOPIC": "objectstore.events",
-    "CLIPSTREAM_NOTIFICATIONS_HEALTH_PORT": "9206",
+    "CLIPSTREAM_NOTIFICATIONS_HEALTH_PORT": f"{port(9206)}",
     "CLIPSTREAM_NOTIFICATIONS_ROUTES": json.dumps(
         [
             {"bucket": "uploads", "prefix": "inbox/notify-a", "tenant": "notify-a", "creator": "inbox"},
@@ -99,7 +112,9 @@ TEST_ENV = {
     "CLIPSTREAM_DECODER_S3_ACCESS_KEY": "test-access-key",
     "CLIPSTREAM_DECODER_S3_SECRET_KEY": "test-secret-key",
     # the filer's public folder, and the hostile suite's own misbehaving HTTP server
-    "CLIPSTREAM_DECODER_HTTP_PREFIXES": '["http://127.0.0.1:28332/public/", "http://127.0.0.1:28399/hostile/"]',
+    "CLIPSTREAM_DECODER_HTTP_PREFIXES": json.dumps(
+        [f"http://127.0.0.1:{port(28332)}/public/", f"http://127.0.0.1:{port(28399)}/hostile/"]
+    ),
     # limits low enough that the tests can cross each one with a small file
     "CLIPSTREAM_DECODER_MAX_BYTES": str(64 * 1024**2),
     "CLIPSTREAM_DECODER_MAX_DURATION_S": "120",
@@ -107,17 +122,18 @@ TEST_ENV = {
     # traces: every service exports OTLP (the standard variables) to the session's collector
     "OTEL_TRACES_EXPORTER": "otlp",
     "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:24318",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port(24318)}",
     "OTEL_BSP_SCHEDULE_DELAY": "500",
 }
-FILER_URL = "http://127.0.0.1:28332"
-HOSTILE_HTTP_PORT = 28399
-SEARCH_URL = "http://127.0.0.1:28080"
-GATEWAY_URL = "http://127.0.0.1:28090"
-S3_URL = "http://127.0.0.1:28333"
+FILER_URL = f"http://127.0.0.1:{port(28332)}"
+HOSTILE_HTTP_PORT = port(28399)
+SEARCH_URL = f"http://127.0.0.1:{port(28080)}"
+GATEWAY_URL = f"http://127.0.0.1:{port(28090)}"
+S3_URL = f"http://127.0.0.1:{port(28333)}"
 NOTIFY_TOPIC = "objectstore.events"
 JAEGER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "jaeger"
-JAEGER_URL = "http://127.0.0.1:26686"
+JAEGER_CONFIG = Path(__file__).with_name("jaeger.yaml")
+JAEGER_URL = f"http://127.0.0.1:{port(26686)}"
 
 
 @pytest.fixture(scope="session")
@@ -142,10 +158,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, media_root: Path) -> Iterato
         assert JAEGER.is_file(), f"the trace collector is built by scripts/bootstrap.sh into {JAEGER}"
         collector = Proc("jaeger", settings.run_dir)
         try:
+            config = home / "jaeger.yaml"  # the collector's ports, shifted as this worker's
+            config.write_text(
+                re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{port(int(m[1]))}", JAEGER_CONFIG.read_text())
+            )
             collector.start(
-                [str(JAEGER), "--config", str(Path(__file__).with_name("jaeger.yaml"))],
+                [str(JAEGER), "--config", str(config)],
                 env={"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "none"},  # it does not trace itself
-                ports=[("127.0.0.1", 24318), ("127.0.0.1", 26686)],
+                ports=[("127.0.0.1", port(24318)), ("127.0.0.1", port(26686))],
             )
             wait_until(lambda: http_ok(f"{JAEGER_URL}/api/services"), collector, "the Jaeger collector", 60)
             manager.up(settings)

@@ -25,7 +25,7 @@ from services.stack.manager import ensure_model
 from services.stack.process import Proc, http_ok, wait_until
 from services.stack.settings import StackSettings
 from services.stack.triton import start_triton, triton_ready
-from tests.integration.conftest import TEST_ENV
+from tests.integration.conftest import TEST_ENV, port
 from tests.ledger import TopicTap
 
 
@@ -113,16 +113,16 @@ def test_container_entry_point_serves_the_same_model(stack: StackSettings, tmp_p
     env = {
         "CLIPSTREAM_HOME": str(tmp_path),
         "CLIPSTREAM_CLIP_MODEL": ensure_model(stack),
-        "CLIPSTREAM_TRITON_HTTP_URL": "127.0.0.1:38000",
-        "CLIPSTREAM_TRITON_GRPC_URL": "127.0.0.1:38001",
-        "CLIPSTREAM_STACK_TRITON_METRICS_PORT": "38002",
+        "CLIPSTREAM_TRITON_HTTP_URL": f"127.0.0.1:{port(38000)}",
+        "CLIPSTREAM_TRITON_GRPC_URL": f"127.0.0.1:{port(38001)}",
+        "CLIPSTREAM_STACK_TRITON_METRICS_PORT": str(port(38002)),
     }
     proc = Proc("triton-serve", tmp_path)
     proc.start([sys.executable, "-m", "services.cli", "triton", "serve"], env=env)
     try:
-        wait_until(lambda: triton_ready("127.0.0.1:38000"), proc, "`clipstream triton serve`", 180)
+        wait_until(lambda: triton_ready(f"127.0.0.1:{port(38000)}"), proc, "`clipstream triton serve`", 180)
         images = [np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(4)]
-        ours = ClipClient("127.0.0.1:38001", max_in_flight=1)
+        ours = ClipClient(f"127.0.0.1:{port(38001)}", max_in_flight=1)
         stacks = ClipClient(TEST_ENV["CLIPSTREAM_TRITON_GRPC_URL"], max_in_flight=1)
         try:
             (vectors, model), (reference, ref_model) = ours.embed_images(images), stacks.embed_images(images)

@@ -26,13 +26,13 @@ from services.stack import manager
 from services.stack.kafka import start_kafka
 from services.stack.process import Proc, http_ok
 from services.stack.settings import StackSettings
-from tests.integration.conftest import GATEWAY_URL, S3_URL, SEARCH_URL, TEST_ENV
+from tests.integration.conftest import GATEWAY_URL, S3_URL, SEARCH_URL, TEST_ENV, port
 from tests.ledger import TopicTap
 
 DOOR = {"Authorization": "Bearer gw-key-door"}
 CHAOS = {"Authorization": "Bearer gw-key-chaos"}
 LIST = {"Authorization": "Bearer gw-key-list"}
-SECOND_PORT = 28091
+SECOND_PORT = port(28091)
 SECOND_URL = f"http://127.0.0.1:{SECOND_PORT}"
 
 

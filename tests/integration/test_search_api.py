@@ -352,7 +352,7 @@ def test_the_login_link_opens_a_ready_page_in_chromium(catalogue: dict[str, Vide
     argv = [sys.executable, "-m", "services.cli", "login", "--tenant", "tenant-a"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"})
     assert done.returncode == 0, done.stderr[-3000:]
-    found = re.search(r"http://127\.0\.0\.1:28080/#login=([A-Za-z0-9_-]{43})", done.stdout)
+    found = re.search(re.escape(SEARCH_URL) + r"/#login=([A-Za-z0-9_-]{43})", done.stdout)
     assert found and "key-a" not in done.stdout, done.stdout
     link, token = found.group(0), found.group(1)
     tenant_a = {catalogue[n].video_id for n in ("a-beach", "a-city", "a-forest")}

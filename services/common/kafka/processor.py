@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
@@ -170,12 +170,19 @@ class TransactionalProcessor(Generic[M]):
     def _watch(self, stop: threading.Event) -> None:
         while not stop.wait(1.0):
             if not self.live():
-                log.critical(
-                    "stuck: exiting so the supervisor restarts us",
-                    extra={"step": self._busy_what, "limit_s": self._busy_limit},
+                # the stuck thread is inside librdkafka: nothing else gets out
+                self._exit(
+                    "stuck: exiting so the supervisor restarts us", step=self._busy_what, limit_s=self._busy_limit
                 )
-                logging.shutdown()
-                os._exit(WATCHDOG_EXIT_CODE)  # the stuck thread is inside librdkafka: nothing else gets out
+
+    @staticmethod
+    def _exit(message: str, **extra: object) -> NoReturn:
+        """Leave as a new process would be started: clients rebuilt in this process after a fatal error were
+        seen to stay out of their group, ready and idle, after a broker pause (a fresh process rejoins). The
+        open transaction is aborted by the broker; the group resumes from the committed offsets."""
+        log.critical(message, extra=extra)
+        logging.shutdown()
+        os._exit(WATCHDOG_EXIT_CODE)
 
     def _busy(self, what: str, limit_s: float) -> None:
         self._busy_what, self._busy_limit, self._busy_since = what, limit_s, time.monotonic()
@@ -190,8 +197,7 @@ class TransactionalProcessor(Generic[M]):
     # --- clients ----------------------------------------------------------------------------------------
 
     def _connect(self, stop: threading.Event) -> None:
-        """Fresh clients: a new transactional id, the group rejoined from its committed offsets."""
-        self._close_clients()
+        """Fresh clients: a new transactional id, the group joined from its committed offsets."""
         while not stop.is_set():
             transactional_id = f"{self.config.group_id}-{uuid.uuid4().hex[:12]}"
             producer = Producer(producer_config(self._settings, transactional_id))
@@ -249,8 +255,7 @@ class TransactionalProcessor(Generic[M]):
                     if live:
                         self._process(live, stop)
                 except _Reconnect as exc:
-                    log.error("fatal Kafka error: rebuilding the clients", extra={"error": str(exc)})
-                    self._connect(stop)
+                    self._exit("fatal Kafka error: exiting so the supervisor restarts us", error=str(exc))
         finally:
             self._started.clear()
             self._close_clients()
@@ -442,7 +447,7 @@ class TransactionalProcessor(Generic[M]):
         if error is not None and error.txn_requires_abort():
             self._abort(producer)
             raise _Replay(str(exc)) from exc
-        raise _Reconnect(str(exc)) from exc  # fatal (fenced) or unknown: new clients, resume from commits
+        raise _Reconnect(str(exc)) from exc  # fatal (fenced) or unknown: a new process, resumed from commits
 
     def _abort(self, producer: Producer) -> None:
         self._busy("abort_transaction", self._kafka_limit())
@@ -498,7 +503,7 @@ class _Replay(Exception):
 
 
 class _Reconnect(Exception):
-    """The clients are unusable (fenced, fatal): build new ones and resume from the committed offsets."""
+    """The clients are unusable (fenced, fatal): the process exits; its successor resumes from the commits."""
 
 
 def _next_offsets(msgs: list[KafkaMessage]) -> list[TopicPartition]:
