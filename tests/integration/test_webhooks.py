@@ -186,12 +186,13 @@ def test_another_tenants_endpoint_gets_nothing_of_this_tenant(scenario: Scenario
 @pytest.mark.parametrize(
     "url",
     [
-        f"http://127.0.0.1:{HEALTHY_PORT + 10}/x",  # a port outside the allowlist
-        f"http://localhost:{HEALTHY_PORT}/x",
-        f"http://user:pw@127.0.0.1:{HEALTHY_PORT}/x",
+        "http://127.0.0.1:{other_port}/x",  # a port outside the allowlist
+        "http://localhost:{port}/x",
+        "http://user:pw@127.0.0.1:{port}/x",
         "http://169.254.169.254/latest/meta-data/",
     ],
-)
+)  # ports filled in at run time: test ids are the same on every xdist worker, whose ports differ
 def test_receiver_urls_outside_the_allowlist_are_refused(stack: object, url: str) -> None:
+    url = url.format(port=HEALTHY_PORT, other_port=HEALTHY_PORT + 10)
     response = httpx.post(f"{GATEWAY_URL}/v1/webhooks", json={"url": url}, headers=A, timeout=30)
     assert response.status_code == 422 and response.json()["reason"] == "url_not_allowed", response.text
