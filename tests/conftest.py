@@ -20,7 +20,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # one's ports), split so both take about as long (`pytest --durations`, bench/results/suite-durations.txt).
 SECOND_STACK = frozenset(
     f"tests/integration/{name}.py"
-    for name in ("test_chaos", "test_gateway_front_door", "test_embedder_triton", "test_hostile", "test_multipart")
+    for name in ("test_chaos", "test_gateway_front_door", "test_hostile")
 )
 # integration files that start servers of their own and never touch a stack: they run beside the stacks
 OWN_SERVERS = frozenset({"tests/integration/test_milvus_backends.py"})

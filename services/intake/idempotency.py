@@ -60,6 +60,16 @@ def _aborted(producer: Producer) -> bool:
         return False  # nothing was open, or the broker is away: the coordinator aborts at the transaction timeout
 
 
+def _discard(producer: Producer) -> None:
+    """Drop a slot's producer. A fenced one raises its fatal error again on close: the outcome is already
+    decided above (and that error would replace it), so it is not raised a second time here."""
+    try:
+        producer.purge()
+        producer.close()
+    except KafkaException as exc:
+        log.info("closing a fenced registration producer", extra={"error": str(exc)})
+
+
 def partition_of(event_id: str, partitions: int) -> int:
     return int(event_id[1:9], 16) % partitions
 
@@ -176,8 +186,7 @@ class IdempotencyLedger:
             _aborted(producer)
             raise
         finally:
-            producer.purge()
-            producer.close()
+            _discard(producer)
         with self._lock:
             self._keep(record)
         return Registered.of(upload.event_id, upload.video_id, upload.uri)
