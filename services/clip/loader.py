@@ -9,7 +9,6 @@ Spec forms:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ import torch
 
 from services.clip.card import ModelCard
 from services.clip.preprocess import preprocess_pixels
+from services.clip.version import weights_version
 from services.common.messages import ModelRef
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -104,21 +104,6 @@ def load_tokenizer(spec: str) -> Callable[[Sequence[str]], torch.Tensor]:
 
 def _model_name(path: Path) -> str:
     return ModelCard.read(path).name or path.name
-
-
-def weights_version(path: Path) -> str:
-    """Version = hash of the weights, so a changed checkpoint can never share a collection with the old one."""
-    files = (
-        [path]
-        if path.is_file()
-        else sorted(p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".pt", ".pth"})
-    )
-    h = hashlib.sha256()
-    for f in files:
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:12]
 
 
 def _load_open_clip(model_name: str, pretrained: str | None, name: str, version: str) -> LoadedClip:

@@ -13,13 +13,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from services.clip.loader import LoadedClip, load_clip
 from services.common.errors import Misconfigured, TransientError
 from services.common.messages import ModelRef
+
+if TYPE_CHECKING:
+    from services.clip.loader import LoadedClip
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ class Target:
 
 @functools.lru_cache(maxsize=2)
 def in_process(spec: str) -> LoadedClip:
+    from services.clip.loader import load_clip  # torch: imported by the stages that embed in-process only
+
     return load_clip(spec)
 
 

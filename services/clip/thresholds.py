@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from services.clip.card import ModelCard
-from services.clip.loader import weights_version
+from services.clip.version import weights_version
 from services.common.messages import ModelRef
 
 QueryKind = Literal["text", "image"]

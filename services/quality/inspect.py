@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from services.clip.loader import LoadedClip
 from services.clip.routing import ModelRouter
 from services.common.errors import PermanentError
 from services.common.filters import Filters
@@ -21,6 +20,9 @@ from services.media.errors import DecodeError
 from services.media.images import ImageLimits, fit_pixels
 from services.media.sources import SourcePolicy, open_source
 from services.quality.checks import SegmentVector, Vectors, unit
+
+if TYPE_CHECKING:
+    from services.clip.loader import LoadedClip  # torch: only where a model runs in-process
 
 SEGMENT_FIELDS = ["segment_index", "start_s", "end_s", "vector", METADATA]
 CUTS_KEY = "cuts_allowed"  # metadata: the generated video has intended cuts (temporal check inside shots only)

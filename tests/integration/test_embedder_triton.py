@@ -61,7 +61,7 @@ def test_triton_restart_mid_stream_loses_and_duplicates_nothing(
     stack: StackSettings, common: CommonSettings, media_root: Path
 ) -> None:
     folder = media_root / "restart"
-    clips = [write_clip(folder / f"r{i}.mp4", seconds=8.0, seed=200 + i, cuts=(4.0,)) for i in range(12)]
+    clips = [write_clip(folder / f"r{i}.mp4", seconds=8.0, seed=200 + i, cuts=(4.0,)) for i in range(8)]
     uploads = [register(c, creator="restart") for c in clips]
     retries_before = _retries()
     ready_url = f"http://127.0.0.1:{TEST_ENV['CLIPSTREAM_EMBEDDER_HEALTH_PORT']}/readyz"
