@@ -1,4 +1,4 @@
-"""Session-wide: CI never skips the shared-clip tests silently; the integration tests run on two stacks."""
+"""Session-wide: CI never skips the shared-clip tests silently; the integration tests run on three stacks."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-# The integration files run on two stacks, one per xdist worker (tests/integration/conftest.py shifts the second
-# one's ports), split so both take about as long (`pytest --durations`, bench/results/suite-durations.txt).
-SECOND_STACK = frozenset(
-    f"tests/integration/{name}.py"
-    for name in ("test_chaos", "test_gateway_front_door", "test_hostile")
-)
+# The integration tests run on three stacks, one per xdist worker (tests/integration/conftest.py shifts each
+# worker's ports by 1000), split so each takes about as long (`pytest --durations`,
+# bench/results/suite-durations.txt); the unit and deploy tests fill in whichever worker is done first.
+STACK_OF_FILE = {
+    **{f"tests/integration/{name}.py": "stack-2" for name in ("test_chaos", "test_gateway_front_door", "test_hostile")},
+    **{f"tests/integration/{name}.py": "stack-3" for name in ("test_embedder_triton", "test_multipart")},
+}
+# the chaos scenarios that restart infrastructure (the slow ones) run on the third stack
+STACK_OF_CHAOS = {f"[{fault}]": "stack-3" for fault in ("kafka", "kafka-paused", "triton", "milvus")}
 # integration files that start servers of their own and never touch a stack: they run beside the stacks
 OWN_SERVERS = frozenset({"tests/integration/test_milvus_backends.py"})
 # reindex re-decodes the whole catalogue in this process: first on its stack, while the catalogue is small;
@@ -47,6 +50,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
             path = _file_of(nodeid)
             if not path.startswith("tests/integration/") or path in OWN_SERVERS:
                 return nodeid
-            return "stack-2" if path in SECOND_STACK else "stack-1"
+            param = nodeid[nodeid.find("[") :] if nodeid.endswith("]") else ""
+            if path == "tests/integration/test_chaos.py" and param in STACK_OF_CHAOS:
+                return STACK_OF_CHAOS[param]
+            return STACK_OF_FILE.get(path, "stack-1")
 
     return OneWorkerPerStack(config, log)

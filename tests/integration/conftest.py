@@ -15,8 +15,9 @@ import pytest
 
 from tests.clips import SHARED_VIDEOS
 
-# Each xdist worker that runs integration tests boots a stack of its own (tests/conftest.py splits the files
-# over two): every loopback port of the second worker's stack is 1000 above the first's.
+# Each xdist worker that runs integration tests boots a stack of its own (tests/conftest.py splits the tests
+# over three): every loopback port of worker gwN's stack is N * 1000 above gw0's (none of the shifted ranges
+# meet: 24-31k, 38-40k, 9-11k).
 PORT_SHIFT = 1000 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 
 

@@ -159,7 +159,8 @@ def _strike_mid_ingest(settings: StackSettings, watch: UploadWatch, uploads: lis
 
 @pytest.fixture(scope="module", autouse=True)
 def results_table() -> Iterator[None]:
-    """Writes the scenario table the README quotes to test-artifacts/chaos.md."""
+    """Writes the scenario table the README quotes to test-artifacts/chaos.md (chaos-gwN.md under xdist:
+    the scenarios are split over the workers' stacks)."""
     yield
     lines = [
         "| scenario | uploads | indexed once | duplicates | dead letters | recovery s |",
@@ -167,7 +168,8 @@ def results_table() -> Iterator[None]:
         *(f"| {name} | {n} | {ok} | {dup} | {dead} | {rec:.1f} |" for name, n, ok, dup, dead, rec in RESULTS),
     ]
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "chaos.md").write_text("\n".join(lines) + "\n")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    (ARTIFACTS / (f"chaos-{worker}.md" if worker else "chaos.md")).write_text("\n".join(lines) + "\n")
 
 
 @pytest.mark.skipif(len(CLIPS) < 5, reason="needs the shared clips")
