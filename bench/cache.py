@@ -16,20 +16,19 @@ import argparse
 import contextlib
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import recorded
+from bench.common import recorded, rerun_in_loopback_netns
 from services.common.messages import ModelRef
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore
 from services.common.vectors.layout import cache_collection
 from services.search.cache import CacheEntry, Generation, entry_row, lookup_filter
-from services.stack.milvus import NETNS_ENV, private_milvus, run_in_loopback_netns
+from services.stack.milvus import NETNS_ENV, private_milvus
 
 GENERATORS = [f"gen-{i}" for i in range(20)]
 ASPECTS = ["16:9", "9:16", "1:1"]
@@ -51,7 +50,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=["standalone", "lite"], default="standalone")
     args = parser.parse_args()
     if args.backend == "standalone" and os.environ.get(NETNS_ENV) != "1":
-        sys.exit(run_in_loopback_netns(["bench.cache", *sys.argv[1:]]).returncode)
+        rerun_in_loopback_netns("bench.cache")
+        return
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((args.entries, args.dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -22,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import recorded
+from bench.common import recorded, rerun_in_loopback_netns
 from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore, segment_row
-from services.stack.milvus import NETNS_ENV, private_milvus, run_in_loopback_netns
+from services.stack.milvus import NETNS_ENV, private_milvus
 
 DIM = 512
 SEGMENTS = 4
@@ -62,7 +61,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=5)
     args = parser.parse_args()
     if args.backend == "standalone" and os.environ.get(NETNS_ENV) != "1":
-        sys.exit(run_in_loopback_netns(["bench.index", *sys.argv[1:]]).returncode)
+        rerun_in_loopback_netns("bench.index")
+        return
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         store = SegmentStore(CommonSettings(milvus_uri=stack.enter_context(private_milvus(args.backend, Path(tmp)))))

@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -28,12 +27,12 @@ import grpc
 import numpy as np
 from pymilvus import MilvusException
 
-from bench.common import recorded
+from bench.common import recorded, rerun_in_loopback_netns
 from services.common.filters import Filters
 from services.common.messages import MAX_TAGS, ModelRef
 from services.common.settings import CommonSettings
 from services.common.vectors import METADATA, TAG_FIELDS, IndexConfig, SegmentStore, segments_collection
-from services.stack.milvus import NETNS_ENV, private_milvus, run_in_loopback_netns
+from services.stack.milvus import NETNS_ENV, private_milvus
 
 DIM = 512
 QUERIES = 100
@@ -242,7 +241,8 @@ def main() -> None:
     parser.add_argument("--ef", type=int, default=CommonSettings().milvus_search_ef, help="HNSW search breadth")
     args = parser.parse_args()
     if args.uri is None and args.backend == "standalone" and os.environ.get(NETNS_ENV) != "1":
-        sys.exit(run_in_loopback_netns(["bench.search", *sys.argv[1:]]).returncode)
+        rerun_in_loopback_netns("bench.search")
+        return
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         uri = args.uri or stack.enter_context(private_milvus(args.backend, Path(tmp)))

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import recorded
+from bench.common import recorded, rerun_in_loopback_netns
 from bench.search import dataset, load
 from services.common.settings import CommonSettings
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentStore
 from services.stack import manager
-from services.stack.milvus import NETNS_ENV, private_milvus, run_in_loopback_netns
+from services.stack.milvus import NETNS_ENV, private_milvus
 from services.stack.process import http_ok
 from services.stack.settings import StackSettings
 from services.stack.triton import start_triton
@@ -133,7 +133,8 @@ def main() -> None:
     parser.add_argument("--queries", nargs="+", default=list(KINDS), choices=KINDS)
     args = parser.parse_args()
     if os.environ.get(NETNS_ENV) != "1":
-        sys.exit(run_in_loopback_netns(["bench.search_load", *sys.argv[1:]]).returncode)
+        rerun_in_loopback_netns("bench.search_load")
+        return
     results = {}
     for backend in args.backends:
         with tempfile.TemporaryDirectory() as tmp:

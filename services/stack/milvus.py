@@ -65,11 +65,16 @@ def private_milvus(backend: Literal["lite", "standalone"], data: Path, port: int
         proc.stop(timeout_s=0)  # nothing to keep
 
 
+def loopback_netns_argv(module_argv: list[str]) -> list[str]:
+    """`python -m ...` in a new network namespace whose only interface is loopback (run with NETNS_ENV=1)."""
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", *module_argv])
+    return ["unshare", "--net", "--", "bash", "-c", f"ip link set lo up && exec {command}"]
+
+
 def run_in_loopback_netns(module_argv: list[str], capture: bool = False) -> subprocess.CompletedProcess[str]:
     """Run `python -m ...` in a new network namespace whose only interface is loopback."""
-    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", *module_argv])
     return subprocess.run(
-        ["unshare", "--net", "--", "bash", "-c", f"ip link set lo up && exec {command}"],
+        loopback_netns_argv(module_argv),
         env={**os.environ, NETNS_ENV: "1"},
         capture_output=capture,
         text=True,
