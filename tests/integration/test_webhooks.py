@@ -34,13 +34,13 @@ SCENE = Scene("triangle", "blue", "two", "large", "water")
 def _register(path: Path, **fields: Any) -> dict[str, Any]:
     response = httpx.post(f"{GATEWAY_URL}/v1/videos", json={"uri": path.resolve().as_uri(), **fields}, headers=A)
     assert response.status_code == 202, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def _endpoint(url: str, headers: dict[str, str] = A, **body: Any) -> dict[str, Any]:
     response = httpx.post(f"{GATEWAY_URL}/v1/webhooks", json={"url": url, **body}, headers=headers, timeout=30)
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 @dataclass

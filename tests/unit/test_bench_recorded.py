@@ -59,3 +59,25 @@ def test_a_child_reports_its_own_peak_memory_not_its_parents() -> None:
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert float(child.stdout) < 200, child.stdout
     del held
+
+
+@pytest.mark.parametrize("exit_code", [0, 3])
+def test_a_run_repeated_in_its_network_namespace_is_recorded_by_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exit_code: int
+) -> None:
+    """The Milvus benches re-run themselves in a loopback-only namespace: what the child prints is the result
+    (its parent printed nothing), and a child that fails leaves no result to cite."""
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    (tmp_path / "netns_child.py").write_text(
+        "import sys\nprint('recall@10 0.995')\nprint('p50 14.2 ms', flush=True)\nsys.exit(int(sys.argv[1]))\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setattr(sys, "argv", ["bench/search.py", str(exit_code)])
+    if exit_code:
+        with pytest.raises(SystemExit), common.recorded("search"):
+            common.rerun_in_loopback_netns("netns_child")
+        assert not (tmp_path / "results" / "search.txt").exists()
+        return
+    with common.recorded("search") as path:
+        common.rerun_in_loopback_netns("netns_child")
+    assert path.read_text().splitlines()[-2:] == ["recall@10 0.995", "p50 14.2 ms"]

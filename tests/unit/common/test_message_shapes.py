@@ -121,8 +121,8 @@ def test_the_decoder_carries_the_probe_and_the_upload_as_they_are() -> None:
     assert {f.name: getattr(probed, f.name) for f in fields(Probe)} == asdict(_probe())
     assert (probed.tenant, probed.uploaded_at, probed.segment_count) == ("acme", UPLOADED_AT, 2)
     segments = [o.message for o in outs[1:]]  # type: ignore[union-attr]
-    assert [s.segment_index for s in segments] == [0, 1]  # type: ignore[attr-defined]
-    video = segments[0].video  # type: ignore[attr-defined]
+    assert [s.segment_index for s in segments] == [0, 1]  # type: ignore[union-attr]
+    video = segments[0].video  # type: ignore[union-attr]
     up = _upload()
     assert video == VideoInfo(
         uri=up.uri,
