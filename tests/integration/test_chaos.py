@@ -256,6 +256,12 @@ def test_a_delete_survives_killing_the_indexer_as_it_removes_the_rows(stack: Sta
         time.sleep(0.01)
     os.kill(pid, signal.SIGKILL)
     _every_service_ready_and_search_answers(180)
+    # killed before its commit, the delete is replayed once the restarted indexer has its partitions back and
+    # the killed transaction is aborted (ready comes first): wait for the announcement, then for anything more
+    deadline = time.monotonic() + OUTCOME_TIMEOUT_S
+    while tap.read({deleted.event_id}, settle_s=0).count(Topics.REMOVED, deleted.event_id) == 0:
+        assert time.monotonic() < deadline, "the delete was never announced on videos.removed"
+        time.sleep(2)
     ledger = tap.read({deleted.event_id}, settle_s=10.0)
     assert ledger.count(Topics.REMOVED, deleted.event_id) == 1, ledger.counts
     assert store.count(ours) == 0 and store.count(ours, collection=VIDEOS_ALIAS) == 0
