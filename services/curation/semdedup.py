@@ -88,7 +88,8 @@ def across_borders(
     """Near-identical members that k-means put in different clusters (a boundary splits a pair as often as
     not when clusters are loose): every kept vector is looked up among the kept vectors of its `probe`
     nearest clusters (a faiss IVF index over the same centroids, range search at 1 - eps). Greedy in row
-    order: a kept row drops the later rows it finds, so a dropped row always names a row that stays kept.
+    order: a kept row drops the later rows it finds, so a dropped row always names a row that stays kept, and the
+    rows earlier passes dropped for a row dropped here are handed on to its kept twin.
     Updates `twin` (-1 = kept) and `similarity` in place; returns how many rows it dropped."""
     kept = np.flatnonzero(twin < 0)
     if len(kept) < 2:
@@ -113,4 +114,11 @@ def across_borders(
                 if other > row and twin[other] < 0:
                     twin[other], similarity[other] = row, sim
                     dropped += 1
+    # rows a cluster's pass dropped for a row this pass has now dropped: they name that row's twin instead (kept:
+    # this pass only drops rows for rows it keeps), with their similarity to it
+    dropped_rows = np.flatnonzero(twin >= 0)
+    stale = dropped_rows[twin[twin[dropped_rows]] >= 0]
+    if len(stale):
+        twin[stale] = twin[twin[stale]]
+        similarity[stale] = np.einsum("ij,ij->i", vectors[stale], vectors[twin[stale]])
     return dropped
