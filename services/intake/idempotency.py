@@ -140,11 +140,18 @@ class IdempotencyLedger:
                     return self._claim_and_publish(upload, record, slot, deadline)
                 except _Failed as failed:
                     error = failed.error
-                    if error.code() not in FENCED or attempt == ATTEMPTS - 1:
+                    if attempt == ATTEMPTS - 1:
                         raise NotDelivered(
                             f"the registration was not committed: {error.str()}", maybe=failed.maybe
                         ) from failed
-                    log.info("registration fenced by another replica, reading its answer", extra={"slot": slot})
+                    # fenced by another replica racing on the slot, or a commit that failed otherwise (racing
+                    # replicas also see "unknown broker error" from EndTxn): the next attempt's init_transactions
+                    # settles whatever this one left open and its table sync reads the answer if it landed, so
+                    # trying again (within the deadline) can neither lose nor duplicate the registration
+                    log.info(
+                        "registration attempt failed, settling the slot and reading its answer",
+                        extra={"slot": slot, "fenced": error.code() in FENCED, "error": error.str()},
+                    )
         raise AssertionError("unreachable")
 
     def _claim_and_publish(
