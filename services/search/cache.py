@@ -125,9 +125,10 @@ def new_entry_id() -> str:
     return "c" + uuid.uuid4().hex
 
 
-def lookup_filter(tenant: str, request: Generation) -> str:
-    """Built from validated values only (the filter builder's literals)."""
-    now = int(time.time() * 1000)
+def lookup_filter(tenant: str, request: Generation, now_ms: int | None = None) -> str:
+    """Built from validated values only (the filter builder's literals); entries expired at `now_ms` (the
+    clock by default) are left out."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
     clauses = [
         f"tenant == {string_literal(tenant)}",
         f"generator == {string_literal(request.generator)}",

@@ -11,11 +11,10 @@ import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from services.clip.loader import LoadedClip
 from services.clip.routing import ModelRouter, Target
 from services.clip.thresholds import QueryKind, ThresholdBook
 from services.common import errors
@@ -37,6 +36,9 @@ from services.search.duplicates import collapse as collapsed
 from services.search.duplicates import duplicate_neighbours, verdicts_of
 from services.search.recommend import Example, candidate_filter, query_vector
 from services.search.settings import SearchSettings
+
+if TYPE_CHECKING:  # torch: loaded only when a query is embedded in-process (services.clip.routing)
+    from services.clip.loader import LoadedClip
 
 log = logging.getLogger(__name__)
 

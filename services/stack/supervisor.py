@@ -24,7 +24,7 @@ log = logging.getLogger("clipstream.supervisor")
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 10.0
 HEALTHY_RESET_S = 60.0  # a child that ran this long starts the backoff over
-PROBE_PERIOD_S = 5.0
+PROBE_PERIOD_S = 10.0  # Kubernetes' default periodSeconds
 PROBE_FAILURES = 3
 STARTUP_GRACE_S = 120.0  # no liveness probes while a child starts (models load, groups join)
 

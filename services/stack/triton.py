@@ -96,6 +96,8 @@ def triton_command(settings: StackSettings, clip_model: str) -> tuple[list[str],
         f"--metrics-port={settings.triton_metrics_port}",
         "--allow-gpu-metrics=false",
         "--exit-on-error=true",
+        # our configs are complete: auto-completion would start one more stub per model (each importing torch)
+        "--disable-auto-complete-config",
         "--log-verbose=0",
     ]
     return argv, env

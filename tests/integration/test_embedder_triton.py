@@ -1,5 +1,5 @@
 """The embedder against a real Triton: every transport gives the same vectors, and a Triton restart
-in the middle of a stream loses and duplicates nothing."""
+in the middle of a stream loses and duplicates nothing (Triton comes back through the image's entry point)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from services.stack.manager import ensure_model
 from services.stack.process import Proc, http_ok, wait_until
 from services.stack.settings import StackSettings
 from services.stack.triton import start_triton, triton_ready
-from tests.integration.conftest import TEST_ENV, port
+from tests.integration.conftest import TEST_ENV
 from tests.ledger import TopicTap
 
 
@@ -57,6 +57,29 @@ def _retries() -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def _restart_through_the_container_entry_point(stack: StackSettings) -> Proc:
+    """`clipstream triton serve` (the image's Triton command) in the stack's place: it must exec tritonserver in
+    the foreground (same PID, so Kubernetes' signals reach it) with the stack's own command line and ports."""
+    triton = Proc("triton", stack.run_dir)
+    http = TEST_ENV["CLIPSTREAM_TRITON_HTTP_URL"]
+    triton.start(
+        [sys.executable, "-m", "services.cli", "triton", "serve"],
+        env={"CLIPSTREAM_CLIP_MODEL": ensure_model(stack)},
+        ports=[("127.0.0.1", int(u.rsplit(":", 1)[1])) for u in (http, TEST_ENV["CLIPSTREAM_TRITON_GRPC_URL"])],
+    )
+    wait_until(lambda: triton_ready(http), triton, "`clipstream triton serve`", 180)
+    return triton
+
+
+def _embed_probe_images() -> tuple[np.ndarray, str]:
+    images = [np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(4)]
+    client = ClipClient(TEST_ENV["CLIPSTREAM_TRITON_GRPC_URL"], max_in_flight=1)
+    try:
+        return client.embed_images(images)
+    finally:
+        client.close()
+
+
 def test_triton_restart_mid_stream_loses_and_duplicates_nothing(
     stack: StackSettings, common: CommonSettings, media_root: Path
 ) -> None:
@@ -64,6 +87,7 @@ def test_triton_restart_mid_stream_loses_and_duplicates_nothing(
     clips = [write_clip(folder / f"r{i}.mp4", seconds=8.0, seed=200 + i, cuts=(4.0,)) for i in range(8)]
     uploads = [register(c, creator="restart") for c in clips]
     retries_before = _retries()
+    reference, reference_model = _embed_probe_images()  # what the stack's Triton answers before the restart
     ready_url = f"http://127.0.0.1:{TEST_ENV['CLIPSTREAM_EMBEDDER_HEALTH_PORT']}/readyz"
     triton = Proc("triton", stack.run_dir)
     watch = UploadWatch(common)
@@ -89,7 +113,18 @@ def test_triton_restart_mid_stream_loses_and_duplicates_nothing(
             time.sleep(0.2)
         assert seen_unready, "the embedder stayed ready while Triton was down"
     finally:
-        start_triton(stack, ensure_model(stack))  # later tests need it, whatever happened here
+        try:
+            triton = _restart_through_the_container_entry_point(stack)
+        except Exception:
+            start_triton(stack, ensure_model(stack))  # later tests need it, whatever happened here
+            raise
+    pid = triton.pid()
+    assert pid is not None and Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"tritonserver"), (
+        "the entry point did not exec tritonserver in its own process"
+    )
+    vectors, model = _embed_probe_images()
+    assert model == reference_model
+    np.testing.assert_allclose(vectors, reference, atol=1e-5)
     outcomes = watch.wait([u.event_id for u in uploads], 300)
     watch.close()
     deadline = time.monotonic() + 60
@@ -105,34 +140,6 @@ def test_triton_restart_mid_stream_loses_and_duplicates_nothing(
     assert _retries() > retries_before, "the outage never reached the embedder"
     rows = SegmentStore(common).count(Filters(video_ids=[u.video_id for u in uploads]).compile())
     assert rows == sum(i.segment_count for i in outcomes.indexed.values()) == 2 * len(uploads)
-
-
-def test_container_entry_point_serves_the_same_model(stack: StackSettings, tmp_path: Path) -> None:
-    """`clipstream triton serve` (the image's Triton command) execs tritonserver in the foreground with
-    the stack's own command line: on other ports it answers with the same vectors as the stack's Triton."""
-    env = {
-        "CLIPSTREAM_HOME": str(tmp_path),
-        "CLIPSTREAM_CLIP_MODEL": ensure_model(stack),
-        "CLIPSTREAM_TRITON_HTTP_URL": f"127.0.0.1:{port(38000)}",
-        "CLIPSTREAM_TRITON_GRPC_URL": f"127.0.0.1:{port(38001)}",
-        "CLIPSTREAM_STACK_TRITON_METRICS_PORT": str(port(38002)),
-    }
-    proc = Proc("triton-serve", tmp_path)
-    proc.start([sys.executable, "-m", "services.cli", "triton", "serve"], env=env)
-    try:
-        wait_until(lambda: triton_ready(f"127.0.0.1:{port(38000)}"), proc, "`clipstream triton serve`", 180)
-        images = [np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(4)]
-        ours = ClipClient(f"127.0.0.1:{port(38001)}", max_in_flight=1)
-        stacks = ClipClient(TEST_ENV["CLIPSTREAM_TRITON_GRPC_URL"], max_in_flight=1)
-        try:
-            (vectors, model), (reference, ref_model) = ours.embed_images(images), stacks.embed_images(images)
-        finally:
-            ours.close()
-            stacks.close()
-        assert model == ref_model
-        np.testing.assert_allclose(vectors, reference, atol=1e-5)
-    finally:
-        proc.stop()
 
 
 def test_triton_and_in_process_torch_agree_on_images_and_texts(stack: StackSettings) -> None:
