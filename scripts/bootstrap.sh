@@ -32,13 +32,17 @@ build_tools() {
   local helm_version=v3.22.0
   if [ ! -x .venv/bin/helm ] || [ ! -f ".venv/.helm-$helm_version" ]; then
     echo "bootstrap: building helm $helm_version" >&2
+    SECONDS=0
     GOBIN="$PWD/.venv/bin" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$helm_version"
     touch ".venv/.helm-$helm_version"
+    echo "bootstrap: built helm in ${SECONDS} s" >&2
   fi
   for tool in jaeger promtool; do
     if [ ! -x ".venv/bin/$tool" ] || [ "tools/$tool/go.mod" -nt ".venv/bin/$tool" ]; then
       echo "bootstrap: building $tool" >&2
+      SECONDS=0
       (cd "tools/$tool" && GOFLAGS=-mod=mod go build -o "../../.venv/bin/$tool" "$(sed -n 's/^tool //p' go.mod)")
+      echo "bootstrap: built $tool in ${SECONDS} s" >&2
     fi
   done
 }
