@@ -9,6 +9,8 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from services.curation.executor import Executor, InProcess
+
 Matrix = npt.NDArray[np.float32]
 
 
@@ -35,6 +37,19 @@ def train(vectors: Matrix, k: int, niter: int = 20, seed: int = 0) -> Matrix:
     return centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
 
 
+def nearest(task: tuple[Matrix, Matrix]) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """A chunk's nearest centroids and cosine distances to them (one executor task: a chunk and the centroids)."""
+    chunk, centroids = task
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(centroids)
+    chunk = np.ascontiguousarray(chunk, dtype=np.float32)
+    _, found = index.search(chunk, 1)
+    labels = found[:, 0].astype(np.int32)
+    # the distance again, row by row: BLAS's result depends on its thread count by a few ulps (a Ray task runs
+    # with one thread), and the dedup orders members by it, so it must be the same on every executor
+    return labels, (1.0 - np.einsum("ij,ij->i", chunk, centroids[labels])).astype(np.float32)
+
+
 def assign(
     vectors: Matrix,
     centroids: Matrix,
@@ -42,15 +57,15 @@ def assign(
     distance: npt.NDArray[np.float32],
     progress: Callable[[float], None] = lambda _: None,
     batch: int = 65536,
+    executor: Executor | None = None,
 ) -> None:
-    """Fill `labels` (nearest centroid) and `distance` (its cosine distance) in batches."""
-    index = faiss.IndexFlatIP(centroids.shape[1])
-    index.add(centroids)
+    """Fill `labels` (nearest centroid) and `distance` (its cosine distance), chunk by chunk on `executor`."""
     n = len(vectors)
-    for start in range(0, n, batch):
-        sims, found = index.search(np.ascontiguousarray(vectors[start : start + batch], dtype=np.float32), 1)
-        labels[start : start + batch] = found[:, 0]
-        distance[start : start + batch] = 1.0 - sims[:, 0]
+    chunks = ((np.asarray(vectors[start : start + batch]), centroids) for start in range(0, n, batch))
+    for i, (found, dist) in enumerate((executor or InProcess()).imap(nearest, chunks)):
+        start = i * batch
+        labels[start : start + len(found)] = found
+        distance[start : start + len(found)] = dist
         progress(min((start + batch) / n, 1.0))
 
 

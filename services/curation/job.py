@@ -21,7 +21,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ from services.common.errors import PermanentError
 from services.common.filters import Filters
 from services.common.vectors import SegmentStore
 from services.curation.cluster import assign, default_clusters, members, train
-from services.curation.semdedup import across_borders, dedup_cluster
+from services.curation.executor import Executor, InProcess
+from services.curation.semdedup import across_borders, dedup_group
 
 ROW_FIELDS = ["pk", "video_id", "segment_index", "start_s", "end_s", "uri", "tenant"]
 MANIFEST_SCHEMA = pa.schema(
@@ -69,7 +71,7 @@ class CurationConfig:
     clusters: int = 0  # 0: about sqrt(n / 2)
     niter: int = 20
     seed: int = 0
-    batch: int = 2000
+    batch: int = 2000  # rows per export batch and per assignment task
 
     def key(self) -> str:
         raw = json.dumps(asdict(self), sort_keys=True)
@@ -90,12 +92,26 @@ class CurationReport:
 Progress = Callable[[str, float], None]  # (step, fraction done)
 
 
+CHECKPOINT_CLUSTERS = 64  # the dedup step checkpoints after each group of this many clusters (one executor task)
+
+
 class CurationJob:
-    def __init__(self, store: SegmentStore, config: CurationConfig, work: Path, progress: Progress | None = None):
+    """The steps below; the assignment and the per-cluster SemDeDup run on `executor` (this process, or Ray
+    tasks: `executor.py`), whose results come back in order, so every executor writes the same manifest."""
+
+    def __init__(
+        self,
+        store: SegmentStore,
+        config: CurationConfig,
+        work: Path,
+        progress: Progress | None = None,
+        executor: Executor | None = None,
+    ):
         self.store = store
         self.config = config
         self.work = work / f"{config.tenant}-{config.key()}"
         self.progress = progress or (lambda step, done: None)
+        self.executor = executor or InProcess()
         self._state_path = self.work / "state.json"
 
     # --- checkpoint -------------------------------------------------------------------------------------
@@ -170,13 +186,21 @@ class CurationJob:
         self.progress("cluster", 0.5)
         labels = np.lib.format.open_memmap(self.work / "labels.npy", mode="w+", dtype=np.int32, shape=(n,))
         distance = np.lib.format.open_memmap(self.work / "distance.npy", mode="w+", dtype=np.float32, shape=(n,))
-        assign(vectors, centroids, labels, distance, lambda done: self.progress("cluster", 0.5 + done / 2))
+        assign(
+            vectors,
+            centroids,
+            labels,
+            distance,
+            lambda done: self.progress("cluster", 0.5 + done / 2),
+            executor=self.executor,
+        )
         labels.flush()
         distance.flush()
         self._save(clusters=k)
 
     def _dedup(self) -> None:
-        """Cluster by cluster into `twin.npy` (-1: kept; else the row it duplicates), checkpointed."""
+        """Cluster by cluster into `twin.npy` (-1: kept; else the row it duplicates), a checkpoint after each
+        group of `CHECKPOINT_CLUSTERS` clusters (a group is one executor task)."""
         state = self._state()
         n, k = state["rows"], state["clusters"]
         vectors = self._vectors()
@@ -184,17 +208,25 @@ class CurationJob:
         order, bounds = members(np.load(self.work / "labels.npy"), k)
         twin = _array(self.work / "twin.npy", np.int64, n)
         similarity = _array(self.work / "similarity.npy", np.float32, n)
-        for c in range(int(state.get("dedup_next_cluster", 0)), k):
-            rows = np.sort(order[bounds[c] : bounds[c + 1]])
-            if len(rows):
-                found = dedup_cluster(np.asarray(vectors[rows]), np.asarray(distance[rows]), self.config.eps)
-                twin[rows] = np.where(found.kept, -1, rows[np.maximum(found.twin, 0)])
-                similarity[rows] = found.similarity
-            if c % 64 == 63 or c == k - 1:
-                twin.flush()
-                similarity.flush()
-                self._save(dedup_next_cluster=c + 1)
-                self.progress("dedup", (c + 1) / k)
+        groups: deque[tuple[int, list[npt.NDArray[np.int64]]]] = deque()  # (next cluster, each cluster's rows)
+
+        def tasks() -> Iterator[tuple[list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]], float]]:
+            for start in range(int(state.get("dedup_next_cluster", 0)), k, CHECKPOINT_CLUSTERS):
+                end = min(start - start % CHECKPOINT_CLUSTERS + CHECKPOINT_CLUSTERS, k)
+                rows = [np.sort(order[bounds[c] : bounds[c + 1]]) for c in range(start, end)]
+                rows = [r for r in rows if len(r)]
+                groups.append((end, rows))
+                yield [(np.asarray(vectors[r]), np.asarray(distance[r])) for r in rows], self.config.eps
+
+        for found in self.executor.imap(dedup_group, tasks()):
+            end, rows = groups.popleft()
+            for r, cluster in zip(rows, found, strict=True):
+                twin[r] = np.where(cluster.kept, -1, r[np.maximum(cluster.twin, 0)])
+                similarity[r] = cluster.similarity
+            twin.flush()
+            similarity.flush()
+            self._save(dedup_next_cluster=end)
+            self.progress("dedup", end / k)
 
     def _borders(self) -> None:
         """Pairs split between neighbouring clusters (see `semdedup.across_borders`)."""

@@ -76,6 +76,12 @@ def brute_force(vectors: Matrix, eps: float, block: int = 4096) -> npt.NDArray[n
     return has_twin
 
 
+def dedup_group(task: tuple[list[tuple[Matrix, npt.NDArray[np.float32]]], float]) -> list[ClusterDedup]:
+    """Several clusters' SemDeDup (one executor task: each cluster's vectors and centroid distances, and eps)."""
+    clusters, eps = task
+    return [dedup_cluster(vectors, distances, eps) for vectors, distances in clusters]
+
+
 def across_borders(
     vectors: Matrix,
     twin: npt.NDArray[np.int64],
