@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -375,23 +377,78 @@ def search(
 def reindex(
     model: Annotated[str, typer.Option(help="the new CLIP: open_clip or HF folder, or ARCH@CHECKPOINT")],
     force: Annotated[bool, typer.Option(help="switch the aliases even if some videos failed")] = False,
+    rate: Annotated[float, typer.Option(help="videos published a second at most (0: unlimited)")] = 0.0,
+    in_flight: Annotated[int, typer.Option(help="videos published and not yet indexed, at most")] = 64,
+    http_port: Annotated[
+        int | None, typer.Option(help="serve progress, pause/resume and flow control on 127.0.0.1:PORT")
+    ] = None,
+    settle_s: Annotated[float, typer.Option(help="after the switch, how long the stages get to notice it")] = 15.0,
 ) -> None:
-    """Re-embed the catalogue with another model into new collections, then switch the aliases."""
+    """Re-embed the catalogue with another model through the pipeline (backfill topics, the stages' own
+    replicas) into new collections, then switch the aliases. Interrupted, it resumes when run again."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from services.clip.loader import load_clip
     from services.common.settings import CommonSettings
     from services.common.vectors import SegmentStore
-    from services.indexer.reindex import reindex as run
-    from services.media.settings import MediaSettings
+    from services.indexer.reindex import Control, Interrupted, Reindex
+    from services.indexer.reindex_api import ReindexServer
 
+    settings = CommonSettings()
+    target = load_clip(model, device="cpu").ref
+    run = Reindex(SegmentStore(settings), settings, target, model, Control(rate, in_flight), settle_s, force)
+    server = ReindexServer(run, port=http_port).start() if http_port is not None else None
+    if server is not None:
+        console.print(f"progress: http://127.0.0.1:{server.port}/v1/reindex")
+    stop = threading.Event()
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(_capture(lambda: run.run(stop))), daemon=True)
     started = time.perf_counter()
-    report = run(SegmentStore(CommonSettings()), model, MediaSettings(), force=force)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"))
+    try:
+        with Progress(*columns, TimeRemainingColumn(), console=console) as bar:
+            task = bar.add_task("reindex", total=None, rate="")
+            worker.start()
+            while worker.is_alive():
+                now = run.progress()
+                bar.update(
+                    task,
+                    description=f"reindex ({now.state})",
+                    total=now.total or None,
+                    completed=now.done,
+                    rate=f"{now.rate_per_s:.2f} videos/s, {now.in_flight} in flight, {now.failed} failed",
+                )
+                worker.join(0.5)
+    except KeyboardInterrupt:
+        stop.set()
+        worker.join(60)
+    finally:
+        if server is not None:
+            server.stop()
+    outcome = result[0] if result else Interrupted("stopped")
+    if isinstance(outcome, Interrupted):
+        console.print("[yellow]stopped: run the same command again to resume[/yellow]")
+        raise typer.Exit(130)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    report = outcome
     console.print(
-        f"re-embedded {report.videos} videos ({report.segments} segments) into {report.collection} "
-        f"in {time.perf_counter() - started:.1f}s; aliases {'switched' if report.switched else 'NOT switched'}"
+        f"{report.videos} videos in {report.collection} ({report.published} published"
+        f"{', resumed' if report.resumed else ''}) in {time.perf_counter() - started:.1f}s; "
+        f"aliases {'switched' if report.switched else 'NOT switched'}"
     )
     for video_id, reason in report.failed.items():
         console.print(f"  [red]{video_id}[/red]: {reason}")
     if not report.switched:
         raise typer.Exit(1)
+
+
+def _capture(fn: Callable[[], Any]) -> Any:
+    """fn's result, or the exception it raised (a worker thread's outcome, for the main thread to act on)."""
+    try:
+        return fn()
+    except BaseException as exc:
+        return exc
 
 
 @app.command()
@@ -442,6 +499,10 @@ def curate(
     clusters: Annotated[int, typer.Option(help="k-means clusters (0: about sqrt(n / 2))")] = 0,
     collection: Annotated[str | None, typer.Option(help="segments collection (default: the served one)")] = None,
     restart: Annotated[bool, typer.Option(help="discard an interrupted run's work instead of resuming it")] = False,
+    ray: Annotated[bool, typer.Option(help="run the assignment and SemDeDup as Ray tasks (a local Ray)")] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="a Ray cluster to run on instead (ray://head:10001, or auto in a Ray job)")
+    ] = None,
 ) -> None:
     """Cluster a tenant's segment vectors, drop near-identical segments within clusters (SemDeDup) and write
     a training manifest. An interrupted run resumes from its last checkpoint when started again."""
@@ -450,6 +511,7 @@ def curate(
     from services.common.errors import ClipstreamError
     from services.common.settings import CommonSettings
     from services.common.vectors import SegmentStore
+    from services.curation.executor import executor
     from services.curation.job import CurationConfig, CurationJob
 
     settings = CommonSettings()
@@ -466,11 +528,15 @@ def curate(
                 tasks[step] = bar.add_task(step, total=1.0)
             bar.update(tasks[step], completed=done)
 
+        tasks_on = executor(ray, ray_address)
         try:
-            report = CurationJob(store, config, settings.home / "curation" / "work", progress).run(manifest, restart)
+            job = CurationJob(store, config, settings.home / "curation" / "work", progress, tasks_on)
+            report = job.run(manifest, restart)
         except ClipstreamError as exc:
             console.print(f"[red]{exc.reason}[/red]: {exc.detail}")
             raise typer.Exit(2) from exc
+        finally:
+            tasks_on.close()
     if report.resumed_from:
         console.print(f"resumed after step {report.resumed_from!r}")
     console.print(

@@ -227,6 +227,30 @@ class SegmentEmbedding(Message):
     thumbnail: bytes = Field(default=b"", description="small JPEG of the segment's middle keyframe, for result pages")
 
 
+class BackfillTarget(BaseModel):
+    """The model a backfill re-embeds with, and where its weights load from while Triton serves another."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: ModelRef
+    spec: str = Field(max_length=4096, description="a checkpoint path or model name `load_clip` accepts")
+
+
+class VideoBackfill(Message):
+    """One catalogued video to decode and embed again with `target` (`clipstream reindex`). Its event id is
+    the same for the same video version and target, so a republished event rewrites the same rows."""
+
+    schema_version: Literal[1] = 1
+    video: VideoInfo
+    target: BackfillTarget
+
+
+class BackfillSegment(VideoSegment):
+    """A backfilled video's segment: embedded with `target`, not with the served model."""
+
+    target: BackfillTarget
+
+
 class SegmentIndexed(UploadStamped):
     """Ack from the indexer: this segment's row is durable in Milvus."""
 
@@ -514,6 +538,12 @@ class Topics:
     QC = "videos.qc"
     WEBHOOK_ENDPOINTS = "webhooks.endpoints"
     WEBHOOK_DEAD_LETTER = "webhooks.deadletter"  # not videos.deadletter: the status projection reads that one
+    # `clipstream reindex`: the same stages in their own groups; nothing downstream of ingest reads these
+    BACKFILL = "videos.backfill"
+    BACKFILL_SEGMENTS = "videos.backfill.segments"
+    BACKFILL_EMBEDDINGS = "videos.backfill.embeddings"
+    BACKFILL_INDEXED = "videos.backfill.indexed"
+    BACKFILL_DEAD_LETTER = "videos.backfill.deadletter"
 
 
 TOPIC_MODELS: dict[str, type[BaseModel]] = {
@@ -533,6 +563,11 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     Topics.QC: VideoQc,
     Topics.WEBHOOK_ENDPOINTS: WebhookEndpoint,
     Topics.WEBHOOK_DEAD_LETTER: DeadLetter,
+    Topics.BACKFILL: VideoBackfill,
+    Topics.BACKFILL_SEGMENTS: BackfillSegment,
+    Topics.BACKFILL_EMBEDDINGS: SegmentEmbedding,
+    Topics.BACKFILL_INDEXED: VideoIndexed,
+    Topics.BACKFILL_DEAD_LETTER: DeadLetter,
 }
 COMPACTED_TOPICS = frozenset({Topics.STATUS, Topics.REGISTRATIONS, Topics.WEBHOOK_ENDPOINTS})
 # compacted topics that also forget: a keyed registration is replayed for this long (a retry window, as

@@ -113,3 +113,12 @@ class StageSettings(BaseSettings):
     group_id: str = Field(description="Kafka consumer group: replicas of one stage share it")
     health_host: str = "127.0.0.1"
     health_port: int = Field(description="/healthz, /readyz and /metrics")
+
+    @property
+    def backfill_group_id(self) -> str:
+        """The group of the stage's backfill consumer (`clipstream reindex`): beside, never inside, its own."""
+        return f"{self.group_id}-backfill"
+
+    backfill_quiet_s: float = Field(
+        default=3.0, ge=0, description="a stage's backfill (reindex) waits until its fresh input was quiet this long"
+    )

@@ -28,6 +28,9 @@ MESSAGES_IN = Counter("clipstream_messages_consumed_total", "Messages consumed",
 MESSAGES_OUT = Counter("clipstream_messages_produced_total", "Messages produced", ["service", "topic"])
 DEAD_LETTERS = Counter("clipstream_dead_letters_total", "Messages sent to the dead-letter topic", ["service", "reason"])
 RETRIES = Counter("clipstream_transient_retries_total", "Batches retried after a transient failure", ["service"])
+HELD = Gauge(
+    "clipstream_consumer_held", "1 while a consumer is paused to give way (a backfill to fresh uploads)", ["service"]
+)
 BATCH_SECONDS = Histogram(
     "clipstream_batch_seconds",
     "Time to process one consumed batch",

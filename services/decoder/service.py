@@ -1,8 +1,12 @@
-"""The decoder stage: one upload in, its probe and segments out, or a dead letter with the reason."""
+"""The decoder stage: one upload in, its probe and segments out, or a dead letter with the reason.
+
+The same process decodes backfill events (`clipstream reindex`) in its own group, on their own topics, and
+only while its fresh uploads' partitions are quiet: a reindex never delays an upload on this replica."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from services.common.kafka.processor import (
     Outgoing,
@@ -12,18 +16,30 @@ from services.common.kafka.processor import (
     Result,
     TransactionalProcessor,
 )
-from services.common.messages import Keyframe, Topics, VideoInfo, VideoProbed, VideoSegment, VideoUploaded
+from services.common.messages import (
+    BackfillSegment,
+    Keyframe,
+    Topics,
+    VideoBackfill,
+    VideoInfo,
+    VideoProbed,
+    VideoSegment,
+    VideoUploaded,
+)
 from services.decoder.settings import DecoderSettings
 from services.media.decode import DecodedVideo
 from services.media.errors import DecodeError
 
 
 class Decoder:
-    """Decodes in a child process (`IsolatedDecoder`): no upload can hang, crash or exhaust the stage."""
+    """Decodes in a child process (`IsolatedDecoder`): no upload can hang, crash or exhaust the stage. The
+    backfill has a child of its own: an upload never waits behind a backfill's decode, and a decode killed at
+    its deadline never takes the other consumer's with it."""
 
     def __init__(self, settings: DecoderSettings) -> None:
         self.settings = settings
         self.isolated = settings.isolated_decoder()
+        self.backfill_isolated = settings.isolated_decoder()
 
     def handle(self, batch: list[Received[VideoUploaded]]) -> list[Result]:
         results: list[Result] = []
@@ -59,15 +75,57 @@ class Decoder:
             out.append(Outgoing(Topics.SEGMENTS, message, up.video_id, received))
         return out
 
+    def backfill(self, batch: list[Received[VideoBackfill]]) -> list[Result]:
+        """A catalogued video again, its segments for the backfill's target model (no probe: its status stands)."""
+        results: list[Result] = []
+        for received in batch:
+            back = received.value
+            try:
+                decoded = self.backfill_isolated.decode(back.video.uri)
+            except DecodeError as exc:
+                results.append(Rejected(received.raw, exc.reason, exc.detail))
+                continue
+            probe, count = decoded.probe, len(decoded.segments)
+            info = back.video.model_copy(
+                update={"width": probe.width, "height": probe.height, "duration_s": probe.duration_s}
+            )
+            for seg in decoded.segments:
+                message = BackfillSegment(
+                    event_id=back.event_id,
+                    video_id=back.video_id,
+                    segment_index=seg.index,
+                    segment_count=count,
+                    start_s=seg.start_s,
+                    end_s=seg.end_s,
+                    keyframes=[Keyframe(t=k.t, jpeg=k.jpeg) for k in seg.keyframes],
+                    video=info,
+                    target=back.target,
+                )
+                results.append(Outgoing(Topics.BACKFILL_SEGMENTS, message, back.video_id, received))
+        return results
 
-def build(settings: DecoderSettings) -> TransactionalProcessor[VideoUploaded]:
+
+def build(settings: DecoderSettings) -> list[TransactionalProcessor[Any]]:
+    """Fresh uploads, and the backfill in its own group, held while the uploads' partitions have work."""
     decoder = Decoder(settings)
+    fields = settings.common.processor_fields()
     config = ProcessorConfig(
         service="decoder",
         group_id=settings.group_id,
         input_topic=Topics.UPLOADED,
         max_batch=1,
         handle_timeout_s=decoder.isolated.deadline_s + 60,
-        **settings.common.processor_fields(),
+        **fields,
     )
-    return TransactionalProcessor.for_topics(settings.common, config, decoder.handle)
+    fresh = TransactionalProcessor.for_topics(settings.common, config, decoder.handle)
+    backfill = ProcessorConfig(
+        service="decoder-backfill",
+        group_id=settings.backfill_group_id,
+        input_topic=Topics.BACKFILL,
+        max_batch=1,
+        handle_timeout_s=decoder.backfill_isolated.deadline_s + 60,
+        dead_letter_topic=Topics.BACKFILL_DEAD_LETTER,
+        hold=lambda: fresh.active(settings.backfill_quiet_s),
+        **fields,
+    )
+    return [fresh, TransactionalProcessor.for_topics(settings.common, backfill, decoder.backfill)]

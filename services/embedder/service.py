@@ -2,14 +2,21 @@
 
 A segment's vector is the normalised mean of its keyframes' embeddings. Malformed JPEGs dead-letter their
 segment alone; Triton being down raises TransientError, so the batch is retried and nothing is committed.
+A reindex's segments (`videos.backfill.segments`, own group) are embedded with their target model, only
+while this replica's fresh segments are quiet.
 """
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
+from typing import Any, TypeVar
+
 import numpy as np
 from PIL import UnidentifiedImageError
 
-from services.clip.routing import ModelRouter
+from services.clip.routing import ModelRouter, in_process
+from services.common.errors import Misconfigured
 from services.common.kafka.processor import (
     Outgoing,
     ProcessorConfig,
@@ -18,11 +25,20 @@ from services.common.kafka.processor import (
     Result,
     TransactionalProcessor,
 )
-from services.common.messages import ModelRef, SegmentEmbedding, Topics, VideoSegment
+from services.common.messages import (
+    BackfillSegment,
+    BackfillTarget,
+    ModelRef,
+    SegmentEmbedding,
+    Topics,
+    VideoSegment,
+)
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentStore, mean_vector
 from services.embedder.settings import EmbedderSettings
 from services.media.images import jpeg_to_pixels, thumbnail
+
+TRITON_RECHECK_S = 60.0  # a backfill asks Triton which model it serves again after this long (it may be rolled)
 
 
 class Embedder:
@@ -32,39 +48,50 @@ class Embedder:
     def __init__(self, client: ClipClient, router: ModelRouter | None = None) -> None:
         self.client = client
         self.router = router
+        self._triton_seen: tuple[str, float] | None = None  # the model Triton answered with, until when trusted
 
     def handle(self, batch: list[Received[VideoSegment]]) -> list[Result]:
-        results: list[Result] = []
-        images: list[np.ndarray] = []
-        owners: list[tuple[Received[VideoSegment], slice]] = []
-        for received in batch:
-            try:
-                pixels = [jpeg_to_pixels(k.jpeg) for k in received.value.keyframes]
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
-                results.append(Rejected(received.raw, "bad_keyframe", f"keyframe is not a decodable image: {exc}"))
-                continue
-            owners.append((received, slice(len(images), len(images) + len(pixels))))
-            images.extend(pixels)
-        if not images:
-            return results
-        embeddings, model = self._embed(images)
-        for received, rows in owners:
-            seg = received.value
-            message = SegmentEmbedding(
-                event_id=seg.event_id,
-                video_id=seg.video_id,
-                segment_index=seg.segment_index,
-                segment_count=seg.segment_count,
-                start_s=seg.start_s,
-                end_s=seg.end_s,
-                keyframe_times=[k.t for k in seg.keyframes],
-                vector=mean_vector(embeddings[rows]),
-                model=model,
-                video=seg.video,
-                thumbnail=thumbnail(seg.keyframes[len(seg.keyframes) // 2].jpeg),
-            )
-            results.append(Outgoing(Topics.EMBEDDINGS, message, seg.video_id, received))
+        results, images, owners = _pixels(batch)
+        if images:
+            embeddings, model = self._embed(images)
+            results += _embedded(owners, embeddings, model, Topics.EMBEDDINGS)
         return results
+
+    def backfill(self, batch: list[Received[BackfillSegment]]) -> list[Result]:
+        """Segments of a reindex, embedded with their target model (Triton's when it serves it)."""
+        by_target: dict[BackfillTarget, list[Received[BackfillSegment]]] = defaultdict(list)
+        for received in batch:
+            by_target[received.value.target].append(received)
+        results: list[Result] = []
+        for target, group in by_target.items():
+            rejected, images, owners = _pixels(group)
+            results += rejected
+            if images:
+                embeddings = self._embed_with(target, images)
+                results += _embedded(owners, embeddings, target.model, Topics.BACKFILL_EMBEDDINGS)
+        return results
+
+    def _embed_with(self, target: BackfillTarget, images: list[np.ndarray]) -> np.ndarray:
+        """Triton while it serves the target (asked again every `TRITON_RECHECK_S`), else in-process."""
+        now = time.monotonic()
+        if self._triton_seen is None or self._triton_seen[0] == target.model.version or now > self._triton_seen[1]:
+            vectors, model = self.client.embed_images(images)
+            self._triton_seen = (model.version, now + TRITON_RECHECK_S)
+            if model.version == target.model.version:
+                return vectors
+        if not target.spec:
+            raise Misconfigured(
+                f"Triton does not serve {target.model.name}:{target.model.version} and the backfill names no "
+                "loadable spec for it",
+                reason="model_mismatch",
+            )
+        clip = in_process(target.spec)
+        if clip.ref.version != target.model.version:
+            raise Misconfigured(
+                f"{target.spec} loads {clip.ref.version}, the backfill needs {target.model.version}",
+                reason="model_mismatch",
+            )
+        return np.concatenate([clip.embed_pixels(image[None]) for image in images])
 
     def _embed(self, images: list[np.ndarray]) -> tuple[np.ndarray, ModelRef]:
         if self.router is None:
@@ -76,7 +103,51 @@ class Embedder:
         return vectors, model
 
 
-def build(settings: EmbedderSettings) -> TransactionalProcessor[VideoSegment]:
+S = TypeVar("S", bound=VideoSegment)
+
+
+def _pixels(
+    batch: list[Received[S]],
+) -> tuple[list[Result], list[np.ndarray], list[tuple[Received[S], slice]]]:
+    """Each segment's keyframes decoded (a segment with a bad one is rejected alone), and which rows are whose."""
+    results: list[Result] = []
+    images: list[np.ndarray] = []
+    owners: list[tuple[Received[S], slice]] = []
+    for received in batch:
+        try:
+            pixels = [jpeg_to_pixels(k.jpeg) for k in received.value.keyframes]
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            results.append(Rejected(received.raw, "bad_keyframe", f"keyframe is not a decodable image: {exc}"))
+            continue
+        owners.append((received, slice(len(images), len(images) + len(pixels))))
+        images.extend(pixels)
+    return results, images, owners
+
+
+def _embedded(
+    owners: list[tuple[Received[S], slice]], embeddings: np.ndarray, model: ModelRef, topic: str
+) -> list[Result]:
+    results: list[Result] = []
+    for received, rows in owners:
+        seg = received.value
+        message = SegmentEmbedding(
+            event_id=seg.event_id,
+            video_id=seg.video_id,
+            segment_index=seg.segment_index,
+            segment_count=seg.segment_count,
+            start_s=seg.start_s,
+            end_s=seg.end_s,
+            keyframe_times=[k.t for k in seg.keyframes],
+            vector=mean_vector(embeddings[rows]),
+            model=model,
+            video=seg.video,
+            thumbnail=thumbnail(seg.keyframes[len(seg.keyframes) // 2].jpeg),
+        )
+        results.append(Outgoing(topic, message, seg.video_id, received))
+    return results
+
+
+def build(settings: EmbedderSettings) -> list[TransactionalProcessor[Any]]:
     url = settings.common.triton_grpc_url if settings.triton_transport == "grpc" else settings.common.triton_http_url
     client = ClipClient(
         url,
@@ -87,6 +158,7 @@ def build(settings: EmbedderSettings) -> TransactionalProcessor[VideoSegment]:
         shared_memory=settings.shared_memory,
     )
     embedder = Embedder(client, ModelRouter(SegmentStore(settings.common), ttl_s=settings.served_model_ttl_s))
+    fields = settings.common.processor_fields()
     config = ProcessorConfig(
         service="embedder",
         group_id=settings.group_id,
@@ -94,6 +166,18 @@ def build(settings: EmbedderSettings) -> TransactionalProcessor[VideoSegment]:
         max_batch=settings.max_batch_messages,
         max_wait_s=settings.max_wait_s,
         handle_timeout_s=settings.triton_timeout_s * 4 + 60,
-        **settings.common.processor_fields(),
+        **fields,
     )
-    return TransactionalProcessor.for_topics(settings.common, config, embedder.handle, client.ready)
+    fresh = TransactionalProcessor.for_topics(settings.common, config, embedder.handle, client.ready)
+    backfill = ProcessorConfig(
+        service="embedder-backfill",
+        group_id=settings.backfill_group_id,
+        input_topic=Topics.BACKFILL_SEGMENTS,
+        max_batch=settings.max_batch_messages,
+        max_wait_s=settings.max_wait_s,
+        handle_timeout_s=settings.triton_timeout_s * 4 + 60,
+        dead_letter_topic=Topics.BACKFILL_DEAD_LETTER,
+        hold=lambda: fresh.active(settings.backfill_quiet_s),
+        **fields,
+    )
+    return [fresh, TransactionalProcessor.for_topics(settings.common, backfill, embedder.backfill, client.ready)]

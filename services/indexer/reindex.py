@@ -1,139 +1,394 @@
-"""`clipstream reindex --model NEW`: re-embed the whole catalogue with another CLIP, without downtime.
+"""`clipstream reindex --model NEW`: re-embed the whole catalogue with another CLIP through the pipeline.
 
-The catalogue is the served video collection. Each video is decoded again from its source (keyframes
-are not kept), embedded in-process with the new model, and written to the new model's collections,
-which nothing serves yet; then both aliases switch, each in one atomic metadata operation. Searches
-answer from the old collections throughout and from the new ones after the switch (the search engine
-embeds queries in-process with the new model until Triton serves it). If any video fails, the aliases
-stay put unless `force` is set, because switching would make those videos unsearchable.
+The coordinator publishes one backfill event per catalogued video (`videos.backfill`); the decoder, embedder
+and indexer consume the backfill topics in their own consumer groups (so a reindex scales with the stages'
+replicas and their autoscalers, as ingest does), each replica only while its fresh uploads are quiet, and the
+indexer writes into the new model's collections, which nothing serves yet. Then both aliases switch, each in
+one atomic metadata operation. Searches answer from the old collections throughout and from the new ones after
+the switch (the search engine embeds queries in-process with the new model until Triton serves it).
 
-Uploads keep arriving meanwhile and land in the old collections: reindex catches up (videos that are new,
-or re-uploaded, in the old collection since they were re-embedded) until a pass finds nothing, switches,
-waits `settle_s` for the embedder to notice the switch (from then on it embeds new uploads with the served
-model), and catches up once more, so no upload is left behind in the collections nothing serves.
+Flow control is the coordinator's: at most `in_flight` videos published and not yet indexed, at most `rate`
+published a second, none while paused. What is done is read from the collections themselves (a video is done
+when the new collection holds it at the upload time the old one has), so a coordinator that crashes resumes by
+starting again: it republishes only what is not done (an event in flight when it died may be published twice;
+the indexer rewrites the same rows, keyed by video, segment and model). A video whose backfill was
+dead-lettered (`videos.backfill.deadletter`) is failed: the aliases stay put unless `force` is set, because
+switching would make it unsearchable.
+
+Uploads keep arriving meanwhile and land in the old collections: passes repeat until one finds nothing, then
+the switch, `settle_s` for the embedder to notice it (from then on it embeds new uploads with the served
+model), and passes again, so no upload is left behind in the collections nothing serves.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import re
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-import numpy as np
+from confluent_kafka import Consumer, TopicPartition
 
-from services.clip.loader import LoadedClip, load_clip
-from services.common.errors import ClipstreamError
 from services.common.filters import Filters
-from services.common.messages import SegmentEmbedding, VideoInfo
-from services.common.vectors import TAG_FIELDS, VIDEO_FIELDS, VIDEOS_ALIAS, SegmentStore, mean_vector
-from services.media.decode import decode_video
-from services.media.images import jpeg_to_pixels, thumbnail
-from services.media.settings import MediaSettings
-from services.media.sources import open_source
+from services.common.kafka.config import consumer_config
+from services.common.kafka.publisher import Publisher
+from services.common.messages import BackfillTarget, DeadLetter, ModelRef, Topics, VideoBackfill, VideoInfo
+from services.common.settings import CommonSettings
+from services.common.vectors import TAG_FIELDS, VIDEO_FIELDS, VIDEOS_ALIAS, SegmentStore, videos_collection
 
 log = logging.getLogger(__name__)
+
+LOOKUP = 100  # videos per Milvus read (`video_id in [...]`)
+STALL_S = 60.0  # in flight and nothing indexed this long: said in the log, with the videos waited for
 
 
 @dataclass
 class ReindexReport:
     collection: str = ""
     videos: int = 0
-    segments: int = 0
+    published: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     switched: bool = False
+    resumed: bool = False
 
 
-def reindex(
-    store: SegmentStore,
-    spec: str,
-    media: MediaSettings,
-    force: bool = False,
-    progress: Callable[[str], None] = lambda _: None,
-    settle_s: float = 15.0,
-) -> ReindexReport:
-    clip = load_clip(spec)
-    old = store.served(VIDEOS_ALIAS)
-    if old is None:
-        raise RuntimeError("nothing is indexed yet: there is no catalogue to re-embed")
-    current, _ = store.model_of(old)
-    if current.version == clip.ref.version:
-        raise RuntimeError(f"{old} is already embedded with {clip.ref.name}:{clip.ref.version}")
-    report = ReindexReport(collection=store.ensure_collections(clip.ref, spec=spec, serve=False)[0])
-    embedded: dict[str, int] = {}  # video id -> the upload time of the version re-embedded
+@dataclass(frozen=True)
+class ReindexProgress:
+    """What the CLI's bar and `GET /v1/reindex` show."""
 
-    def catch_up() -> int:
-        """Re-embed what the old collection holds that is new or newer than what was re-embedded."""
-        todo = [
-            row["video_id"]
-            for rows in store.iter_rows(old, ["video_id", "uploaded_at"])
-            for row in rows
-            if embedded.get(row["video_id"], -1) < row["uploaded_at"] and row["video_id"] not in report.failed
-        ]
-        for start in range(0, len(todo), 100):
-            expr = Filters(video_ids=todo[start : start + 100]).compile()
-            for row in store.rows(expr, VIDEO_FIELDS, collection=old):
-                if _reembed(store, clip, media, row, report):
-                    embedded[row["video_id"]] = row["uploaded_at"]
-                    progress(row["video_id"])
-        return len(todo)
-
-    while catch_up():
-        pass
-    if report.failed and not force:
-        log.warning("reindex left the aliases alone", extra={"failed": len(report.failed)})
-        return report
-    store.switch_aliases(clip.ref)
-    report.switched = True
-    time.sleep(settle_s)
-    while catch_up():
-        pass
-    return report
+    model: str
+    collection: str
+    state: str  # starting, running, paused, switching, done, stopped
+    total: int
+    done: int
+    failed: int
+    in_flight: int
+    published: int
+    rate_per_s: float  # videos done a second over the last minute
+    eta_s: float | None
+    switched: bool
 
 
-def _reembed(
-    store: SegmentStore, clip: LoadedClip, media: MediaSettings, row: dict[str, Any], report: ReindexReport
-) -> bool:
-    try:
-        with open_source(row["uri"], media.source_policy()) as source:
-            decoded = decode_video(source, media.decode_options())
-    except ClipstreamError as exc:  # permanent or transient (a source server down): that video is not re-embedded
-        report.failed[row["video_id"]] = f"{exc.reason}: {exc.detail}"
-        return False
-    info = VideoInfo(
-        uri=row["uri"],
-        creator=row["creator"],
-        tenant=row["tenant"],
-        title=row["title"],
-        uploaded_at=datetime.fromtimestamp(row["uploaded_at"], UTC),
-        tags=[row[t] for t in TAG_FIELDS if row[t]],
-        metadata=row.get("metadata") or {},
-        width=decoded.probe.width,
-        height=decoded.probe.height,
-        duration_s=decoded.probe.duration_s,
-    )
-    embeddings = []
-    for seg in decoded.segments:
-        vectors = np.concatenate([clip.embed_pixels(jpeg_to_pixels(k.jpeg)[None]) for k in seg.keyframes])
-        middle = seg.keyframes[len(seg.keyframes) // 2]
-        embeddings.append(
-            SegmentEmbedding(
-                event_id=f"reindex-{clip.ref.version}"[:64],
-                video_id=row["video_id"],
-                segment_index=seg.index,
-                segment_count=len(decoded.segments),
-                start_s=seg.start_s,
-                end_s=seg.end_s,
-                keyframe_times=[k.t for k in seg.keyframes],
-                vector=mean_vector(vectors),
-                model=clip.ref,
-                video=info,
-                thumbnail=thumbnail(middle.jpeg),
+@dataclass(frozen=True)
+class Control:
+    """Flow control, changeable while a run goes (`PUT /v1/reindex`)."""
+
+    rate: float = 0.0  # videos published a second at most; 0: unlimited
+    in_flight: int = 64  # published and not yet indexed, at most
+
+
+class Reindex:
+    def __init__(
+        self,
+        store: SegmentStore,
+        settings: CommonSettings,
+        target: ModelRef,
+        spec: str,
+        control: Control | None = None,
+        settle_s: float = 15.0,
+        force: bool = False,
+        poll_s: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.target = BackfillTarget(model=target, spec=spec)
+        self.control = control or Control()
+        self.settle_s = settle_s
+        self.force = force
+        self.poll_s = poll_s
+        self.report = ReindexReport()
+        self._state = "starting"
+        self._paused = threading.Event()
+        self._lock = threading.Lock()
+        self._total = self._done = 0
+        self._in_flight: dict[str, int] = {}  # video id -> the upload time its event carries
+        self._history: deque[tuple[float, int]] = deque()  # (monotonic time, done) over the last minute
+        self._last_publish = float("-inf")
+
+    # --- control ----------------------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Publish nothing more; what is in flight finishes."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def set_control(self, control: Control) -> None:
+        self.control = control
+
+    def progress(self) -> ReindexProgress:
+        with self._lock:
+            rate = 0.0
+            if len(self._history) > 1:
+                (t0, d0), (t1, d1) = self._history[0], self._history[-1]
+                rate = (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
+            remaining = max(self._total - self._done - len(self.report.failed), 0)
+            state = "paused" if self._paused.is_set() and self._state == "running" else self._state
+            return ReindexProgress(
+                model=f"{self.target.model.name}:{self.target.model.version}",
+                collection=self.report.collection,
+                state=state,
+                total=self._total,
+                done=self._done,
+                failed=len(self.report.failed),
+                in_flight=len(self._in_flight),
+                published=self.report.published,
+                rate_per_s=round(rate, 3),
+                eta_s=round(remaining / rate, 1) if rate > 0 else None,
+                switched=self.report.switched,
             )
+
+    # --- the run ----------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None) -> ReindexReport:
+        stop = stop or threading.Event()
+        old = self.store.served(VIDEOS_ALIAS)
+        if old is None:
+            raise RuntimeError("nothing is indexed yet: there is no catalogue to re-embed")
+        model = self.target.model
+        if self.store.model_of(old)[0].version == model.version:
+            if self.store.exists(videos_collection(model)) and self._resuming():
+                return self._finish_resumed_switch(stop)
+            raise RuntimeError(f"{old} is already embedded with {model.name}:{model.version}")
+        self.report.collection = self.store.ensure_collections(model, spec=self.target.spec, serve=False)[0]
+        started_ms = self._begin()
+        publisher = Publisher(self.settings, "reindex")
+        failures = _Failures(self.settings, started_ms)
+        try:
+            self._state = "running"
+            while self._pass(old, publisher, failures, stop):
+                pass
+            if self.report.failed and not self.force:
+                log.warning("reindex left the aliases alone", extra={"failed": len(self.report.failed)})
+                self._state = "stopped"
+                return self.report
+            self._switch(stop)
+            self._state = "running"
+            while self._pass(old, publisher, failures, stop):
+                pass
+            self._state = "done"
+            self._record(finished=True)
+            return self.report
+        finally:
+            failures.close()
+            publisher.close()
+            if stop.is_set() and self._state != "done":
+                self._state = "stopped"
+
+    def _switch(self, stop: threading.Event) -> None:
+        self._state = "switching"
+        self.store.switch_aliases(self.target.model)
+        self.report.switched = True
+        self._record(switched=True)
+        stop.wait(self.settle_s)
+
+    def _finish_resumed_switch(self, stop: threading.Event) -> ReindexReport:
+        """A run that died after switching: the old collection is the one recorded; catch up from it."""
+        record = self._read_record()
+        self.report.collection = self.store.ensure_collections(self.target.model, spec=self.target.spec)[0]
+        self.report.switched = self.report.resumed = True
+        publisher = Publisher(self.settings, "reindex")
+        failures = _Failures(self.settings, int(record["started_ms"]))
+        try:
+            self._state = "running"
+            stop.wait(self.settle_s)
+            while self._pass(str(record["old"]), publisher, failures, stop):
+                pass
+            self._state = "done"
+            self._record(finished=True)
+            return self.report
+        finally:
+            failures.close()
+            publisher.close()
+
+    def _pass(self, old: str, publisher: Publisher, failures: _Failures, stop: threading.Event) -> bool:
+        """Publish what the new collection lacks (new or newer in the old one) and wait until it is indexed or
+        failed; whether there was anything to do."""
+        todo = self._todo(old)
+        if not todo:
+            return False
+        pending = deque(todo)
+        rows: deque[dict[str, Any]] = deque()
+        moved = (time.monotonic(), self._done)
+        while (pending or rows or self._in_flight) and not stop.is_set():
+            self._settle(failures)
+            if self._done != moved[1]:
+                moved = (time.monotonic(), self._done)
+            elif time.monotonic() - moved[0] > STALL_S and self._in_flight:
+                log.warning("no video indexed for a while", extra={"waiting_for": sorted(self._in_flight)[:10]})
+                moved = (time.monotonic(), self._done)
+            while (pending or rows) and self._may_publish():
+                if not rows:
+                    batch = [pending.popleft() for _ in range(min(LOOKUP, len(pending)))]
+                    rows.extend(self.store.rows(Filters(video_ids=batch).compile(), VIDEO_FIELDS, collection=old))
+                    continue  # a video deleted since the catalogue was read has no row: nothing to publish
+                self._publish(publisher, rows.popleft())
+            stop.wait(self.poll_s)
+        if stop.is_set():
+            raise Interrupted("stopped")
+        return True
+
+    def _todo(self, old: str) -> list[str]:
+        """The old collection's videos the new one lacks at their upload time (and that have not failed)."""
+        indexed: dict[str, int] = {}
+        for batch in self.store.iter_rows(
+            videos_collection(self.target.model), ["video_id", "uploaded_at"], batch=1000
+        ):
+            indexed.update((r["video_id"], r["uploaded_at"]) for r in batch)
+        todo, total = [], 0
+        for batch in self.store.iter_rows(old, ["video_id", "uploaded_at"], batch=1000):
+            for row in batch:
+                total += 1
+                if indexed.get(row["video_id"], -1) < row["uploaded_at"] and row["video_id"] not in self.report.failed:
+                    todo.append(row["video_id"])
+        with self._lock:
+            self._total, self._done = total, total - len(todo) - len(self.report.failed)
+            self._history.append((time.monotonic(), self._done))
+        self.report.videos = self._done
+        return todo
+
+    def _may_publish(self) -> bool:
+        control = self.control
+        if self._paused.is_set() or len(self._in_flight) >= control.in_flight:
+            return False
+        return control.rate <= 0 or time.monotonic() - self._last_publish >= 1.0 / control.rate
+
+    def _publish(self, publisher: Publisher, row: dict[str, Any]) -> None:
+        info = VideoInfo(
+            uri=row["uri"],
+            creator=row["creator"],
+            tenant=row["tenant"],
+            title=row["title"],
+            uploaded_at=datetime.fromtimestamp(row["uploaded_at"], UTC),
+            tags=[row[t] for t in TAG_FIELDS if row.get(t)],
+            metadata=row.get("metadata") or {},
+            width=row.get("width") or 0,
+            height=row.get("height") or 0,
+            duration_s=row.get("duration_s") or 0.0,
         )
-    store.write_segments(clip.ref, embeddings)
-    report.videos += 1
-    report.segments += len(embeddings)
-    return True
+        event = VideoBackfill(
+            event_id=backfill_event_id(self.target.model, row["video_id"], row["uploaded_at"]),
+            video_id=row["video_id"],
+            video=info,
+            target=self.target,
+        )
+        publisher.publish(Topics.BACKFILL, event)
+        self._in_flight[row["video_id"]] = row["uploaded_at"]
+        self._last_publish = time.monotonic()
+        self.report.published += 1
+
+    def _settle(self, failures: _Failures) -> None:
+        """Take in-flight videos that are now indexed (read from the new collection) or dead-lettered."""
+        for video_id, (event_id, reason) in failures.poll().items():
+            uploaded_at = self._in_flight.get(video_id)
+            if uploaded_at is not None and event_id == backfill_event_id(self.target.model, video_id, uploaded_at):
+                del self._in_flight[video_id]
+                self.report.failed[video_id] = reason
+        waiting = list(self._in_flight)
+        newly = 0
+        for start in range(0, len(waiting), LOOKUP):
+            expr = Filters(video_ids=waiting[start : start + LOOKUP]).compile()
+            for row in self.store.rows(
+                expr, ["video_id", "uploaded_at"], collection=videos_collection(self.target.model)
+            ):
+                if row["uploaded_at"] >= self._in_flight.get(row["video_id"], 1 << 62):
+                    del self._in_flight[row["video_id"]]
+                    newly += 1
+        now = time.monotonic()
+        with self._lock:
+            self._done += newly
+            self.report.videos = self._done
+            self._history.append((now, self._done))
+            while len(self._history) > 2 and now - self._history[0][0] > 60:
+                self._history.popleft()
+
+    # --- the run's record: what a restarted coordinator resumes -------------------------------------------
+
+    def _record_path(self) -> Path:
+        return self.settings.home / "reindex" / f"{self.target.model.version}.json"
+
+    def _read_record(self) -> dict[str, Any]:
+        path = self._record_path()
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _resuming(self) -> bool:
+        record = self._read_record()
+        return bool(record.get("switched")) and not record.get("finished")
+
+    def _begin(self) -> int:
+        record = self._read_record()
+        if record and not record.get("finished"):
+            self.report.resumed = True
+            return int(record["started_ms"])
+        started_ms = int(time.time() * 1000)
+        old = self.store.served(VIDEOS_ALIAS)
+        self._write_record({"started_ms": started_ms, "old": old, "spec": self.target.spec})
+        return started_ms
+
+    def _record(self, **update: Any) -> None:
+        self._write_record(self._read_record() | update)
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        path = self._record_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(path)
+
+
+class Interrupted(Exception):
+    """The run was stopped before it finished; started again, it resumes."""
+
+
+def backfill_event_id(model: ModelRef, video_id: str, uploaded_at: int) -> str:
+    """The same for the same video version and target: a republished event rewrites the same rows."""
+    digest = hashlib.sha256(f"{model.version}\0{video_id}\0{uploaded_at}".encode()).hexdigest()
+    return f"backfill-{digest[:40]}"
+
+
+_EVENT_ID = re.compile(rb'"event_id":"([^"]{1,64})"')
+
+
+class _Failures:
+    """The backfill's dead letters since the run began (read from `started_ms` on, as a resumed run must see
+    the failures of the events it published before it died): video id -> (event id, reason)."""
+
+    def __init__(self, settings: CommonSettings, started_ms: int) -> None:
+        self._consumer = Consumer(
+            consumer_config(settings, f"clipstream-reindex-{started_ms}", **{"enable.partition.eof": False})
+        )
+        meta = self._consumer.list_topics(Topics.BACKFILL_DEAD_LETTER, timeout=30)
+        partitions = [
+            TopicPartition(Topics.BACKFILL_DEAD_LETTER, p, started_ms)
+            for p in meta.topics[Topics.BACKFILL_DEAD_LETTER].partitions
+        ]
+        self._consumer.assign(self._consumer.offsets_for_times(partitions, timeout=30))
+
+    def poll(self) -> dict[str, tuple[str, str]]:
+        found: dict[str, tuple[str, str]] = {}
+        for msg in self._messages():
+            letter = DeadLetter.model_validate_json(msg.value() or b"")
+            event = _EVENT_ID.search(letter.payload[:512])  # a payload cut at 64 KiB keeps its head
+            if letter.key and event:
+                found[letter.key] = (
+                    event.group(1).decode(),
+                    f"{letter.service}: {letter.reason}: {letter.detail[:300]}",
+                )
+        return found
+
+    def _messages(self) -> Iterator[Any]:
+        for msg in self._consumer.consume(500, 0):
+            if msg.error() is None:
+                yield msg
+
+    def close(self) -> None:
+        self._consumer.close()

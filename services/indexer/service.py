@@ -29,8 +29,15 @@ from services.indexer.settings import IndexerSettings
 
 
 class Indexer:
-    def __init__(self, store: SegmentStore) -> None:
+    """`acks` None: no per-segment acks (a backfill's: the status of the upload stands); completions go to
+    `completions` (a backfill's to its own topic: nothing downstream of ingest sees a reindex)."""
+
+    def __init__(
+        self, store: SegmentStore, acks: str | None = Topics.SEGMENTS_INDEXED, completions: str = Topics.INDEXED
+    ) -> None:
         self.store = store
+        self.acks = acks
+        self.completions = completions
 
     def handle(self, batch: list[Received[SegmentEmbedding]]) -> list[Result]:
         by_model: dict[Any, list[Received[SegmentEmbedding]]] = defaultdict(list)
@@ -43,8 +50,8 @@ class Indexer:
             collection = segments_collection(model)
             for r in group:
                 e = r.value
-                if e.video_id in written.removed:
-                    continue  # deleted after this upload: no ack, no completion
+                if self.acks is None or e.video_id in written.removed:
+                    continue  # a backfill's; or deleted after this upload: no ack, no completion
                 ack = SegmentIndexed(
                     event_id=e.event_id,
                     video_id=e.video_id,
@@ -54,7 +61,7 @@ class Indexer:
                     model_version=model.version,
                     **e.video.stamp(),
                 )
-                results.append(Outgoing(Topics.SEGMENTS_INDEXED, ack, e.video_id, r))
+                results.append(Outgoing(self.acks, ack, e.video_id, r))
             by_event = {(r.value.video_id, r.value.event_id): r for r in group}
             for e in written.completed:
                 done = VideoIndexed(
@@ -66,7 +73,7 @@ class Indexer:
                     **e.video.stamp(),
                 )
                 source = by_event[(e.video_id, e.event_id)]
-                results.append(Outgoing(Topics.INDEXED, done, e.video_id, source, unique=e.event_id))
+                results.append(Outgoing(self.completions, done, e.video_id, source, unique=e.event_id))
         return results
 
 
@@ -79,9 +86,11 @@ def observe_freshness(committed: list[Outgoing]) -> None:
 
 
 def build(settings: IndexerSettings) -> list[TransactionalProcessor[Any]]:
-    """The embeddings processor, and the processor of deletes and patches (its own group, same process)."""
+    """The embeddings processor, the processor of deletes and patches, and the backfill's (each its own
+    group, same process; the backfill held while fresh embeddings have work)."""
     store = SegmentStore(settings.common)
     indexer = Indexer(store)
+    fields = settings.common.processor_fields()
     config = ProcessorConfig(
         service="indexer",
         group_id=settings.group_id,
@@ -90,7 +99,24 @@ def build(settings: IndexerSettings) -> list[TransactionalProcessor[Any]]:
         max_wait_s=settings.max_wait_s,
         handle_timeout_s=300.0,
         on_committed=observe_freshness,
-        **settings.common.processor_fields(),
+        **fields,
     )
     embeddings = TransactionalProcessor.for_topics(settings.common, config, indexer.handle, store.ready)
-    return [embeddings, build_changes(settings, SegmentStore(settings.common))]
+    backfill_store = SegmentStore(settings.common)
+    backfill = ProcessorConfig(
+        service="indexer-backfill",
+        group_id=settings.backfill_group_id,
+        input_topic=Topics.BACKFILL_EMBEDDINGS,
+        max_batch=settings.max_batch_messages,
+        max_wait_s=settings.max_wait_s,
+        handle_timeout_s=300.0,
+        dead_letter_topic=Topics.BACKFILL_DEAD_LETTER,
+        hold=lambda: embeddings.active(settings.backfill_quiet_s),
+        **fields,
+    )
+    backfilled = Indexer(backfill_store, acks=None, completions=Topics.BACKFILL_INDEXED)
+    return [
+        embeddings,
+        build_changes(settings, SegmentStore(settings.common)),
+        TransactionalProcessor.for_topics(settings.common, backfill, backfilled.handle, backfill_store.ready),
+    ]

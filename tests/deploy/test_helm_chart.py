@@ -193,6 +193,11 @@ def test_components_scale_on_their_own_topic_and_group() -> None:
     consumers = ("decoder", "embedder", "indexer", "enricher", "duplicates", "qc", "webhooks")
     docs = render(*[arg for c in consumers for arg in ("--set", f"{c}.autoscaling.enabled=true")])
     scaled = by_kind(docs, "ScaledObject")
+    backfill = {  # a reindex's backlog scales the stages that serve it, each its own topic and group
+        "decoder": (Topics.BACKFILL, DecoderSettings().backfill_group_id),
+        "embedder": (Topics.BACKFILL_SEGMENTS, EmbedderSettings().backfill_group_id),
+        "indexer": (Topics.BACKFILL_EMBEDDINGS, IndexerSettings().backfill_group_id),
+    }
     expected = {
         "decoder": (Topics.UPLOADED, DecoderSettings().group_id),
         "embedder": (Topics.SEGMENTS, EmbedderSettings().group_id),
@@ -205,8 +210,9 @@ def test_components_scale_on_their_own_topic_and_group() -> None:
     assert set(scaled) == {f"cs-clipstream-{c}" for c in expected}
     deployments = by_kind(docs, "Deployment")
     for component, (topic, group) in expected.items():
-        trigger = scaled[f"cs-clipstream-{component}"]["spec"]["triggers"][0]
-        assert (trigger["metadata"]["topic"], trigger["metadata"]["consumerGroup"]) == (topic, group)
+        triggers = [t["metadata"] for t in scaled[f"cs-clipstream-{component}"]["spec"]["triggers"]]
+        wanted = [(topic, group), *([backfill[component]] if component in backfill else [])]
+        assert [(t["topic"], t["consumerGroup"]) for t in triggers] == wanted
         assert "replicas" not in deployments[f"cs-clipstream-{component}"]["spec"]  # KEDA owns the count
 
 

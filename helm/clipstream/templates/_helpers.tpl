@@ -183,6 +183,15 @@ spec:
         consumerGroup: {{ .group }}
         topic: {{ .topic }}
         lagThreshold: {{ $v.autoscaling.lagThreshold | quote }}
+    {{- if .backfillTopic }}
+    # a reindex's backlog (`clipstream reindex`) scales the same replicas; they serve it only while fresh input is quiet
+    - type: kafka
+      metadata:
+        bootstrapServers: {{ $root.Values.kafka.bootstrap }}
+        consumerGroup: {{ .group }}-backfill
+        topic: {{ .backfillTopic }}
+        lagThreshold: {{ $v.autoscaling.lagThreshold | quote }}
+    {{- end }}
 {{- end }}
 {{- end -}}
 

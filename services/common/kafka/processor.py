@@ -48,6 +48,7 @@ from services.common.telemetry import (
     BATCH_SECONDS,
     BATCH_SIZE,
     DEAD_LETTERS,
+    HELD,
     MESSAGES_IN,
     MESSAGES_OUT,
     RETRIES,
@@ -105,6 +106,10 @@ class ProcessorConfig:
     consumer_overrides: dict[str, object] = field(default_factory=dict)
     # called with the batch's outputs once its transaction committed (e.g. freshness: counted once)
     on_committed: Callable[[list[Outgoing]], None] | None = None
+    dead_letter_topic: str = Topics.DEAD_LETTER
+    # while this says True the group's partitions are paused (still a member, nothing fetched): a backfill
+    # gives way to fresh uploads
+    hold: Callable[[], bool] | None = None
 
     def __post_init__(self) -> None:
         # a handler call may legitimately take up to handle_timeout_s without polling: keep group membership
@@ -141,6 +146,9 @@ class TransactionalProcessor(Generic[M]):
         self._backoff_s = 0.0
         self._history: dict[tuple[str, int, int], list[str]] = {}
         self._lag = ConsumerLag(config.service)
+        self._last_input = float("-inf")  # when a batch last arrived or finished
+        self._in_batch = False
+        self._holding = False
 
     @classmethod
     def for_topics(
@@ -161,6 +169,10 @@ class TransactionalProcessor(Generic[M]):
         """False once a blocking step (a Kafka call, a handler) has run past its limit: restart us."""
         since = self._busy_since
         return since is None or time.monotonic() - since <= self._busy_limit
+
+    def active(self, quiet_s: float) -> bool:
+        """Whether this replica is handling a batch or was within the last `quiet_s` (its partitions have work)."""
+        return self._in_batch or time.monotonic() - self._last_input < quiet_s
 
     def ready(self) -> bool:
         if not (self._started.is_set() and self.live()) or self._degraded:
@@ -249,16 +261,37 @@ class TransactionalProcessor(Generic[M]):
         try:
             while not stop.is_set():
                 assert self._consumer is not None
+                self._pause_while_held()
                 msgs = self._consumer.consume(self.config.max_batch, self.config.max_wait_s)
                 try:
                     live = [m for m in msgs if not self._is_error(m)]
                     if live:
-                        self._process(live, stop)
+                        self._in_batch = True
+                        try:
+                            self._process(live, stop)
+                        finally:
+                            self._in_batch, self._last_input = False, time.monotonic()
                 except _Reconnect as exc:
                     self._exit("fatal Kafka error: exiting so the supervisor restarts us", error=str(exc))
         finally:
             self._started.clear()
             self._close_clients()
+
+    def _pause_while_held(self) -> None:
+        """Pause every assigned partition while `hold` says so (again each round: a rebalance assigns unpaused
+        ones), resume when it stops. A paused partition returns nothing and loses nothing: its fetch position
+        stays where consumption stopped."""
+        if self.config.hold is None:
+            return
+        assert self._consumer is not None
+        holding = self.config.hold()
+        if holding or self._holding:
+            assignment = self._consumer.assignment()
+            if assignment:
+                (self._consumer.pause if holding else self._consumer.resume)(assignment)
+        if holding != self._holding:
+            HELD.labels(self.config.service).set(int(holding))
+            self._holding = holding
 
     def _is_error(self, msg: KafkaMessage) -> bool:
         err = msg.error()
@@ -472,7 +505,7 @@ class TransactionalProcessor(Generic[M]):
         letter = DeadLetter.of(
             self.config.service, rejected.reason, rejected.detail, _key(raw), raw.key(), raw.value(), rejected.attempts
         )
-        return Outgoing(Topics.DEAD_LETTER, letter, key=letter.key or "")
+        return Outgoing(self.config.dead_letter_topic, letter, key=letter.key or "")
 
     # --- retries ----------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ are only made when the processor runs."""
 from __future__ import annotations
 
 import threading
+import time
 
 from pydantic import BaseModel
 
@@ -48,3 +49,17 @@ def test_dependencies_down_make_a_started_stage_unready() -> None:
     assert processor.ready()
     up[0] = False
     assert not processor.ready()
+
+
+def test_a_stage_is_active_while_handling_and_for_quiet_s_after() -> None:
+    config = ProcessorConfig(service="t", group_id="g", input_topic="x")
+    processor: TransactionalProcessor[Nothing] = TransactionalProcessor(
+        CommonSettings(), config, Nothing, lambda _b: []
+    )
+    assert not processor.active(quiet_s=5)  # never had input
+    processor._in_batch = True
+    assert processor.active(quiet_s=0)
+    processor._in_batch, processor._last_input = False, time.monotonic() - 4.9
+    assert processor.active(quiet_s=5)
+    processor._last_input = time.monotonic() - 5.1
+    assert not processor.active(quiet_s=5)
