@@ -32,13 +32,13 @@ from services.stack.process import http_ok
 SECOND_PORT = 9191
 
 
-def second_replica(stage: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, f"CLIPSTREAM_{stage.upper()}_HEALTH_PORT": str(SECOND_PORT)}
+def second_replica(stage: str, port: int = SECOND_PORT) -> subprocess.Popen[bytes]:
+    env = {**os.environ, f"CLIPSTREAM_{stage.upper()}_HEALTH_PORT": str(port)}
     proc = subprocess.Popen(
         [sys.executable, "-m", f"services.{stage}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 60
-    while not http_ok(f"http://127.0.0.1:{SECOND_PORT}/readyz"):
+    while not http_ok(f"http://127.0.0.1:{port}/readyz"):
         if time.monotonic() > deadline:
             proc.kill()
             raise SystemExit("the second replica did not become ready")

@@ -48,7 +48,7 @@ def _embedding(
 
 def check(uri: str) -> None:
     """Raises AssertionError on the first contract violation."""
-    store = SegmentStore(CommonSettings(milvus_uri=uri))
+    store = SegmentStore(CommonSettings(milvus_uri=uri, milvus_tenant_buckets=8))
     model = ModelRef(name="contract", version=f"v{int(time.time() * 1000)}", dim=DIM)
     rng = np.random.default_rng(0)
     base = rng.normal(size=DIM)
@@ -77,6 +77,10 @@ def check(uri: str) -> None:
         store.write_segments(model, writes[start : start + 25])
     segments = segments_collection(model)
     assert store.count(collection=segments) == 40 + 36
+    # tenants hash into partitions (2.3: no partition key, the one default partition). The number asked for
+    # (`milvus_tenant_buckets`) is what 2.4+ servers create; Milvus Lite keeps its fixed 16 whatever it is asked
+    partitions = store.client.list_partitions(segments)
+    assert (len(partitions) == 1) if store._server_before_2_4() else (len(partitions) > 8), partitions
     store.write_segments(model, writes[:5])  # a replay rewrites the same rows
     assert store.count(collection=segments) == 76
 

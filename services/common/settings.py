@@ -38,6 +38,9 @@ class CommonSettings(BaseSettings):
     milvus_exact_max_rows: int = Field(
         default=256, ge=0, description="filters admitting at most this many segments are searched exactly"
     )
+    milvus_tenant_buckets: int = Field(
+        default=64, ge=1, le=1024, description="partitions the tenant partition key hashes into (new collections)"
+    )
     milvus_search_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
         default="Bounded",
         description="read consistency of searches; the indexer's Strong read before `videos.indexed` makes "

@@ -2,7 +2,11 @@
 
 The job hands an executor a function and a stream of work items (a chunk of vectors to assign, a group of
 clusters to deduplicate) and takes the results back in the items' order, so it checkpoints exactly as it does
-in one process and both give the same manifest. Ray is local by default (a Ray started on loopback for this
+in one process and both give the same manifest. Every task runs its BLAS on one thread (`one_blas_thread`):
+a matrix product's last bits depend on how many threads share it, and a similarity at the threshold or two
+centroids nearly as close would otherwise decide differently on a 1-CPU Ray worker than in a 2-thread process.
+Parallelism comes from running tasks side by side instead: threads here (NumPy and faiss release the GIL in
+their kernels), Ray's workers there. Ray is local by default (a Ray started on loopback for this
 run, on this machine's cores) or a cluster's address (`ray://head:10001`, or `auto` inside a Ray job); the
 items travel through Ray's object store, at most `window` of them in flight, so the driver's memory is bounded
 by that window and not by the catalogue.
@@ -10,8 +14,11 @@ by that window and not by the catalogue.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 A = TypeVar("A")
@@ -26,14 +33,39 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def one_blas_thread() -> Any:
+    """A context in which BLAS (NumPy's and faiss's) uses one thread: a task's results then do not depend on
+    where it runs."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 class InProcess:
-    """One process, one item at a time: `clipstream curate` without `--ray`."""
+    """This process: `clipstream curate` without `--ray`. Up to `workers` tasks at once on threads (default: the
+    cores), at most `window` in flight, results in order."""
+
+    def __init__(self, workers: int = 0, window: int = 0) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.window = window or 2 * self.workers
+        self._pool: ThreadPoolExecutor | None = None
 
     def imap(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[R]:
-        return map(fn, items)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="curation")
+        pending: deque[Future[R]] = deque()
+        with one_blas_thread():  # process-wide: set once around all the threads' tasks, not per task
+            for item in items:
+                pending.append(self._pool.submit(fn, item))
+                if len(pending) >= self.window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 class RayTasks:
@@ -59,7 +91,7 @@ class RayTasks:
         self._remote: dict[Callable[..., Any], Any] = {}
 
     def imap(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[R]:
-        remote = self._remote.setdefault(fn, self._ray.remote(num_cpus=1)(fn))
+        remote = self._remote.setdefault(fn, self._ray.remote(num_cpus=1)(_on_one_blas_thread(fn)))
         pending: deque[Any] = deque()
         for item in items:
             pending.append(remote.remote(item))
@@ -71,6 +103,17 @@ class RayTasks:
     def close(self) -> None:
         if self._started:
             self._ray.shutdown()
+
+
+def _on_one_blas_thread(fn: Callable[[A], R]) -> Callable[[A], R]:
+    """fn as a Ray task runs it: BLAS on one thread (a worker runs one task at a time)."""
+
+    @functools.wraps(fn)
+    def task(item: A) -> R:
+        with one_blas_thread():
+            return fn(item)
+
+    return task
 
 
 def executor(ray: bool, address: str | None = None) -> Executor:

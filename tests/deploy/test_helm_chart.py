@@ -268,3 +268,27 @@ def test_plain_manifests_match_the_chart() -> None:
     result = helm("template", "clipstream", str(CHART), "--namespace", "clipstream", "-f", values)
     assert result.returncode == 0, result.stderr
     assert (ROOT / "k8s" / "clipstream.yaml").read_text() == result.stdout, "run scripts/render-k8s.sh"
+
+
+def test_the_curation_rayjob_runs_the_cli_on_the_ray_cluster_and_needs_a_claim() -> None:
+    import shlex
+
+    import typer.main
+
+    from services.cli import app
+
+    assert "RayJob" not in {d["kind"] for d in render() if d}
+    docs = render("--set", "curation.rayJob.enabled=true", "--set", "curation.rayJob.outputClaim=curation")
+    (job,) = [d for d in docs if d and d["kind"] == "RayJob"]
+    argv = shlex.split(job["spec"]["entrypoint"])
+    assert argv[:4] == ["python", "-m", "services.cli", "curate"] and argv[4].startswith("/output/")
+    assert argv[argv.index("--ray-address") + 1] == "auto"
+    curate = typer.main.get_command(app).commands["curate"]  # type: ignore[attr-defined]
+    options = {opt for param in curate.params for opt in param.opts}
+    assert {a for a in argv if a.startswith("--")} <= options  # every flag the job passes is one the CLI takes
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    assert head["volumes"][0]["persistentVolumeClaim"]["claimName"] == "curation"
+    env = {e["name"]: e.get("value") for e in head["containers"][0]["env"]}
+    assert env["CLIPSTREAM_HOME"].startswith("/output/")  # checkpoints on the claim: a retried job resumes
+    result = helm("template", "cs", str(CHART), *REQUIRED, "--set", "curation.rayJob.enabled=true")
+    assert result.returncode != 0 and "curation.rayJob.outputClaim" in result.stderr

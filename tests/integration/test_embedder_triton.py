@@ -14,7 +14,7 @@ import pytest
 
 from services.clip.loader import load_clip
 from services.common.filters import Filters
-from services.common.messages import Topics
+from services.common.messages import ModelRef, Topics
 from services.common.settings import CommonSettings
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentStore
@@ -71,7 +71,7 @@ def _restart_through_the_container_entry_point(stack: StackSettings) -> Proc:
     return triton
 
 
-def _embed_probe_images() -> tuple[np.ndarray, str]:
+def _embed_probe_images() -> tuple[np.ndarray, ModelRef]:
     images = [np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(4)]
     client = ClipClient(TEST_ENV["CLIPSTREAM_TRITON_GRPC_URL"], max_in_flight=1)
     try:

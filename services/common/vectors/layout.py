@@ -87,6 +87,7 @@ class IndexConfig:
     search_ef: int = 512
     exact_max_rows: int = 256
     consistency: str = "Bounded"
+    tenant_buckets: int = 64  # partitions of the tenant partition key (Milvus's default)
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> IndexConfig:
@@ -97,6 +98,7 @@ class IndexConfig:
             settings.milvus_search_ef,
             settings.milvus_exact_max_rows,
             settings.milvus_search_consistency,
+            settings.milvus_tenant_buckets,
         )
 
     def build_params(self) -> dict[str, Any]:
@@ -156,7 +158,8 @@ def create_collection(
         # Milvus 2.4+ and Lite build INVERTED for strings and numbers; 2.3 has Trie / STL_SORT
         kind = ("Trie" if scalar in STRING_FIELDS else "STL_SORT") if legacy else "INVERTED"
         params.add_index(scalar, index_type=kind)
-    client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
+    buckets = {} if legacy else {"num_partitions": index.tenant_buckets}
+    client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong", **buckets)
 
 
 def create_overrides(client: MilvusClient) -> None:

@@ -17,7 +17,7 @@ from services.common.vectors import SegmentStore
 from services.curation.executor import Executor, InProcess, RayTasks
 from services.curation.job import _ROW_TYPES, ROW_FIELDS, CurationConfig, CurationJob
 
-ROWS, DIM = 6000, 48
+ROWS, DIM = 6000, 256
 CONFIG = CurationConfig(tenant="acme", collection="segments", eps=0.05, clusters=150, batch=700)
 
 
