@@ -2,7 +2,7 @@
 synthetic 512-d segment vectors, in one process and on a local Ray, in the same run.
 
 Run: `.venv/bin/python -m bench.curation_scale [--sizes 1000000] [--executors inprocess ray]`. Per size the
-vectors are written once, chunk by chunk, as the export leaves them (a float32 file the job memory-maps, and the
+vectors are written once, chunk by chunk, as the export leaves them (a float16 file the job memory-maps, and the
 rows' Parquet): clustered content with 5 % planted near-copies. Each executor runs the job from there in a child
 process of its own, sampled every 0.2 s for the resident memory of its whole process tree (Ray's raylet and
 workers included): wall time per step, peak RSS, and whether its manifest equals the one-process manifest. The
@@ -30,7 +30,8 @@ import pyarrow.parquet as pq
 
 from bench.common import recorded
 from services.curation.executor import Executor, InProcess, RayTasks
-from services.curation.job import _ROW_TYPES, ROW_FIELDS, CurationConfig, CurationJob
+from services.curation.export import ROW_FIELDS, ROW_TYPES
+from services.curation.job import CurationConfig, CurationJob
 
 DIM, CHUNK = 512, 200_000
 
@@ -45,15 +46,15 @@ def prepare(work: Path, n: int, seed: int = 0) -> None:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     topics = rng.standard_normal((2000, DIM)).astype(np.float32)
-    schema = pa.schema([(f, _ROW_TYPES[f]) for f in ROW_FIELDS])
-    with open(folder / "vectors.f32", "wb") as out, pq.ParquetWriter(folder / "rows.parquet", schema) as rows:
+    schema = pa.schema([(f, ROW_TYPES[f]) for f in ROW_FIELDS])
+    with open(folder / "vectors.f16", "wb") as out, pq.ParquetWriter(folder / "rows.parquet", schema) as rows:
         for start in range(0, n, CHUNK):
             m = min(CHUNK, n - start)
             chunk = topics[rng.integers(0, len(topics), m)] + 1.2 * rng.standard_normal((m, DIM)).astype(np.float32)
             copies = rng.choice(np.arange(m // 2, m), m // 20, replace=False)  # 5 % near-copies of earlier rows
             chunk[copies] = chunk[rng.choice(m // 2, len(copies))] + 0.12 * rng.standard_normal((len(copies), DIM))
             chunk /= np.linalg.norm(chunk, axis=1, keepdims=True)
-            out.write(chunk.astype(np.float32).tobytes())
+            out.write(chunk.astype(np.float16).tobytes())
             ids = [f"v{i:09d}" for i in range(start, start + m)]
             rows.write_table(
                 pa.table(
@@ -140,7 +141,7 @@ def main() -> None:
                 baseline = baseline or wall
                 steps = report["seconds"]
                 assert isinstance(steps, dict)
-                size_mib = n * DIM * 4 / 2**20
+                size_mib = n * DIM * 2 / 2**20
                 timings = " / ".join(f"{steps.get(s, 0):.0f}" for s in ("cluster", "dedup", "borders", "manifest"))
                 print(
                     f"{n:>10,} {name:>9s} {wall:>8.1f} {wall / baseline:>6.2f}x {peak:>13,.0f} {size_mib:>12,.0f}  "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import faiss
 import numpy as np
@@ -12,6 +13,7 @@ import numpy.typing as npt
 from services.curation.executor import Executor, InProcess
 
 Matrix = npt.NDArray[np.float32]
+Vectors = npt.NDArray[np.floating[Any]]  # float32, or float16 as exported: computed in float32
 
 
 def default_clusters(n: int) -> int:
@@ -20,7 +22,7 @@ def default_clusters(n: int) -> int:
     return max(1, min(n, round(math.sqrt(n / 2))))
 
 
-def train(vectors: Matrix, k: int, niter: int = 20, seed: int = 0) -> Matrix:
+def train(vectors: Vectors, k: int, niter: int = 20, seed: int = 0) -> Matrix:
     """Normalised centroids, trained on at most 256 points per centroid (faiss's own cap, sampled here so a
     memory-mapped matrix is read only where sampled)."""
     n, dim = vectors.shape
@@ -51,7 +53,7 @@ def nearest(task: tuple[Matrix, Matrix]) -> tuple[npt.NDArray[np.int32], npt.NDA
 
 
 def assign(
-    vectors: Matrix,
+    vectors: Vectors,
     centroids: Matrix,
     labels: npt.NDArray[np.int32],
     distance: npt.NDArray[np.float32],

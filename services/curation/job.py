@@ -37,9 +37,17 @@ from services.common.filters import Filters
 from services.common.vectors import SegmentStore
 from services.curation.cluster import assign, default_clusters, members, train
 from services.curation.executor import Executor, InProcess
+from services.curation.export import (
+    ROW_FIELDS,
+    ROW_TYPES,
+    ExportShard,
+    export_shard,
+    range_clauses,
+    read_shard,
+    upload_time_bounds,
+)
 from services.curation.semdedup import across_borders, dedup_group
 
-ROW_FIELDS = ["pk", "video_id", "segment_index", "start_s", "end_s", "uri", "tenant"]
 MANIFEST_SCHEMA = pa.schema(
     [
         ("video_id", pa.string()),
@@ -72,6 +80,7 @@ class CurationConfig:
     niter: int = 20
     seed: int = 0
     batch: int = 2000  # rows per export batch and per assignment task
+    shard_rows: int = 250_000  # rows per export shard (one export task; its memory is about one batch)
 
     def key(self) -> str:
         raw = json.dumps(asdict(self), sort_keys=True)
@@ -150,32 +159,58 @@ class CurationJob:
         return report
 
     def _export(self) -> None:
-        if not self.store.exists(self.config.collection):
-            raise CurationError(f"no collection {self.config.collection}", reason="unknown_collection")
-        dim = self.store.model_of(self.config.collection)[0].dim
+        """The tenant's rows into float16 Parquet shards (tasks on the executor; finished shards are kept when a
+        run resumes), then, in shard order, into the memory-mapped `vectors.f16` and `rows.parquet`."""
+        collection = self.config.collection
+        if not self.store.exists(collection):
+            raise CurationError(f"no collection {collection}", reason="unknown_collection")
+        dim = self.store.model_of(collection)[0].dim
         expr = Filters(tenant=self.config.tenant).compile()
-        total = max(1, self.store.count(expr, collection=self.config.collection))
+        state = self._state()
+        if "export_bounds" not in state:
+            total = self.store.count(expr, collection=collection)
+            if total == 0:
+                raise CurationError(
+                    f"tenant {self.config.tenant!r} has no segments in {collection}", reason="empty_catalogue"
+                )
+            shards = -(-total // self.config.shard_rows)
+            state["export_bounds"] = upload_time_bounds(self.store, collection, expr, total, shards)
+            self._save(export_bounds=state["export_bounds"], export_total=total)
+        folder = self.work / "shards"
+        folder.mkdir(exist_ok=True)
+        plan = [
+            ExportShard(
+                collection,
+                f"{expr} and {clause}" if clause else expr,
+                dim,
+                str(folder / f"{i:05d}.parquet"),
+                self.config.batch,
+            )
+            for i, clause in enumerate(range_clauses(state["export_bounds"]))
+        ]
+        todo = [shard for shard in plan if not Path(shard.path).exists()]
+        for i, _ in enumerate(self.executor.imap(export_shard, todo)):
+            self.progress("export", 0.9 * (len(plan) - len(todo) + i + 1) / len(plan))
         done = 0
         with (
-            open(self.work / "vectors.f32", "wb") as vectors,
-            pq.ParquetWriter(self.work / "rows.parquet", pa.schema([(f, _ROW_TYPES[f]) for f in ROW_FIELDS])) as rows,
+            open(self.work / "vectors.f16", "wb") as vectors,
+            pq.ParquetWriter(self.work / "rows.parquet", pa.schema([(f, ROW_TYPES[f]) for f in ROW_FIELDS])) as rows,
         ):
-            for batch in self.store.iter_rows(self.config.collection, [*ROW_FIELDS, "vector"], expr, self.config.batch):
-                matrix = np.asarray([r["vector"] for r in batch], dtype=np.float32)
-                matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+            for shard in plan:
+                table, matrix = read_shard(Path(shard.path), dim)
                 vectors.write(matrix.tobytes())
-                rows.write_table(pa.table({f: [r[f] for r in batch] for f in ROW_FIELDS}, schema=rows.schema))
-                done += len(batch)
-                self.progress("export", min(done / total, 1.0))
+                rows.write_table(table)
+                done += len(matrix)
         if done == 0:
             raise CurationError(
-                f"tenant {self.config.tenant!r} has no segments in {self.config.collection}", reason="empty_catalogue"
+                f"tenant {self.config.tenant!r} has no segments in {collection}", reason="empty_catalogue"
             )
+        self.progress("export", 1.0)
         self._save(rows=done, dim=dim)
 
-    def _vectors(self) -> npt.NDArray[np.float32]:
+    def _vectors(self) -> npt.NDArray[np.float16]:
         state = self._state()
-        return np.memmap(self.work / "vectors.f32", dtype=np.float32, mode="r", shape=(state["rows"], state["dim"]))
+        return np.memmap(self.work / "vectors.f16", dtype=np.float16, mode="r", shape=(state["rows"], state["dim"]))
 
     def _cluster(self) -> None:
         vectors = self._vectors()
@@ -281,14 +316,3 @@ def _array(path: Path, dtype: type, n: int) -> np.memmap:
     if path.exists():
         return np.load(path, mmap_mode="r+")
     return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n,))
-
-
-_ROW_TYPES = {
-    "pk": pa.string(),
-    "video_id": pa.string(),
-    "segment_index": pa.int32(),
-    "start_s": pa.float32(),
-    "end_s": pa.float32(),
-    "uri": pa.string(),
-    "tenant": pa.string(),
-}

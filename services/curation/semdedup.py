@@ -10,12 +10,14 @@ pairs k-means split between neighbouring clusters.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import faiss
 import numpy as np
 import numpy.typing as npt
 
 Matrix = npt.NDArray[np.float32]
+Vectors = npt.NDArray[np.floating[Any]]  # float32, or float16 as exported: computed in float32
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,11 @@ class ClusterDedup:
     similarity: npt.NDArray[np.float32]  # to that twin
 
 
-def dedup_cluster(vectors: Matrix, distances: npt.NDArray[np.float32], eps: float, block: int = 2048) -> ClusterDedup:
+def dedup_cluster(vectors: Vectors, distances: npt.NDArray[np.float32], eps: float, block: int = 2048) -> ClusterDedup:
     """`vectors` normalised (n, d); `distances` to the centroid (n,)."""
     n = len(vectors)
     order = np.argsort(-distances, kind="stable")
-    ordered = np.ascontiguousarray(vectors[order])
+    ordered = np.ascontiguousarray(vectors[order], dtype=np.float32)  # float16 as exported: compared in float32
     kept = np.zeros(n, dtype=bool)
     twin = np.full(n, -1, dtype=np.int64)
     similarity = np.zeros(n, dtype=np.float32)
@@ -83,7 +85,7 @@ def dedup_group(task: tuple[list[tuple[Matrix, npt.NDArray[np.float32]]], float]
 
 
 def across_borders(
-    vectors: Matrix,
+    vectors: Vectors,
     twin: npt.NDArray[np.int64],
     similarity: npt.NDArray[np.float32],
     centroids: Matrix,
@@ -126,5 +128,6 @@ def across_borders(
     stale = dropped_rows[twin[twin[dropped_rows]] >= 0]
     if len(stale):
         twin[stale] = twin[twin[stale]]
-        similarity[stale] = np.einsum("ij,ij->i", vectors[stale], vectors[twin[stale]])
+        pairs = (np.asarray(vectors[stale], dtype=np.float32), np.asarray(vectors[twin[stale]], dtype=np.float32))
+        similarity[stale] = np.einsum("ij,ij->i", *pairs)
     return dropped

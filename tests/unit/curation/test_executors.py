@@ -15,7 +15,8 @@ import pytest
 
 from services.common.vectors import SegmentStore
 from services.curation.executor import Executor, InProcess, RayTasks
-from services.curation.job import _ROW_TYPES, ROW_FIELDS, CurationConfig, CurationJob
+from services.curation.export import ROW_FIELDS, ROW_TYPES
+from services.curation.job import CurationConfig, CurationJob
 
 ROWS, DIM = 6000, 256
 CONFIG = CurationConfig(tenant="acme", collection="segments", eps=0.05, clusters=150, batch=700)
@@ -39,9 +40,9 @@ def _catalogue() -> tuple[np.ndarray, pa.Table]:
             "uri": [f"s3://clips/{i}.mp4" for i in range(ROWS)],
             "tenant": ["acme"] * ROWS,
         },
-        schema=pa.schema([(f, _ROW_TYPES[f]) for f in ROW_FIELDS]),
+        schema=pa.schema([(f, ROW_TYPES[f]) for f in ROW_FIELDS]),
     )
-    return vectors.astype(np.float32), rows
+    return vectors.astype(np.float16).astype(np.float32), rows  # as exported: float16
 
 
 def _exported(work: Path) -> Path:
@@ -49,7 +50,7 @@ def _exported(work: Path) -> Path:
     vectors, rows = _catalogue()
     folder = work / f"{CONFIG.tenant}-{CONFIG.key()}"
     folder.mkdir(parents=True)
-    (folder / "vectors.f32").write_bytes(vectors.tobytes())
+    (folder / "vectors.f16").write_bytes(vectors.astype(np.float16).tobytes())
     pq.write_table(rows, folder / "rows.parquet")
     (folder / "state.json").write_text(json.dumps({"export_done": True, "step": "export", "rows": ROWS, "dim": DIM}))
     return work
@@ -86,7 +87,7 @@ def test_every_dropped_row_names_a_kept_twin_by_brute_force(tmp_path: Path, ray_
         assert kept[twin], f"row {row} names {twin}, which was dropped too"
         similarity = float(vectors[row] @ vectors[twin])
         assert similarity > 1 - CONFIG.eps
-        assert manifest.column("similarity")[row].as_py() == pytest.approx(similarity, abs=1e-4)
+        assert manifest.column("similarity")[row].as_py() == pytest.approx(similarity, abs=1e-5)
     survivors = vectors[kept]
     sims = survivors @ survivors.T
     np.fill_diagonal(sims, -1)
