@@ -493,7 +493,9 @@ def calibrate(
 
 @app.command()
 def curate(
-    manifest: Annotated[Path, typer.Argument(help="the Parquet manifest to write")],
+    manifest: Annotated[
+        Path, typer.Argument(help="the manifest to write: a .parquet file, or a folder (kept/ and dropped/ parts)")
+    ],
     tenant: Annotated[str, typer.Option(help="whose segments")] = "default",
     eps: Annotated[float, typer.Option(help="drop a segment whose cosine to a kept one exceeds 1 - eps")] = 0.05,
     clusters: Annotated[int, typer.Option(help="k-means clusters (0: about sqrt(n / 2))")] = 0,

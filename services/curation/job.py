@@ -274,41 +274,88 @@ class CurationJob:
         self.progress("borders", 1.0)
 
     def _write_manifest(self, manifest: Path, report: CurationReport) -> None:
+        """Batch by batch (`config.batch` rows; in memory besides: the video and segment ids, as a twin can be any
+        row), into one Parquet file, or, for a path without the `.parquet` suffix, a dataset of two folders,
+        `kept/` and `dropped/` (a training loader reads `kept/` alone). Written aside and renamed into place: a
+        reader never sees half of one."""
         state = self._state()
-        rows = pq.read_table(self.work / "rows.parquet")
-        labels = np.load(self.work / "labels.npy")
-        distance = np.load(self.work / "distance.npy")
-        twin = np.load(self.work / "twin.npy")
-        similarity = np.load(self.work / "similarity.npy")
-        kept = twin < 0
-        video = rows.column("video_id").to_numpy(zero_copy_only=False)
-        segment = rows.column("segment_index").to_numpy()
-        safe = np.maximum(twin, 0)
-        table = pa.table(
-            {
-                "video_id": rows.column("video_id"),
-                "segment_index": rows.column("segment_index").cast(pa.int32()),
-                "start_s": rows.column("start_s").cast(pa.float32()),
-                "end_s": rows.column("end_s").cast(pa.float32()),
-                "uri": rows.column("uri"),
-                "tenant": rows.column("tenant"),
-                "cluster": pa.array(labels, pa.int32()),
-                "distance": pa.array(distance, pa.float32()),
-                "kept": pa.array(kept),
-                "reason": pa.array(np.where(kept, "", "near_duplicate")),
-                "duplicate_of_video": pa.array(video[safe], pa.string(), mask=kept),
-                "duplicate_of_segment": pa.array(segment[safe], pa.int32(), mask=kept),
-                "similarity": pa.array(similarity, pa.float32(), mask=kept),
-            },
-            schema=MANIFEST_SCHEMA,
-        )
+        labels, distance = (np.load(self.work / f, mmap_mode="r") for f in ("labels.npy", "distance.npy"))
+        twin, similarity = (np.load(self.work / f, mmap_mode="r") for f in ("twin.npy", "similarity.npy"))
+        source = pq.ParquetFile(self.work / "rows.parquet")
+        ids = source.read(columns=["video_id", "segment_index"])
+        video = ids.column("video_id").to_numpy(zero_copy_only=False)
+        segment = ids.column("segment_index").to_numpy()
+        dataset = manifest.suffix != ".parquet"
         manifest.parent.mkdir(parents=True, exist_ok=True)
         tmp = manifest.with_name(f".{manifest.name}.tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, manifest)
+        _remove(tmp)
+        writers: dict[str, pq.ParquetWriter] = {}
+
+        def write(part: str, table: pa.Table) -> None:
+            if part not in writers:
+                path = tmp / part / "part-00000.parquet" if dataset else tmp
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writers[part] = pq.ParquetWriter(path, MANIFEST_SCHEMA)
+            writers[part].write_table(table)
+
+        start = kept_total = 0
+        try:
+            for batch in source.iter_batches(batch_size=self.config.batch):
+                rows = slice(start, start + batch.num_rows)
+                kept = np.asarray(twin[rows]) < 0
+                safe = np.maximum(np.asarray(twin[rows]), 0)
+                table = pa.table(
+                    {
+                        "video_id": batch.column("video_id"),
+                        "segment_index": batch.column("segment_index").cast(pa.int32()),
+                        "start_s": batch.column("start_s").cast(pa.float32()),
+                        "end_s": batch.column("end_s").cast(pa.float32()),
+                        "uri": batch.column("uri"),
+                        "tenant": batch.column("tenant"),
+                        "cluster": pa.array(labels[rows], pa.int32()),
+                        "distance": pa.array(distance[rows], pa.float32()),
+                        "kept": pa.array(kept),
+                        "reason": pa.array(np.where(kept, "", "near_duplicate")),
+                        "duplicate_of_video": pa.array(video[safe], pa.string(), mask=kept),
+                        "duplicate_of_segment": pa.array(segment[safe], pa.int32(), mask=kept),
+                        "similarity": pa.array(similarity[rows], pa.float32(), mask=kept),
+                    },
+                    schema=MANIFEST_SCHEMA,
+                )
+                if dataset:
+                    for part, mask in (("kept", kept), ("dropped", ~kept)):
+                        if mask.any():
+                            write(part, table.filter(pa.array(mask)))
+                else:
+                    write("", table)
+                start += batch.num_rows
+                kept_total += int(kept.sum())
+        finally:
+            for writer in writers.values():
+                writer.close()
+        _replace(tmp, manifest)  # never empty: the export refuses an empty catalogue
         report.rows, report.clusters = int(state["rows"]), int(state["clusters"])
-        report.kept, report.dropped = int(kept.sum()), int((~kept).sum())
+        report.kept, report.dropped = kept_total, int(state["rows"]) - kept_total
         report.manifest = str(manifest)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def _replace(new: Path, target: Path) -> None:
+    """`new` in `target`'s place: one rename for a file; for a folder the old one is moved aside first."""
+    if target.is_dir():
+        old = target.with_name(f".{target.name}.old")
+        _remove(old)
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old)
+    else:
+        os.replace(new, target)
 
 
 def _array(path: Path, dtype: type, n: int) -> np.memmap:
