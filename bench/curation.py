@@ -55,7 +55,7 @@ def ours(vectors: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
         if len(rows) > 1:
             found = dedup_cluster(vectors[rows], distance[rows], eps)
             twin[rows] = np.where(found.kept, -1, rows[np.maximum(found.twin, 0)])
-    across_borders(vectors, twin, similarity, centroids, eps)
+    across_borders(vectors, twin, similarity, centroids, eps, labels)
     return time.perf_counter() - started, twin >= 0
 
 

@@ -124,7 +124,7 @@ def main() -> None:
         f"steps s (cluster / dedup / borders / manifest)  same manifest"
     )
     for n in args.sizes:
-        with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
+        with tempfile.TemporaryDirectory() as tmp:  # never inside the checkout
             base = Path(tmp)
             started = time.monotonic()
             prepare(base / "template", n)

@@ -264,11 +264,12 @@ class CurationJob:
             self.progress("dedup", end / k)
 
     def _borders(self) -> None:
-        """Pairs split between neighbouring clusters (see `semdedup.across_borders`)."""
+        """Pairs split between neighbouring clusters (see `semdedup.across_borders`), as tasks on the executor."""
         twin = np.load(self.work / "twin.npy", mmap_mode="r+")
         similarity = np.load(self.work / "similarity.npy", mmap_mode="r+")
         centroids = np.load(self.work / "centroids.npy")
-        across_borders(self._vectors(), twin, similarity, centroids, self.config.eps)
+        labels = np.load(self.work / "labels.npy")
+        across_borders(self._vectors(), twin, similarity, centroids, self.config.eps, labels, executor=self.executor)
         twin.flush()
         similarity.flush()
         self.progress("borders", 1.0)

@@ -9,12 +9,15 @@ pairs k-means split between neighbouring clusters.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import faiss
 import numpy as np
 import numpy.typing as npt
+
+from services.curation.executor import Executor, InProcess
 
 Matrix = npt.NDArray[np.float32]
 Vectors = npt.NDArray[np.floating[Any]]  # float32, or float16 as exported: computed in float32
@@ -84,50 +87,86 @@ def dedup_group(task: tuple[list[tuple[Matrix, npt.NDArray[np.float32]]], float]
     return [dedup_cluster(vectors, distances, eps) for vectors, distances in clusters]
 
 
+BorderTask = tuple[list[tuple[npt.NDArray[np.int64], Vectors, npt.NDArray[np.int64], Vectors]], float]
+Pairs = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
+
+
+def border_pairs(task: BorderTask) -> Pairs:
+    """One executor task of the border pass: for each cluster of the group, its kept rows against the kept rows of
+    its `probe` nearest clusters (its own included); the near-identical pairs (i < j by row) found."""
+    clusters, eps = task
+    found_i: list[npt.NDArray[np.int64]] = []
+    found_j: list[npt.NDArray[np.int64]] = []
+    for query_rows, queries, candidate_rows, candidates in clusters:
+        index = faiss.IndexFlatIP(candidates.shape[1])
+        index.add(np.ascontiguousarray(candidates, dtype=np.float32))
+        lims, _, hits = index.range_search(np.ascontiguousarray(queries, dtype=np.float32), 1.0 - eps)
+        q = np.repeat(query_rows, np.diff(lims).astype(np.int64))
+        c = candidate_rows[hits]
+        other = q != c
+        found_i.append(np.minimum(q, c)[other])
+        found_j.append(np.maximum(q, c)[other])
+    if not found_i:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(found_i), np.concatenate(found_j)
+
+
 def across_borders(
     vectors: Vectors,
     twin: npt.NDArray[np.int64],
     similarity: npt.NDArray[np.float32],
     centroids: Matrix,
     eps: float,
+    labels: npt.NDArray[np.int32],
     probe: int = 4,
-    batch: int = 8192,
+    executor: Executor | None = None,
+    group: int = 16,
 ) -> int:
-    """Near-identical members that k-means put in different clusters (a boundary splits a pair as often as
-    not when clusters are loose): every kept vector is looked up among the kept vectors of its `probe`
-    nearest clusters (a faiss IVF index over the same centroids, range search at 1 - eps). Greedy in row
-    order: a kept row drops the later rows it finds, so a dropped row always names a row that stays kept, and the
-    rows earlier passes dropped for a row dropped here are handed on to its kept twin.
+    """Near-identical members that k-means put in different clusters (a boundary splits a pair as often as not
+    when clusters are loose): each cluster's kept rows are compared with the kept rows of its `probe` nearest
+    clusters, `group` clusters a task on `executor` (memory: a group's neighbourhood). Then, greedy in row
+    order: a kept row drops the later rows it was paired with, so a dropped row always names a row that stays
+    kept, and the rows earlier passes dropped for a row dropped here are handed on to its kept twin.
     Updates `twin` (-1 = kept) and `similarity` in place; returns how many rows it dropped."""
     kept = np.flatnonzero(twin < 0)
     if len(kept) < 2:
         return 0
-    dim = vectors.shape[1]
-    quantizer = faiss.IndexFlatIP(dim)
+    k = len(centroids)
+    quantizer = faiss.IndexFlatIP(centroids.shape[1])
     quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    index = faiss.IndexIVFFlat(quantizer, dim, len(centroids), faiss.METRIC_INNER_PRODUCT)
-    index.is_trained = True  # the quantizer holds the curation's own centroids
-    for start in range(0, len(kept), batch):
-        rows = kept[start : start + batch]
-        index.add_with_ids(np.ascontiguousarray(vectors[rows], dtype=np.float32), rows.astype(np.int64))
-    index.nprobe = min(probe, len(centroids))
+    _, probes = quantizer.search(np.ascontiguousarray(centroids, dtype=np.float32), min(probe, k))
+    by_cluster = kept[np.argsort(labels[kept], kind="stable")]
+    bounds = np.searchsorted(labels[by_cluster], np.arange(k + 1))
+    rows_of = [by_cluster[bounds[c] : bounds[c + 1]] for c in range(k)]
+
+    def tasks() -> Iterator[BorderTask]:
+        for start in range(0, k, group):
+            clusters = []
+            for c in range(start, min(start + group, k)):
+                if len(rows_of[c]):
+                    candidates = np.sort(np.concatenate([rows_of[p] for p in probes[c] if p >= 0]))
+                    clusters.append(
+                        (rows_of[c], np.asarray(vectors[rows_of[c]]), candidates, np.asarray(vectors[candidates]))
+                    )
+            yield clusters, eps
+
+    found = [pairs for pairs in (executor or InProcess()).imap(border_pairs, tasks()) if len(pairs[0])]
+    if not found:
+        return 0
+    pair = np.unique(np.stack([np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])]), axis=1)
     dropped = 0
-    for start in range(0, len(kept), batch):
-        rows = kept[start : start + batch]
-        lims, sims, found = index.range_search(np.ascontiguousarray(vectors[rows], dtype=np.float32), 1.0 - eps)
-        for i, row in enumerate(rows):
-            if twin[row] >= 0:
-                continue  # dropped by an earlier row of this pass
-            for other, sim in zip(found[lims[i] : lims[i + 1]], sims[lims[i] : lims[i + 1]], strict=True):
-                if other > row and twin[other] < 0:
-                    twin[other], similarity[other] = row, sim
-                    dropped += 1
-    # rows a cluster's pass dropped for a row this pass has now dropped: they name that row's twin instead (kept:
-    # this pass only drops rows for rows it keeps), with their similarity to it
+    for i, j in pair.T:  # sorted by i, then j: every drop by an earlier row happened before
+        if twin[i] < 0 and twin[j] < 0:
+            twin[j] = i
+            dropped += 1
+    # the similarity of each row dropped here, and of the rows a cluster's pass dropped for a row this pass has now
+    # dropped (they name that row's kept twin instead: this pass only drops rows for rows it keeps), row by row
     dropped_rows = np.flatnonzero(twin >= 0)
     stale = dropped_rows[twin[twin[dropped_rows]] >= 0]
     if len(stale):
         twin[stale] = twin[twin[stale]]
-        pairs = (np.asarray(vectors[stale], dtype=np.float32), np.asarray(vectors[twin[stale]], dtype=np.float32))
-        similarity[stale] = np.einsum("ij,ij->i", *pairs)
+    fresh = np.unique(np.concatenate([pair[1][twin[pair[1]] == pair[0]], stale]))
+    if len(fresh):
+        pairs = (np.asarray(vectors[fresh], dtype=np.float32), np.asarray(vectors[twin[fresh]], dtype=np.float32))
+        similarity[fresh] = np.einsum("ij,ij->i", *pairs)
     return dropped

@@ -112,12 +112,12 @@ def test_a_ray_run_stopped_mid_dedup_resumes_to_the_same_manifest(tmp_path: Path
 def test_a_folder_manifest_holds_the_same_rows_split_into_kept_and_dropped(tmp_path: Path) -> None:
     single = _run(_exported(tmp_path / "file"), InProcess())
     work = _exported(tmp_path / "folder")
-    CurationJob(cast(SegmentStore, None), CONFIG, work).run(work / "manifest")  # type: ignore[arg-type]
+    CurationJob(cast(SegmentStore, None), CONFIG, work).run(work / "manifest")
     kept = pq.read_table(work / "manifest" / "kept")
     dropped = pq.read_table(work / "manifest" / "dropped")
     assert pa.compute.all(kept.column("kept")).as_py() and not pa.compute.any(dropped.column("kept")).as_py()
     both = pa.concat_tables([kept, dropped]).sort_by([("video_id", "ascending")])
     assert both.equals(single.sort_by([("video_id", "ascending")]))
-    CurationJob(cast(SegmentStore, None), CONFIG, work).run(work / "manifest")  # type: ignore[arg-type]
+    CurationJob(cast(SegmentStore, None), CONFIG, work).run(work / "manifest")
     assert pq.read_table(work / "manifest" / "kept").equals(kept)  # replaced whole, nothing left over
     assert not list(work.glob(".manifest*"))

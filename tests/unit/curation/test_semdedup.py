@@ -59,6 +59,12 @@ def test_clusters_separate_well_separated_groups() -> None:
     assert default_clusters(1) == 1 and default_clusters(20_000) == 100
 
 
+def _labels(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    labels = np.zeros(len(vectors), dtype=np.int32)
+    assign(vectors, centroids, labels, np.zeros(len(vectors), dtype=np.float32))
+    return labels
+
+
 def test_pairs_split_between_clusters_are_caught_across_the_border() -> None:
     rng = np.random.default_rng(4)
     base = _unit(rng.standard_normal((30, 16)))
@@ -66,7 +72,7 @@ def test_pairs_split_between_clusters_are_caught_across_the_border() -> None:
     centroids = train(vectors, 6)
     twin = np.full(len(vectors), -1, dtype=np.int64)  # as if every cluster's pass had kept everything
     similarity = np.zeros(len(vectors), dtype=np.float32)
-    assert across_borders(vectors, twin, similarity, centroids, eps=0.05, probe=6) == 3
+    assert across_borders(vectors, twin, similarity, centroids, 0.05, _labels(vectors, centroids), probe=6) == 3
     assert twin[30:].tolist() == [0, 1, 2] and (twin[:30] == -1).all()  # the later row of each pair goes
     assert (similarity[30:] > 0.95).all()
 
@@ -82,7 +88,8 @@ def test_a_row_dropped_for_a_row_the_border_pass_drops_names_the_kept_one() -> N
     twin = np.full(len(vectors), -1, dtype=np.int64)
     similarity = np.zeros(len(vectors), dtype=np.float32)
     twin[2], similarity[2] = 1, float(c @ b.T)  # the cluster pass kept B and dropped C
-    assert across_borders(vectors, twin, similarity, train(vectors, 4), eps=0.05, probe=4) == 1
+    centroids = train(vectors, 4)
+    assert across_borders(vectors, twin, similarity, centroids, 0.05, _labels(vectors, centroids), probe=4) == 1
     assert twin[:3].tolist() == [-1, 0, 0]
     assert similarity[2] == pytest.approx(float(c @ a.T), abs=1e-6)
 
@@ -109,7 +116,7 @@ def test_after_both_passes_every_dropped_row_names_a_kept_twin_by_brute_force() 
             dropped = np.flatnonzero(~result.kept)
             twin[rows[dropped]] = rows[result.twin[dropped]]
             similarity[rows[dropped]] = result.similarity[dropped]
-    across_borders(vectors, twin, similarity, centroids, eps, probe=k)
+    across_borders(vectors, twin, similarity, centroids, eps, labels, probe=k)
     dropped = np.flatnonzero(twin >= 0)
     assert len(dropped) > 0
     assert (twin[twin[dropped]] == -1).all(), "a dropped row names a row that was dropped too"
