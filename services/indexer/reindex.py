@@ -224,7 +224,8 @@ class Reindex:
             if self._done != moved[1]:
                 moved = (time.monotonic(), self._done)
             elif time.monotonic() - moved[0] > STALL_S and self._in_flight:
-                log.warning("no video indexed for a while", extra={"waiting_for": sorted(self._in_flight)[:10]})
+                waiting = sorted(self._in_flight)[:10]
+                log.warning(f"nothing indexed for {STALL_S:.0f} s, waiting for {waiting}", extra={"waiting": waiting})
                 moved = (time.monotonic(), self._done)
             while (pending or rows) and self._may_publish():
                 if not rows:

@@ -278,17 +278,16 @@ class TransactionalProcessor(Generic[M]):
             self._close_clients()
 
     def _pause_while_held(self) -> None:
-        """Pause every assigned partition while `hold` says so (again each round: a rebalance assigns unpaused
-        ones), resume when it stops. A paused partition returns nothing and loses nothing: its fetch position
-        stays where consumption stopped."""
+        """Pause every assigned partition while `hold` says so, resume them all when it does not, every round: a
+        rebalance may assign partitions in either state, and a pause must never outlive the hold. A paused
+        partition returns nothing and loses nothing: its fetch position stays where consumption stopped."""
         if self.config.hold is None:
             return
         assert self._consumer is not None
         holding = self.config.hold()
-        if holding or self._holding:
-            assignment = self._consumer.assignment()
-            if assignment:
-                (self._consumer.pause if holding else self._consumer.resume)(assignment)
+        assignment = self._consumer.assignment()
+        if assignment:
+            (self._consumer.pause if holding else self._consumer.resume)(assignment)
         if holding != self._holding:
             HELD.labels(self.config.service).set(int(holding))
             self._holding = holding
