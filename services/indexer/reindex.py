@@ -28,7 +28,7 @@ import logging
 import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,11 +42,19 @@ from services.common.kafka.config import consumer_config
 from services.common.kafka.publisher import Publisher
 from services.common.messages import BackfillTarget, DeadLetter, ModelRef, Topics, VideoBackfill, VideoInfo
 from services.common.settings import CommonSettings
-from services.common.vectors import TAG_FIELDS, VIDEO_FIELDS, VIDEOS_ALIAS, SegmentStore, videos_collection
+from services.common.vectors import (
+    TAG_FIELDS,
+    VIDEO_FIELDS,
+    VIDEOS_ALIAS,
+    SegmentStore,
+    segments_collection,
+    videos_collection,
+)
 
 log = logging.getLogger(__name__)
 
 LOOKUP = 100  # videos per Milvus read (`video_id in [...]`)
+SEGMENT_LOOKUP = 8  # videos per read of their segments: 8 x the decoder's cap of 2,000 stays under 16,384 rows
 STALL_S = 60.0  # in flight and nothing indexed this long: said in the log, with the videos waited for
 
 
@@ -186,6 +194,7 @@ class Reindex:
 
     def _switch(self, stop: threading.Event) -> None:
         self._state = "switching"
+        self._record(switching=True)  # a crash from here on resumes as after a switch
         self.store.switch_aliases(self.target.model)
         self.report.switched = True
         self._record(switched=True)
@@ -220,7 +229,7 @@ class Reindex:
         rows: deque[dict[str, Any]] = deque()
         moved = (time.monotonic(), self._done)
         while (pending or rows or self._in_flight) and not stop.is_set():
-            self._settle(failures)
+            self._settle(failures, old)
             if self._done != moved[1]:
                 moved = (time.monotonic(), self._done)
             elif time.monotonic() - moved[0] > STALL_S and self._in_flight:
@@ -239,23 +248,54 @@ class Reindex:
         return True
 
     def _todo(self, old: str) -> list[str]:
-        """The old collection's videos the new one lacks at their upload time (and that have not failed)."""
-        indexed: dict[str, int] = {}
+        """The old collection's videos the new one lacks whole at their upload time (and that have not failed)."""
+        model = self.target.model
+        indexed: dict[str, dict[str, int]] = {}
         for batch in self.store.iter_rows(
-            videos_collection(self.target.model), ["video_id", "uploaded_at"], batch=1000
+            videos_collection(model), ["video_id", "uploaded_at", "segment_count"], batch=1000
         ):
-            indexed.update((r["video_id"], r["uploaded_at"]) for r in batch)
+            indexed.update((r["video_id"], r) for r in batch)
+        segments: Counter[str] = Counter()
+        for batch in self.store.iter_rows(
+            segments_collection(model), ["video_id", "segment_index", "uploaded_at"], batch=1000
+        ):
+            segments.update(r["video_id"] for r in batch if _counts(r, indexed.get(r["video_id"])))
         todo, total = [], 0
         for batch in self.store.iter_rows(old, ["video_id", "uploaded_at"], batch=1000):
             for row in batch:
                 total += 1
-                if indexed.get(row["video_id"], -1) < row["uploaded_at"] and row["video_id"] not in self.report.failed:
+                have = indexed.get(row["video_id"])
+                whole = have is not None and segments[row["video_id"]] >= have["segment_count"]
+                done = whole and have is not None and have["uploaded_at"] >= row["uploaded_at"]
+                if not done and row["video_id"] not in self.report.failed:
                     todo.append(row["video_id"])
         with self._lock:
             self._total, self._done = total, total - len(todo) - len(self.report.failed)
             self._history.append((time.monotonic(), self._done))
         self.report.videos = self._done
         return todo
+
+    def _whole(self, video_ids: list[str]) -> dict[str, int]:
+        """Of these videos, those whose every segment the new collections hold, with the upload time they hold it
+        at: a video's row is written with its first segment, so the row alone does not mean done."""
+        model = self.target.model
+        found: dict[str, int] = {}
+        for start in range(0, len(video_ids), LOOKUP):
+            expr = Filters(video_ids=video_ids[start : start + LOOKUP]).compile()
+            fields = ["video_id", "uploaded_at", "segment_count"]
+            rows = {r["video_id"]: r for r in self.store.rows(expr, fields, collection=videos_collection(model))}
+            if not rows:
+                continue
+            segments: Counter[str] = Counter()
+            ids = list(rows)
+            for at in range(0, len(ids), SEGMENT_LOOKUP):  # a query returns at most 16,384 rows
+                expr = Filters(video_ids=ids[at : at + SEGMENT_LOOKUP]).compile()
+                fields = ["video_id", "segment_index", "uploaded_at"]
+                for seg in self.store.rows(expr, fields, collection=segments_collection(model)):
+                    if _counts(seg, rows.get(seg["video_id"])):
+                        segments[seg["video_id"]] += 1
+            found.update((v, r["uploaded_at"]) for v, r in rows.items() if segments[v] >= r["segment_count"])
+        return found
 
     def _may_publish(self) -> bool:
         control = self.control
@@ -287,23 +327,27 @@ class Reindex:
         self._last_publish = time.monotonic()
         self.report.published += 1
 
-    def _settle(self, failures: _Failures) -> None:
-        """Take in-flight videos that are now indexed (read from the new collection) or dead-lettered."""
-        for video_id, (event_id, reason) in failures.poll().items():
+    def _settle(self, failures: _Failures, old: str) -> None:
+        """Take in-flight videos that are now indexed whole (read from the new collections), dead-lettered, or no
+        longer catalogued at that version (deleted or re-uploaded meanwhile: the next pass sees what stands)."""
+        for video_id, event_id, reason in failures.poll():
             uploaded_at = self._in_flight.get(video_id)
             if uploaded_at is not None and event_id == backfill_event_id(self.target.model, video_id, uploaded_at):
                 del self._in_flight[video_id]
                 self.report.failed[video_id] = reason
-        waiting = list(self._in_flight)
         newly = 0
+        for video_id, uploaded_at in self._whole(list(self._in_flight)).items():
+            if uploaded_at >= self._in_flight[video_id]:
+                del self._in_flight[video_id]
+                newly += 1
+        waiting = list(self._in_flight)
         for start in range(0, len(waiting), LOOKUP):
-            expr = Filters(video_ids=waiting[start : start + LOOKUP]).compile()
-            for row in self.store.rows(
-                expr, ["video_id", "uploaded_at"], collection=videos_collection(self.target.model)
-            ):
-                if row["uploaded_at"] >= self._in_flight.get(row["video_id"], 1 << 62):
-                    del self._in_flight[row["video_id"]]
-                    newly += 1
+            batch = waiting[start : start + LOOKUP]
+            expr = Filters(video_ids=batch).compile()
+            current = {r["video_id"]: r["uploaded_at"] for r in self.store.rows(expr, ["video_id", "uploaded_at"], old)}
+            for video_id in batch:
+                if current.get(video_id) != self._in_flight[video_id]:
+                    del self._in_flight[video_id]
         now = time.monotonic()
         with self._lock:
             self._done += newly
@@ -323,7 +367,7 @@ class Reindex:
 
     def _resuming(self) -> bool:
         record = self._read_record()
-        return bool(record.get("switched")) and not record.get("finished")
+        return bool(record.get("switched") or record.get("switching")) and not record.get("finished")
 
     def _begin(self) -> int:
         record = self._read_record()
@@ -350,6 +394,15 @@ class Interrupted(Exception):
     """The run was stopped before it finished; started again, it resumes."""
 
 
+def _counts(segment: dict[str, Any], video: dict[str, Any] | None) -> bool:
+    """Whether a segment row belongs to the version of its video that the video row describes."""
+    return (
+        video is not None
+        and segment["uploaded_at"] == video["uploaded_at"]
+        and (segment["segment_index"] < video["segment_count"])
+    )
+
+
 def backfill_event_id(model: ModelRef, video_id: str, uploaded_at: int) -> str:
     """The same for the same video version and target: a republished event rewrites the same rows."""
     digest = hashlib.sha256(f"{model.version}\0{video_id}\0{uploaded_at}".encode()).hexdigest()
@@ -374,16 +427,15 @@ class _Failures:
         ]
         self._consumer.assign(self._consumer.offsets_for_times(partitions, timeout=30))
 
-    def poll(self) -> dict[str, tuple[str, str]]:
-        found: dict[str, tuple[str, str]] = {}
+    def poll(self) -> list[tuple[str, str, str]]:
+        """(video id, event id, reason) of each dead letter since the last poll."""
+        found: list[tuple[str, str, str]] = []
         for msg in self._messages():
             letter = DeadLetter.model_validate_json(msg.value() or b"")
             event = _EVENT_ID.search(letter.payload[:512])  # a payload cut at 64 KiB keeps its head
             if letter.key and event:
-                found[letter.key] = (
-                    event.group(1).decode(),
-                    f"{letter.service}: {letter.reason}: {letter.detail[:300]}",
-                )
+                reason = f"{letter.service}: {letter.reason}: {letter.detail[:300]}"
+                found.append((letter.key, event.group(1).decode(), reason))
         return found
 
     def _messages(self) -> Iterator[Any]:

@@ -270,7 +270,8 @@ class TransactionalProcessor(Generic[M]):
                         try:
                             self._process(live, stop)
                         finally:
-                            self._in_batch, self._last_input = False, time.monotonic()
+                            self._last_input = time.monotonic()  # before the flag: never quiet between
+                            self._in_batch = False
                 except _Reconnect as exc:
                     self._exit("fatal Kafka error: exiting so the supervisor restarts us", error=str(exc))
         finally:

@@ -8,7 +8,7 @@ from typing import cast
 from services.common.messages import ModelRef
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore
-from services.indexer.reindex import Control, Reindex, backfill_event_id
+from services.indexer.reindex import Control, Reindex, _counts, backfill_event_id
 
 MODEL = ModelRef(name="clip-next", version="abc123", dim=8)
 
@@ -61,3 +61,11 @@ def test_progress_reports_rate_and_eta_from_the_last_minute() -> None:
     progress = run.progress()
     assert progress.rate_per_s == 2.0 and progress.eta_s == 30.0
     assert (progress.done, progress.total, progress.state) == (40, 100, "starting")
+
+
+def test_a_segment_counts_toward_its_video_only_at_that_version_and_within_its_count() -> None:
+    video = {"uploaded_at": 100, "segment_count": 3}
+    assert _counts({"segment_index": 2, "uploaded_at": 100}, video)
+    assert not _counts({"segment_index": 3, "uploaded_at": 100}, video)  # beyond the count: an older, longer cut
+    assert not _counts({"segment_index": 0, "uploaded_at": 99}, video)  # another version of the video
+    assert not _counts({"segment_index": 0, "uploaded_at": 100}, None)  # no video row yet
