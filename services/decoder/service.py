@@ -6,7 +6,7 @@ only while its fresh uploads' partitions are quiet: a reindex never delays an up
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 from services.common.kafka.processor import (
     Outgoing,
@@ -15,6 +15,7 @@ from services.common.kafka.processor import (
     Rejected,
     Result,
     TransactionalProcessor,
+    backfill_config,
 )
 from services.common.messages import (
     BackfillSegment,
@@ -61,19 +62,8 @@ class Decoder:
             **asdict(probe), **info.stamp(), event_id=up.event_id, video_id=up.video_id, segment_count=count
         )
         out: list[Result] = [Outgoing(Topics.PROBED, probed, up.video_id, received)]
-        for seg in decoded.segments:
-            message = VideoSegment(
-                event_id=up.event_id,
-                video_id=up.video_id,
-                segment_index=seg.index,
-                segment_count=count,
-                start_s=seg.start_s,
-                end_s=seg.end_s,
-                keyframes=[Keyframe(t=k.t, jpeg=k.jpeg) for k in seg.keyframes],
-                video=info,
-            )
-            out.append(Outgoing(Topics.SEGMENTS, message, up.video_id, received))
-        return out
+        segments = _segments(VideoSegment, decoded, event_id=up.event_id, video_id=up.video_id, video=info)
+        return out + [Outgoing(Topics.SEGMENTS, message, up.video_id, received) for message in segments]
 
     def backfill(self, batch: list[Received[VideoBackfill]]) -> list[Result]:
         """A catalogued video again, its segments for the backfill's target model (no probe: its status stands)."""
@@ -85,47 +75,47 @@ class Decoder:
             except DecodeError as exc:
                 results.append(Rejected(received.raw, exc.reason, exc.detail))
                 continue
-            probe, count = decoded.probe, len(decoded.segments)
+            probe = decoded.probe
             info = back.video.model_copy(
                 update={"width": probe.width, "height": probe.height, "duration_s": probe.duration_s}
             )
-            for seg in decoded.segments:
-                message = BackfillSegment(
-                    event_id=back.event_id,
-                    video_id=back.video_id,
-                    segment_index=seg.index,
-                    segment_count=count,
-                    start_s=seg.start_s,
-                    end_s=seg.end_s,
-                    keyframes=[Keyframe(t=k.t, jpeg=k.jpeg) for k in seg.keyframes],
-                    video=info,
-                    target=back.target,
-                )
-                results.append(Outgoing(Topics.BACKFILL_SEGMENTS, message, back.video_id, received))
+            segments = _segments(
+                BackfillSegment, decoded, event_id=back.event_id, video_id=back.video_id, video=info, target=back.target
+            )
+            results += [Outgoing(Topics.BACKFILL_SEGMENTS, message, back.video_id, received) for message in segments]
         return results
+
+
+S = TypeVar("S", bound=VideoSegment)
+
+
+def _segments(kind: type[S], decoded: DecodedVideo, **fields: Any) -> list[S]:
+    """The decoded video's segments as messages of `kind`, each with `fields` (ids, video info, ...)."""
+    count = len(decoded.segments)
+    return [
+        kind(
+            segment_index=seg.index,
+            segment_count=count,
+            start_s=seg.start_s,
+            end_s=seg.end_s,
+            keyframes=[Keyframe(t=k.t, jpeg=k.jpeg) for k in seg.keyframes],
+            **fields,
+        )
+        for seg in decoded.segments
+    ]
 
 
 def build(settings: DecoderSettings) -> list[TransactionalProcessor[Any]]:
     """Fresh uploads, and the backfill in its own group, held while the uploads' partitions have work."""
     decoder = Decoder(settings)
-    fields = settings.common.processor_fields()
     config = ProcessorConfig(
         service="decoder",
         group_id=settings.group_id,
         input_topic=Topics.UPLOADED,
         max_batch=1,
         handle_timeout_s=decoder.isolated.deadline_s + 60,
-        **fields,
+        **settings.common.processor_fields(),
     )
     fresh = TransactionalProcessor.for_topics(settings.common, config, decoder.handle)
-    backfill = ProcessorConfig(
-        service="decoder-backfill",
-        group_id=settings.backfill_group_id,
-        input_topic=Topics.BACKFILL,
-        max_batch=1,
-        handle_timeout_s=decoder.backfill_isolated.deadline_s + 60,
-        dead_letter_topic=Topics.BACKFILL_DEAD_LETTER,
-        hold=lambda: fresh.active(settings.backfill_quiet_s),
-        **fields,
-    )
+    backfill = backfill_config(fresh, Topics.BACKFILL, settings)
     return [fresh, TransactionalProcessor.for_topics(settings.common, backfill, decoder.backfill)]

@@ -24,6 +24,7 @@ from services.common.kafka.processor import (
     Rejected,
     Result,
     TransactionalProcessor,
+    backfill_config,
 )
 from services.common.messages import (
     BackfillSegment,
@@ -158,7 +159,6 @@ def build(settings: EmbedderSettings) -> list[TransactionalProcessor[Any]]:
         shared_memory=settings.shared_memory,
     )
     embedder = Embedder(client, ModelRouter(SegmentStore(settings.common), ttl_s=settings.served_model_ttl_s))
-    fields = settings.common.processor_fields()
     config = ProcessorConfig(
         service="embedder",
         group_id=settings.group_id,
@@ -166,18 +166,8 @@ def build(settings: EmbedderSettings) -> list[TransactionalProcessor[Any]]:
         max_batch=settings.max_batch_messages,
         max_wait_s=settings.max_wait_s,
         handle_timeout_s=settings.triton_timeout_s * 4 + 60,
-        **fields,
+        **settings.common.processor_fields(),
     )
     fresh = TransactionalProcessor.for_topics(settings.common, config, embedder.handle, client.ready)
-    backfill = ProcessorConfig(
-        service="embedder-backfill",
-        group_id=settings.backfill_group_id,
-        input_topic=Topics.BACKFILL_SEGMENTS,
-        max_batch=settings.max_batch_messages,
-        max_wait_s=settings.max_wait_s,
-        handle_timeout_s=settings.triton_timeout_s * 4 + 60,
-        dead_letter_topic=Topics.BACKFILL_DEAD_LETTER,
-        hold=lambda: fresh.active(settings.backfill_quiet_s),
-        **fields,
-    )
+    backfill = backfill_config(fresh, Topics.BACKFILL_SEGMENTS, settings)
     return [fresh, TransactionalProcessor.for_topics(settings.common, backfill, embedder.backfill, client.ready)]

@@ -159,27 +159,34 @@ class Reindex:
 
     def run(self, stop: threading.Event | None = None) -> ReindexReport:
         stop = stop or threading.Event()
-        old = self.store.served(VIDEOS_ALIAS)
-        if old is None:
+        served = self.store.served(VIDEOS_ALIAS)
+        if served is None:
             raise RuntimeError("nothing is indexed yet: there is no catalogue to re-embed")
         model = self.target.model
-        if self.store.model_of(old)[0].version == model.version:
-            if self.store.exists(videos_collection(model)) and self._resuming():
-                return self._finish_resumed_switch(stop)
-            raise RuntimeError(f"{old} is already embedded with {model.name}:{model.version}")
+        record = self._read_record()
+        unfinished = bool(record) and not record.get("finished")
+        after_switch = unfinished and bool(record.get("switched") or record.get("switching"))
+        if self.store.model_of(served)[0].version == model.version and not after_switch:
+            raise RuntimeError(f"{served} is already embedded with {model.name}:{model.version}")
+        if unfinished:  # a run that died: its start (its dead letters are read from there) and its old collection
+            self.report.resumed = True
+            started_ms, old = int(record["started_ms"]), str(record["old"])
+        else:
+            started_ms, old = int(time.time() * 1000), served
+            self._write_record({"started_ms": started_ms, "old": old, "spec": self.target.spec})
         self.report.collection = self.store.ensure_collections(model, spec=self.target.spec, serve=False)[0]
-        started_ms = self._begin()
         publisher = Publisher(self.settings, "reindex")
         failures = _Failures(self.settings, started_ms)
         try:
             self._state = "running"
-            while self._pass(old, publisher, failures, stop):
-                pass
-            if self.report.failed and not self.force:
-                log.warning("reindex left the aliases alone", extra={"failed": len(self.report.failed)})
-                self._state = "stopped"
-                return self.report
-            self._switch(stop)
+            if not after_switch:
+                while self._pass(old, publisher, failures, stop):
+                    pass
+                if self.report.failed and not self.force:
+                    log.warning("reindex left the aliases alone", extra={"failed": len(self.report.failed)})
+                    self._state = "stopped"
+                    return self.report
+            self._switch(stop)  # again after a crash around the switch: switching is idempotent
             self._state = "running"
             while self._pass(old, publisher, failures, stop):
                 pass
@@ -193,31 +200,14 @@ class Reindex:
                 self._state = "stopped"
 
     def _switch(self, stop: threading.Event) -> None:
+        """Both aliases to the new collections, then `settle_s` for the stages to notice (uploads embedded with
+        the old model meanwhile land in the old collections: the passes after this catch them up)."""
         self._state = "switching"
         self._record(switching=True)  # a crash from here on resumes as after a switch
         self.store.switch_aliases(self.target.model)
         self.report.switched = True
         self._record(switched=True)
         stop.wait(self.settle_s)
-
-    def _finish_resumed_switch(self, stop: threading.Event) -> ReindexReport:
-        """A run that died after switching: the old collection is the one recorded; catch up from it."""
-        record = self._read_record()
-        self.report.collection = self.store.ensure_collections(self.target.model, spec=self.target.spec)[0]
-        self.report.switched = self.report.resumed = True
-        publisher = Publisher(self.settings, "reindex")
-        failures = _Failures(self.settings, int(record["started_ms"]))
-        try:
-            self._state = "running"
-            stop.wait(self.settle_s)
-            while self._pass(str(record["old"]), publisher, failures, stop):
-                pass
-            self._state = "done"
-            self._record(finished=True)
-            return self.report
-        finally:
-            failures.close()
-            publisher.close()
 
     def _pass(self, old: str, publisher: Publisher, failures: _Failures, stop: threading.Event) -> bool:
         """Publish what the new collection lacks (new or newer in the old one) and wait until it is indexed or
@@ -364,20 +354,6 @@ class Reindex:
     def _read_record(self) -> dict[str, Any]:
         path = self._record_path()
         return json.loads(path.read_text()) if path.exists() else {}
-
-    def _resuming(self) -> bool:
-        record = self._read_record()
-        return bool(record.get("switched") or record.get("switching")) and not record.get("finished")
-
-    def _begin(self) -> int:
-        record = self._read_record()
-        if record and not record.get("finished"):
-            self.report.resumed = True
-            return int(record["started_ms"])
-        started_ms = int(time.time() * 1000)
-        old = self.store.served(VIDEOS_ALIAS)
-        self._write_record({"started_ms": started_ms, "old": old, "spec": self.target.spec})
-        return started_ms
 
     def _record(self, **update: Any) -> None:
         self._write_record(self._read_record() | update)

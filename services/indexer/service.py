@@ -20,6 +20,7 @@ from services.common.kafka.processor import (
     Received,
     Result,
     TransactionalProcessor,
+    backfill_config,
 )
 from services.common.messages import SegmentEmbedding, SegmentIndexed, Topics, VideoIndexed, utcnow
 from services.common.telemetry import FRESHNESS
@@ -90,7 +91,6 @@ def build(settings: IndexerSettings) -> list[TransactionalProcessor[Any]]:
     group, same process; the backfill held while fresh embeddings have work)."""
     store = SegmentStore(settings.common)
     indexer = Indexer(store)
-    fields = settings.common.processor_fields()
     config = ProcessorConfig(
         service="indexer",
         group_id=settings.group_id,
@@ -99,21 +99,11 @@ def build(settings: IndexerSettings) -> list[TransactionalProcessor[Any]]:
         max_wait_s=settings.max_wait_s,
         handle_timeout_s=300.0,
         on_committed=observe_freshness,
-        **fields,
+        **settings.common.processor_fields(),
     )
     embeddings = TransactionalProcessor.for_topics(settings.common, config, indexer.handle, store.ready)
     backfill_store = SegmentStore(settings.common)
-    backfill = ProcessorConfig(
-        service="indexer-backfill",
-        group_id=settings.backfill_group_id,
-        input_topic=Topics.BACKFILL_EMBEDDINGS,
-        max_batch=settings.max_batch_messages,
-        max_wait_s=settings.max_wait_s,
-        handle_timeout_s=300.0,
-        dead_letter_topic=Topics.BACKFILL_DEAD_LETTER,
-        hold=lambda: embeddings.active(settings.backfill_quiet_s),
-        **fields,
-    )
+    backfill = backfill_config(embeddings, Topics.BACKFILL_EMBEDDINGS, settings)
     backfilled = Indexer(backfill_store, acks=None, completions=Topics.BACKFILL_INDEXED)
     return [
         embeddings,

@@ -23,6 +23,7 @@ exits the process, so the supervisor restarts it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -43,7 +44,7 @@ from services.common.kafka.config import consumer_config, producer_config
 from services.common.kafka.lag import LAG_EVERY_MS, ConsumerLag
 from services.common.messages import TOPIC_MODELS, DeadLetter, Topics
 from services.common.retry import RetryPolicy
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, StageSettings
 from services.common.telemetry import (
     BATCH_SECONDS,
     BATCH_SIZE,
@@ -115,6 +116,24 @@ class ProcessorConfig:
         # a handler call may legitimately take up to handle_timeout_s without polling: keep group membership
         poll_ms = int((self.handle_timeout_s + 2 * self.kafka_timeout_s + 60) * 1000)
         self.consumer_overrides.setdefault("max.poll.interval.ms", max(300_000, poll_ms))
+
+
+def backfill_config(fresh: TransactionalProcessor[Any], input_topic: str, stage: StageSettings) -> ProcessorConfig:
+    """A stage's backfill consumer (`clipstream reindex`): its fresh consumer's settings on the backfill's topic and
+    group, dead letters apart (the upload's status stands), no freshness, held while the fresh one had work within
+    the stage's `backfill_quiet_s`."""
+    quiet_s = stage.backfill_quiet_s
+    return dataclasses.replace(
+        fresh.config,
+        service=f"{fresh.config.service}-backfill",
+        group_id=stage.backfill_group_id,
+        input_topic=input_topic,
+        more_topics=(),
+        consumer_overrides=dict(fresh.config.consumer_overrides),
+        on_committed=None,
+        dead_letter_topic=Topics.BACKFILL_DEAD_LETTER,
+        hold=lambda: fresh.active(quiet_s),
+    )
 
 
 def _key(m: KafkaMessage) -> tuple[str, int, int]:

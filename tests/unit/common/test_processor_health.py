@@ -63,3 +63,21 @@ def test_a_stage_is_active_while_handling_and_for_quiet_s_after() -> None:
     assert processor.active(quiet_s=5)
     processor._last_input = time.monotonic() - 5.1
     assert not processor.active(quiet_s=5)
+
+
+def test_a_backfill_consumer_is_held_by_its_fresh_one_and_dead_letters_apart() -> None:
+    from services.common.kafka.processor import backfill_config
+    from services.common.messages import Topics
+    from services.decoder.settings import DecoderSettings
+
+    stage = DecoderSettings(backfill_quiet_s=5)
+    config = ProcessorConfig(service="decoder", group_id=stage.group_id, input_topic="videos.uploaded")
+    fresh: TransactionalProcessor[Nothing] = TransactionalProcessor(CommonSettings(), config, Nothing, lambda _b: [])
+    backfill = backfill_config(fresh, Topics.BACKFILL, stage)
+    assert (backfill.group_id, backfill.input_topic) == (stage.backfill_group_id, Topics.BACKFILL)
+    assert backfill.group_id != config.group_id and backfill.dead_letter_topic == Topics.BACKFILL_DEAD_LETTER
+    assert backfill.consumer_overrides == config.consumer_overrides
+    assert backfill.consumer_overrides is not config.consumer_overrides
+    assert backfill.hold is not None and not backfill.hold()
+    fresh._in_batch = True  # the fresh consumer has work: the backfill gives way
+    assert backfill.hold()
