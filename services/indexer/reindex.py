@@ -207,7 +207,8 @@ class Reindex:
         self.store.switch_aliases(self.target.model)
         self.report.switched = True
         self._record(switched=True)
-        stop.wait(self.settle_s)
+        if stop.wait(self.settle_s):
+            raise Interrupted("stopped after the switch")  # started again, it settles and catches up
 
     def _pass(self, old: str, publisher: Publisher, failures: _Failures, stop: threading.Event) -> bool:
         """Publish what the new collection lacks (new or newer in the old one) and wait until it is indexed or

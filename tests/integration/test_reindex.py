@@ -27,7 +27,7 @@ from services.common.vectors import (
     segments_collection,
     videos_collection,
 )
-from services.indexer.reindex import Control, Reindex
+from services.indexer.reindex import Control, Interrupted, Reindex
 from services.indexer.reindex_api import ReindexServer
 from services.intake.registration import register
 from services.intake.watch import Outcomes, publish_and_wait
@@ -103,7 +103,21 @@ def test_reindex_switches_aliases_while_searches_answer(
     publisher = threading.Thread(target=lambda: late_outcome.append(publish_and_wait(common, [late], 300)), daemon=True)
     searcher = threading.Thread(target=search_forever, daemon=True)
     reports: list[object] = []
-    coordinator = threading.Thread(target=lambda: reports.append(run.run()), daemon=True)
+    halt = threading.Event()  # the first run is stopped right after the switch: a second one must finish it
+
+    def coordinate() -> None:
+        try:
+            reports.append(run.run(halt))
+        except Interrupted as exc:
+            reports.append(exc)
+
+    def halt_at_switch() -> None:
+        while not run.report.switched and coordinator.is_alive():
+            time.sleep(0.02)
+        switched.set()
+        halt.set()
+
+    coordinator = threading.Thread(target=coordinate, daemon=True)
     searcher.start()
     try:
         assert httpx.post(f"{api}/pause").json()["state"] in ("starting", "paused")
@@ -115,13 +129,16 @@ def test_reindex_switches_aliases_while_searches_answer(
         paused = httpx.get(api).json()
         assert paused["state"] == "paused" and paused["published"] == 0 and paused["total"] >= videos_before
         publisher.start()  # an upload that arrives while reindex runs must not be left in the old collections
+        threading.Thread(target=halt_at_switch, daemon=True).start()
         assert httpx.post(f"{api}/resume").json()["state"] == "running"
         coordinator.join(300)
-        assert reports, "the reindex did not finish"
-        switched.set()
-        done = httpx.get(api).json()
-        assert done["state"] == "done" and done["switched"] and done["failed"] == 0
-        assert done["done"] == done["total"] >= videos_before
+        assert reports and isinstance(reports[0], Interrupted), reports
+        assert httpx.get(api).json()["state"] == "stopped" and store.served() == segments_collection(new_model)
+        again = Reindex(store, common, new_model, str(new_spec), Control(in_flight=4), settle_s=SETTLE_S)
+        report = again.run()  # resumes after the switch: settles, catches up, finishes
+        assert report.resumed and report.switched and report.failed == {}
+        done = again.progress()
+        assert done.state == "done" and done.done == done.total >= videos_before
         publisher.join(300)
         assert late_outcome and late.event_id in late_outcome[0].indexed
         time.sleep(SETTLE_S)
@@ -130,7 +147,7 @@ def test_reindex_switches_aliases_while_searches_answer(
             stop.wait(0.2)
         stop.set()
         searcher.join(60)
-        assert run.report.failed == {} and run.report.switched
+        assert run.report.failed == {}
         assert store.served() == segments_collection(new_model)
         assert store.count(collection=VIDEOS_ALIAS) == videos_before + 1
         _every_video_once(store, old, new_model)
