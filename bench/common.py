@@ -75,15 +75,16 @@ def rerun_in_loopback_netns(module: str) -> None:
 
 
 @contextlib.contextmanager
-def recorded(name: str) -> Iterator[Path]:
-    """Everything the benchmark prints also goes to `bench/results/<name>.txt`, headed by the command, the date
-    and the machine: a README figure cites that file, which only its command writes. A run that raises keeps
-    what it printed under `<name>.failed.txt` instead, so a committed result is always a finished run."""
+def recorded(name: str, result: str = "") -> Iterator[Path]:
+    """Everything the benchmark `bench.<name>` prints also goes to `bench/results/<result or name>.txt`, headed by
+    the command, the date and the machine: a README figure cites that file, which only its command writes. A
+    run that raises keeps what it printed under `<...>.failed.txt` instead, so a committed result is always a
+    finished run. `result` names the file of a variant of the benchmark (another data set)."""
     if os.environ.get(_RECORDING):  # a child process of a recorded run (e.g. a memory probe): its parent records
         yield RESULTS / f"{os.environ[_RECORDING]}.txt"
         return
     RESULTS.mkdir(exist_ok=True)
-    done, failed = RESULTS / f"{name}.txt", RESULTS / f"{name}.failed.txt"
+    done, failed = RESULTS / f"{result or name}.txt", RESULTS / f"{result or name}.failed.txt"
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "-m", f"bench.{name}", *sys.argv[1:]])
     with failed.open("w") as out:
         out.write(
@@ -91,7 +92,7 @@ def recorded(name: str) -> Iterator[Path]:
         )
         real = sys.stdout
         sys.stdout = _Tee(real, out)
-        os.environ[_RECORDING] = name
+        os.environ[_RECORDING] = result or name
         try:
             yield done
         finally:

@@ -4,7 +4,8 @@ Run: `.venv/bin/python -m bench.decode`. Prints video-seconds per wall-second an
 second for each method, and ratios to the plain decode; then peak memory for a 1-minute and a
 10-minute 720p clip (each in a fresh process), whose ratio shows whether memory stays flat. Between
 them, what the default intra-only deblocking costs the keyframe pictures (PSNR against the exact decode, and
-the cosine of their CLIP embeddings), next to what JPEG q90 costs them.
+the cosine of their CLIP embeddings), next to what JPEG q90 costs them. The default with and without the
+frames' perceptual fingerprints (`services.media.fingerprints`) gives what fingerprinting costs.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ METHODS: dict[str, Callable[[Path], object]] = {
     ),
     "ours: shots, reference frames, exact": lambda p: decode_video(p, DecodeOptions(skip_deblocking=False)),
     "ours: + intra-only deblocking (default)": lambda p: decode_video(p, DecodeOptions()),
+    "ours: default without fingerprints": lambda p: decode_video(p, DecodeOptions(fingerprint_interval_s=0)),
     "ours: fixed 4 s, keyframes only": lambda p: decode_video(
         p, DecodeOptions(segments=SegmentPolicy(mode="fixed"), keyframes_only=True)
     ),

@@ -1,4 +1,6 @@
-"""Near-duplicate precision/recall per transform, on altered copies of the shared clips.
+"""Near-duplicate precision/recall per transform, on altered copies of the shared clips, for each kind of
+evidence the stage can weigh: the served model's cosines alone, the frames' perceptual hashes alone, and both
+fused (the default).
 
 Run: `.venv/bin/python -m bench.duplicates [--videos DIR] [--model PATH]`. Every shared clip is the
 catalogue; its copies (re-encoded at 150 kb/s, half size, centre crop 80%, letterboxed, mirrored, the first
@@ -15,9 +17,10 @@ import argparse
 import base64
 import pickle
 import random
+import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +28,12 @@ import numpy as np
 from bench.common import recorded
 from services.clip.loader import LoadedClip, load_clip
 from services.clip.toy.world import all_scenes
+from services.common.fingerprints import KeyframeFingerprint, parse_segment, segment_text
 from services.common.settings import CommonSettings
 from services.common.vectors import mean_vector
 from services.duplicates.blank import informative
-from services.duplicates.match import MatchConfig, Pair, Segment, judge
+from services.duplicates.evidence import EvidenceConfig, Mode, evidence
+from services.duplicates.match import MatchConfig, Segment, judge
 from services.duplicates.settings import DuplicatesSettings
 from services.media.decode import DecodeOptions, decode_video
 from services.media.errors import DecodeError
@@ -43,12 +48,14 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "videos"
 class Video:
     segments: list[Segment]
     vectors: np.ndarray  # (segments, dim), normalised
+    prints: dict[int, list[KeyframeFingerprint]]  # segment index -> its frames' fingerprints
 
 
 def embed(path: Path, clip: LoadedClip, min_detail: float) -> Video:
     decoded = decode_video(path, DecodeOptions())
-    segments, vectors = [], []
+    segments, vectors, prints = [], [], {}
     for seg in decoded.segments:
+        prints[seg.index] = [found for _, found in parse_segment(segment_text(seg.fingerprints))]  # as stored
         pixels = np.stack([jpeg_to_pixels(k.jpeg) for k in seg.keyframes]) if len(seg.keyframes) == 1 else None
         frames = (
             [clip.embed_pixels(jpeg_to_pixels(k.jpeg)[None]) for k in seg.keyframes]
@@ -58,18 +65,24 @@ def embed(path: Path, clip: LoadedClip, min_detail: float) -> Video:
         vectors.append(mean_vector(np.concatenate(frames)))
         thumb = base64.b64encode(thumbnail(seg.keyframes[len(seg.keyframes) // 2].jpeg)).decode()
         segments.append(Segment(seg.index, seg.start_s, seg.end_s, informative(thumb, min_detail)))
-    return Video(segments, np.asarray(vectors, dtype=np.float32))
+    return Video(segments, np.asarray(vectors, dtype=np.float32), prints)
 
 
-def verdicts(query: Video, catalogue: dict[str, Video], config: MatchConfig, skip: str = "") -> dict[str, str]:
-    """What the stage decides against each catalogued video, and the single-thumbnail baseline's."""
+def verdicts(
+    query: Video, catalogue: dict[str, Video], weigh: EvidenceConfig, config: MatchConfig, skip: str = ""
+) -> dict[str, str]:
+    """What the stage decides against each catalogued video (every one a candidate: brute force)."""
     found: dict[str, str] = {}
     for name, other in catalogue.items():
         if name == skip:
             continue
         sims = query.vectors @ other.vectors.T
-        rows, cols = np.nonzero(sims >= config.segment_threshold)
-        pairs = [Pair(int(i), int(j), float(sims[i, j])) for i, j in zip(rows, cols, strict=True)]
+        index_q = [s.index for s in query.segments]
+        index_o = [s.index for s in other.segments]
+        cosines = {
+            (index_q[i], index_o[j]): float(sims[i, j]) for i in range(len(index_q)) for j in range(len(index_o))
+        }
+        pairs = evidence(cosines, query.prints, other.prints, weigh)
         verdict = judge(query.segments, other.segments, pairs, config)
         if verdict is not None:
             found[name] = verdict.kind
@@ -100,41 +113,42 @@ def queries(args: argparse.Namespace, clip: LoadedClip, min_detail: float, catal
     return found
 
 
+MODES: tuple[Mode, ...] = ("clip", "fingerprints", "fused")
+
+
 def table(threshold: float, settings: DuplicatesSettings, catalogue: dict[str, Video], asked: list[Query]) -> None:
-    config = settings.match_config(threshold)
-    print(f"\nsegment threshold {threshold:.3f}")
-    print(f"{'transform':12s} {'queries':>7s} {'recall':>7s} {'precision':>9s} | baseline recall precision")
-    counts: dict[str, list[int]] = {}
+    config = settings.match_config()
+    print(f"\nsegment threshold {threshold:.3f} (model), {settings.match_bits} bits (fingerprints)")
+    print(f"{'transform':12s} {'queries':>7s} | " + " | ".join(f"{m:>12s} rec  prec" for m in MODES) + " | baseline")
+    counts: dict[str, dict[str, list[int]]] = {}
     for kind, expected, video, skip in asked:
-        found = set(verdicts(video, catalogue, config, skip).items())
+        per = counts.setdefault(kind, {})
+        for mode in MODES:
+            weigh = replace(settings.evidence_config(threshold), mode=mode)
+            found = set(verdicts(video, catalogue, weigh, config, skip).items())
+            c = per.setdefault(mode, [0, 0, 0, 0])
+            for i, value in enumerate((1, len(expected & found), len(found - expected), len(expected - found))):
+                c[i] += value
         base = baseline(video, catalogue, threshold, skip)
         names = {n for n, _ in expected}
-        c = counts.setdefault(kind, [0] * 7)
-        for i, value in enumerate(
-            (
-                1,
-                len(expected & found),
-                len(found - expected),
-                len(expected - found),
-                len(names & base),
-                len(base - names),
-                len(names - base),
-            )
-        ):
+        c = per.setdefault("baseline", [0, 0, 0, 0])
+        for i, value in enumerate((1, len(names & base), len(base - names), len(names - base))):
             c[i] += value
-    total = [0] * 7
-    for kind, c in counts.items():
-        total = [a + b for a, b in zip(total, c, strict=True)]
-        _line(kind, c)
+    total: dict[str, list[int]] = {}
+    for kind, per in counts.items():
+        for name, c in per.items():
+            total[name] = [a + b for a, b in zip(total.get(name, [0, 0, 0, 0]), c, strict=True)]
+        _line(kind, per)
     _line("all", total)
+    print("(rec: recall of the expected verdicts; prec: precision; false verdicts in brackets)")
 
 
-def _line(kind: str, c: list[int]) -> None:
-    n, tp, fp, fn, btp, bfp, bfn = c
-    print(
-        f"{kind:12s} {n:7d} {_ratio(tp, tp + fn):>7s} {_ratio(tp, tp + fp):>9s} | "
-        f"{_ratio(btp, btp + bfn):>15s} {_ratio(btp, btp + bfp):>9s}   (false: {fp}, baseline {bfp})"
-    )
+def _line(kind: str, per: dict[str, list[int]]) -> None:
+    cells = []
+    for mode in (*MODES, "baseline"):
+        _, tp, fp, fn = per[mode]
+        cells.append(f"{_ratio(tp, tp + fn):>7s} {_ratio(tp, tp + fp):>5s} ({fp:2d})")
+    print(f"{kind:12s} {per['fused'][0]:7d} | " + " | ".join(cells))
 
 
 def main() -> None:
@@ -186,5 +200,5 @@ def _ratio(a: int, b: int) -> str:
 
 
 if __name__ == "__main__":
-    with recorded("duplicates"):
+    with recorded("duplicates", "duplicates_world" if "--world" in sys.argv else "duplicates"):
         main()

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 MAX_TAGS = 8
+FINGERPRINTS_BYTES = 4096  # a segment's fingerprints field: the Milvus column's capacity (ASCII)
 
 
 def _utf8_at_most(limit: int) -> AfterValidator:
@@ -200,6 +201,11 @@ class VideoSegment(Message):
     end_s: float
     keyframes: list[Keyframe] = Field(min_length=1)
     video: VideoInfo
+    fingerprints: str = Field(
+        default="",
+        max_length=FINGERPRINTS_BYTES,
+        description="model-free perceptual hashes of the segment's frames every 0.5 s (services.media.fingerprints)",
+    )
 
 
 class ModelRef(BaseModel):
@@ -225,6 +231,7 @@ class SegmentEmbedding(Message):
     model: ModelRef
     video: VideoInfo
     thumbnail: bytes = Field(default=b"", description="small JPEG of the segment's middle keyframe, for result pages")
+    fingerprints: str = Field(default="", max_length=FINGERPRINTS_BYTES, description="as the segment's, passed on")
 
 
 class BackfillTarget(BaseModel):

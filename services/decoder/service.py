@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, TypeVar
 
+from services.common.fingerprints import segment_text
 from services.common.kafka.processor import (
     Outgoing,
     ProcessorConfig,
@@ -99,6 +100,7 @@ def _segments(kind: type[S], decoded: DecodedVideo, **fields: Any) -> list[S]:
             start_s=seg.start_s,
             end_s=seg.end_s,
             keyframes=[Keyframe(t=k.t, jpeg=k.jpeg) for k in seg.keyframes],
+            fingerprints=segment_text(seg.fingerprints),
             **fields,
         )
         for seg in decoded.segments

@@ -1,7 +1,7 @@
 """Temporal near-duplicate evidence between two videos, from their segment vectors: no I/O here.
 
 One similar frame proves little (two films share a black intro, a logo card, a sky); an ordered run of
-matching segments does. Segment pairs above the model's duplicate threshold are aligned into the best
+matching segments does. The segment pairs that are evidence (`evidence.py`) are aligned into the best
 chain that moves forward in time on both sides (a monotone alignment, as a re-encode, a crop, a mirror,
 a trim or a compilation keeps the order of what it copies). Blank segments (black, flat colour, a still
 card with no detail) and very short ones never take part. The chain's coverage of each side decides the
@@ -24,7 +24,6 @@ SAME_LENGTH = 0.5  # a lone matched pair's shorter segment is at least this shar
 
 @dataclass(frozen=True)
 class MatchConfig:
-    segment_threshold: float  # cosine at which two segments show the same content (per model: calibrated)
     min_segment_s: float = 0.75  # shorter segments take no part: a flash proves nothing
     min_run: int = 2  # matched segments in order, unless the covered side has fewer informative segments
     min_matched_s: float = 2.0  # on the covered side
@@ -49,13 +48,13 @@ class Segment:
 class Pair:
     this: int  # segment index in the video being checked
     other: int  # segment index in the catalogued video
-    score: float
+    score: float  # the pair's evidence score (`evidence.pair_score`)
 
 
 @dataclass(frozen=True)
 class Verdict:
     kind: DuplicateKind
-    score: float  # duration-weighted mean cosine over the matched run
+    score: float  # duration-weighted mean evidence score over the matched run
     this_range: tuple[float, float]
     other_range: tuple[float, float]
     segments: int
@@ -117,10 +116,11 @@ def _ends_only(matched: Sequence[int], side: dict[int, Segment], most_s: float) 
 def judge(
     this_segments: Sequence[Segment], other_segments: Sequence[Segment], pairs: Sequence[Pair], config: MatchConfig
 ) -> Verdict | None:
-    """Whether the video (`this`) duplicates, contains or is contained in the other, or None."""
+    """Whether the video (`this`) duplicates, contains or is contained in the other, or None, from the segment
+    pairs that are evidence."""
     this = {s.index: s for s in usable(this_segments, config)}
     other = {s.index: s for s in usable(other_segments, config)}
-    kept = [p for p in pairs if p.this in this and p.other in other and p.score >= config.segment_threshold]
+    kept = [p for p in pairs if p.this in this and p.other in other]
     chain = best_chain(kept, this, other)
     if not chain or bookends_only(chain, this, other, config.bookend_s):
         return None

@@ -2,7 +2,8 @@
 model, and the verdicts are published on `videos.duplicates` and kept in the duplicates collection.
 
 For each of the video's informative segments the catalogue's nearest segments (same tenant, same model,
-other videos) are searched; the candidate videos' segment pairs above the model's duplicate threshold are
+other videos) are searched; the nearest videos are the candidates. Their segment pairs that are evidence
+(`evidence.py`: the model's cosine over its duplicate threshold, the frames' perceptual hashes, fused) are
 judged for temporal evidence (`match.py`). The pairs are upserted (keyed by model, video and other video,
 so a replay rewrites them) before the transaction that publishes the event and commits the offset.
 """
@@ -15,14 +16,17 @@ from typing import Any
 from services.clip.thresholds import ThresholdBook
 from services.common.errors import PermanentError
 from services.common.filters import Filters, string_literal
+from services.common.fingerprints import KeyframeFingerprint, parse_segment
 from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Result, TransactionalProcessor
 from services.common.messages import DuplicateMatch, Topics, VideoDuplicates, VideoIndexed
 from services.common.vectors import SegmentStore
+from services.common.vectors.layout import FINGERPRINTS
 from services.duplicates.blank import informative
-from services.duplicates.match import Pair, Segment, Verdict, judge, usable
+from services.duplicates.evidence import evidence as pair_evidence
+from services.duplicates.match import Segment, Verdict, judge, usable
 from services.duplicates.settings import DuplicatesSettings
 
-SEGMENT_FIELDS = ["segment_index", "start_s", "end_s", "thumb"]
+SEGMENT_FIELDS = ["segment_index", "start_s", "end_s", "thumb", FINGERPRINTS]
 
 
 class DuplicateFinder:
@@ -46,7 +50,8 @@ class DuplicateFinder:
         if not self.store.exists(event.collection):
             raise PermanentError(f"no collection {event.collection}", reason="unknown_collection")
         model, spec = self.store.model_of(event.collection)
-        config = self.settings.match_config(self.settings.threshold_for(model, spec, book=self.thresholds))
+        threshold = self.settings.threshold_for(model, spec, book=self.thresholds)
+        weigh, config = self.settings.evidence_config(threshold), self.settings.match_config()
         scope = Filters(tenant=event.tenant or None)
         mine = self.store.rows(
             scope.model_copy(update={"video_ids": [event.video_id]}).compile(),
@@ -59,7 +64,7 @@ class DuplicateFinder:
         this = [self._segment(r) for r in mine]
         evidence = {s.index for s in usable(this, config)}
         queries = [(s, r) for s, r in zip(this, mine, strict=True) if s.index in evidence]
-        pairs: dict[str, list[Pair]] = defaultdict(list)
+        cosines: dict[str, dict[tuple[int, int], float]] = defaultdict(dict)
         if queries:
             others = f"{scope.compile() + ' and ' if scope.tenant else ''}video_id != {string_literal(event.video_id)}"
             nearest = self.store.nearest(
@@ -67,16 +72,20 @@ class DuplicateFinder:
             )
             for (segment, _), hits in zip(queries, nearest, strict=True):
                 for video_id, index, score in hits:
-                    if score >= config.segment_threshold:
-                        pairs[video_id].append(Pair(segment.index, index, score))
+                    cosines[video_id][(segment.index, index)] = score
         matches = []
-        if pairs:
+        candidates = self._candidates(cosines, threshold, weigh.mode == "clip")
+        if candidates:
+            this_prints = {int(r["segment_index"]): _prints(r) for _, r in queries}
             segments: dict[str, list[Segment]] = defaultdict(list)
-            candidates = scope.model_copy(update={"video_ids": sorted(pairs)}).compile()
-            for row in self.store.rows(candidates, ["video_id", *SEGMENT_FIELDS], collection=event.collection):
+            prints: dict[str, dict[int, list[KeyframeFingerprint]]] = defaultdict(dict)
+            listed = scope.model_copy(update={"video_ids": candidates}).compile()
+            for row in self.store.rows(listed, ["video_id", *SEGMENT_FIELDS], collection=event.collection):
                 segments[row["video_id"]].append(self._segment(row))
-            for video_id, found in pairs.items():
-                verdict = judge(this, segments.get(video_id, []), found, config)
+                prints[row["video_id"]][int(row["segment_index"])] = _prints(row)
+            for video_id in candidates:
+                pairs = pair_evidence(cosines[video_id], this_prints, prints[video_id], weigh)
+                verdict = judge(this, segments.get(video_id, []), pairs, config) if pairs else None
                 if verdict is not None:
                     matches.append(_match(video_id, verdict))
         matches.sort(key=lambda m: -m.score)
@@ -86,11 +95,19 @@ class DuplicateFinder:
             tenant=event.tenant,
             collection=event.collection,
             model_version=event.model_version,
-            segment_threshold=config.segment_threshold,
+            segment_threshold=threshold,
             matches=matches,
         )
         self.store.put_duplicates(result)
         return result
+
+    def _candidates(self, cosines: dict[str, dict[tuple[int, int], float]], threshold: float, clip: bool) -> list[str]:
+        """The videos worth judging: by the model alone, those with a pair over its threshold; otherwise the
+        `max_candidates` nearest by their best cosine, whatever it is (their frames' hashes decide)."""
+        best = {video_id: max(found.values()) for video_id, found in cosines.items()}
+        if clip:
+            return sorted(v for v, score in best.items() if score >= threshold)
+        return sorted(sorted(best, key=lambda v: (-best[v], v))[: self.settings.max_candidates])
 
     def _segment(self, row: dict[str, Any]) -> Segment:
         return Segment(
@@ -99,6 +116,11 @@ class DuplicateFinder:
             float(row["end_s"]),
             informative(row.get("thumb") or "", self.settings.min_detail),
         )
+
+
+def _prints(row: dict[str, Any]) -> list[KeyframeFingerprint]:
+    """A segment row's frame fingerprints (none in collections written before them)."""
+    return [found for _, found in parse_segment(row.get(FINGERPRINTS) or "")]
 
 
 def _match(video_id: str, verdict: Verdict) -> DuplicateMatch:

@@ -143,6 +143,7 @@ def _embedded(
             model=model,
             video=seg.video,
             thumbnail=thumbnail(seg.keyframes[len(seg.keyframes) // 2].jpeg),
+            fingerprints=seg.fingerprints,
         )
         results.append(Outgoing(topic, message, seg.video_id, received))
     return results

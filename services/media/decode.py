@@ -17,9 +17,12 @@ from typing import BinaryIO
 
 import av
 import av.error
+import numpy as np
 from PIL import Image
 
+from services.common.fingerprints import Timed
 from services.media.errors import DecodeError
+from services.media.fingerprints import INTERVAL_S, fingerprint
 from services.media.pictures import Thumbnailer, clockwise_rotation, display_size, jpeg, picture
 from services.media.probe import Probe, declared_duration, frame_rate, sample_aspect_ratio
 from services.media.segments import ClosedSegment, Segmenter, SegmentPolicy
@@ -88,6 +91,9 @@ class DecodeOptions:
     # median 46 dB, vs 35.5 / 43.6 dB for the JPEG; a 6-s GOP of low-bitrate noise reaches 27 dB).
     # False: bit-exact pictures, for a decoder that has CPU to spare.
     skip_deblocking: bool = True
+    # model-free fingerprints of the decoded frames every this many seconds (see `fingerprints`); 0: none
+    fingerprint_interval_s: float = INTERVAL_S
+    fingerprint_short_side: int = 96
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class Segment:
     start_s: float
     end_s: float
     keyframes: list[Keyframe]
+    fingerprints: list[Timed] = field(default_factory=list)  # of the frames in [start_s, end_s)
 
 
 @dataclass
@@ -202,6 +209,8 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
     interlaced = False
     last_t = 0.0
     frames = 0
+    timed: list[Timed] = []  # fingerprints not yet given to a segment
+    next_print = 0.0
 
     def candidate(frame: av.VideoFrame) -> av.VideoFrame | Image.Image:
         """The frame itself (converted only if chosen) while the held frames fit the budget, else its picture."""
@@ -216,7 +225,9 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
     def emit(closed: list[ClosedSegment[av.VideoFrame | Image.Image]]) -> None:
         for seg in closed:
             keyframes = [Keyframe(round(t, 3), jpeg(still(c), options.jpeg_quality)) for t, c in seg.keyframes]
-            segments.append(Segment(seg.index, round(seg.start_s, 3), round(seg.end_s, 3), keyframes))
+            mine = [p for p in timed if p[0] < seg.end_s]
+            del timed[: len(mine)]
+            segments.append(Segment(seg.index, round(seg.start_s, 3), round(seg.end_s, 3), keyframes, mine))
 
     try:
         for frame in _frames(container, stream, keyframes_only):
@@ -235,6 +246,12 @@ def _decode(container: av.container.InputContainer, options: DecodeOptions) -> D
                 raise DecodeError(
                     "decode_timeout", f"not decoded within {limits.time_budget_s:.0f}s (reached {t:.1f}s)"
                 )
+            if options.fingerprint_interval_s > 0 and t >= next_print:
+                # on a fixed grid, so a copy and its source hash the frames nearest the same instants
+                next_print = (t // options.fingerprint_interval_s + 1) * options.fingerprint_interval_s
+                found = fingerprint(np.asarray(picture(frame, sar, options.fingerprint_short_side)))
+                if found is not None:
+                    timed.append((t, found))
             cut = detector.push(t, thumb(frame)) if detector is not None else False
             emit(segmenter.boundaries(t, cut))
             if segmenter.full:

@@ -52,6 +52,11 @@ class MediaSettings(BaseSettings):
     skip_deblocking: bool = Field(
         default=True, description="deblock intra frames only: faster; false gives bit-exact keyframe pictures"
     )
+    fingerprint_interval_s: float = Field(
+        default=DecodeOptions.fingerprint_interval_s,
+        ge=0,
+        description="a perceptual hash of the decoded frame every this many seconds (near-duplicate evidence); 0: none",
+    )
 
     # limits
     max_bytes: int = Field(default=4 * 1024**3, description="larger sources are rejected before decoding")
@@ -90,6 +95,7 @@ class MediaSettings(BaseSettings):
             jpeg_quality=self.jpeg_quality,
             keyframes_only=self.keyframes_only,
             skip_deblocking=self.skip_deblocking,
+            fingerprint_interval_s=self.fingerprint_interval_s,
         )
 
     def isolated_decoder(self) -> IsolatedDecoder:

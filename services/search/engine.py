@@ -85,7 +85,11 @@ class SearchEngine:
         # upload allowlist does not apply, the format whitelist and the child's limits do
         self._videos = IsolatedDecoder(
             SourcePolicy(allowed_roots=[Path("/")], max_bytes=settings.max_upload_bytes),
-            DecodeOptions(segments=policy, limits=DecodeLimits(time_budget_s=settings.query_decode_budget_s)),
+            DecodeOptions(
+                segments=policy,
+                limits=DecodeLimits(time_budget_s=settings.query_decode_budget_s),
+                fingerprint_interval_s=0,  # a query is matched by its vectors
+            ),
             max_memory_bytes=settings.query_decode_max_memory_bytes,
             grace_s=10.0,
         )

