@@ -49,13 +49,19 @@ class Video:
     segments: list[Segment]
     vectors: np.ndarray  # (segments, dim), normalised
     prints: dict[int, list[KeyframeFingerprint]]  # segment index -> its frames' fingerprints
+    print_bytes: int  # of the segments' fingerprints fields, as stored
+    duration_s: float
+    decode_s: float  # decoding (with fingerprints) and embedding
 
 
 def embed(path: Path, clip: LoadedClip, min_detail: float) -> Video:
+    started = time.perf_counter()
     decoded = decode_video(path, DecodeOptions())
-    segments, vectors, prints = [], [], {}
+    segments, vectors, prints, stored = [], [], {}, 0
     for seg in decoded.segments:
-        prints[seg.index] = [found for _, found in parse_segment(segment_text(seg.fingerprints))]  # as stored
+        text = segment_text(seg.fingerprints)
+        stored += len(text)
+        prints[seg.index] = [found for _, found in parse_segment(text)]  # as stored
         pixels = np.stack([jpeg_to_pixels(k.jpeg) for k in seg.keyframes]) if len(seg.keyframes) == 1 else None
         frames = (
             [clip.embed_pixels(jpeg_to_pixels(k.jpeg)[None]) for k in seg.keyframes]
@@ -65,7 +71,22 @@ def embed(path: Path, clip: LoadedClip, min_detail: float) -> Video:
         vectors.append(mean_vector(np.concatenate(frames)))
         thumb = base64.b64encode(thumbnail(seg.keyframes[len(seg.keyframes) // 2].jpeg)).decode()
         segments.append(Segment(seg.index, seg.start_s, seg.end_s, informative(thumb, min_detail)))
-    return Video(segments, np.asarray(vectors, dtype=np.float32), prints)
+    vectors_array = np.asarray(vectors, dtype=np.float32)
+    return Video(segments, vectors_array, prints, stored, decoded.probe.duration_s, time.perf_counter() - started)
+
+
+def storage(catalogue: dict[str, Video]) -> None:
+    """What fingerprints add to Milvus per hour of video: the segment rows' text field and the index's rows
+    (two 64-d float vectors of a segment's middle frame, its pk, tenant, video id and index)."""
+    hours = sum(v.duration_s for v in catalogue.values()) / 3600
+    field = sum(v.print_bytes for v in catalogue.values())
+    index_rows = 2 * sum(1 for v in catalogue.values() for found in v.prints.values() if found)
+    index = index_rows * (64 * 4 + 64 + 16 + 40 + 4)  # vector, pk, tenant, video id, segment index
+    print(
+        f"\nfingerprint storage over {hours * 3600:.0f} video-seconds: segment rows {field / hours / 1024:.0f} KiB "
+        f"per video-hour, fingerprint index {index / hours / 1024:.0f} KiB per video-hour ({index_rows / hours:.0f} "
+        "rows; raw sizes, before Milvus's own overhead)"
+    )
 
 
 def verdicts(
@@ -191,6 +212,7 @@ def main() -> None:
             centred = video.vectors - mean
             video.vectors = centred / np.linalg.norm(centred, axis=1, keepdims=True)
     print(f"{len(catalogue)} clips, {len(asked)} queries decoded and embedded in {time.perf_counter() - started:.0f} s")
+    storage(catalogue)
     for threshold in args.thresholds or [settings.threshold_for(clip.ref)]:
         table(threshold, settings, catalogue, asked)
 

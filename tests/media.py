@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from services.common.fingerprints import KeyframeFingerprint
 from services.media.synthetic import write_clip
 
 
@@ -125,3 +126,9 @@ def write_sample_aspect(path: Path, size: tuple[int, int], sar: Fraction) -> Pat
         stream.codec_context.sample_aspect_ratio = sar
 
     return write_frames(path, [quadrant_frame(*size)] * 3, codec="libx264", configure=stretch)
+
+
+def random_fingerprint(rng: np.random.Generator) -> KeyframeFingerprint:
+    """A fingerprint of four random 64-bit hashes: about 32 bits from any other."""
+    a, b, c, d = (int(x) for x in rng.integers(0, 2**64, 4, dtype=np.uint64))
+    return KeyframeFingerprint((a, b, c, d))

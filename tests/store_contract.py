@@ -18,11 +18,13 @@ from typing import Any, Literal
 import numpy as np
 
 from services.common.filters import Filters
+from services.common.fingerprints import KeyframeFingerprint, hash_vector, segment_text
 from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo
 from services.common.settings import CommonSettings
 from services.common.vectors import VIDEO_FIELDS, VIDEOS_ALIAS, SegmentStore, segments_collection, videos_collection
 from services.common.vectors.layout import create_collection
 from services.stack.milvus import private_milvus
+from tests.media import random_fingerprint
 
 DIM = 32
 
@@ -128,6 +130,7 @@ def check(uri: str) -> None:
     assert store.model_of(segments)[0] == model
 
     _check_latest(store, model, base)
+    _check_fingerprints(store, model)
 
     # a collection an earlier release created, without the metadata column, keeps taking writes and reads
     older = ModelRef(name="contract", version=model.version + "old", dim=DIM)
@@ -139,6 +142,34 @@ def check(uri: str) -> None:
     old_hits = store.best_segments([base.tolist()], 5, collection=segments_collection(older))
     assert [h.video_id for h in old_hits] == ["old"] and "metadata" not in old_hits[0].fields
     assert store.rows(Filters(video_ids=["old"]).compile(), VIDEO_FIELDS, collection=videos_collection(older))
+
+
+def _check_fingerprints(store: SegmentStore, model: ModelRef) -> None:
+    """The model-independent fingerprint index: a segment's indexed frame is found by a copy's hash a few bits
+    off, only in its tenant, and is gone after a re-upload with fewer segments and after a delete."""
+    rng = np.random.default_rng(9)
+    prints = [random_fingerprint(rng) for _ in range(5)]
+
+    def print_embedding(
+        video: str, index: int, count: int, found: KeyframeFingerprint, tenant: str
+    ) -> SegmentEmbedding:
+        e = _embedding(model, video, index, count, rng.normal(size=DIM), tenant=tenant, creator="p")
+        return e.model_copy(update={"fingerprints": segment_text([(index * 2.0 + 1.0, found)])})
+
+    store.write_segments(model, [print_embedding("print-a", i, 3, prints[i], "pa") for i in range(3)])
+    store.write_segments(model, [print_embedding("print-b", 0, 1, prints[1], "pb")])
+    tenant_a = Filters(tenant="pa").compile()
+    copy = hash_vector(prints[1].hashes[0] ^ 0b101)  # two bits off segment 1's plain hash
+    hits = store.nearest_fingerprints([copy], 4, tenant_a)[0]
+    assert hits[0] == ("print-a", 1, 2) and {v for v, _, _ in hits} == {"print-a"}, hits
+    centre = store.nearest_fingerprints([hash_vector(prints[2].hashes[2])], 1, tenant_a)[0]
+    assert centre == [("print-a", 2, 0)], centre  # the centre hash is indexed too (a cropped copy's way in)
+    store.write_segments(model, [print_embedding("print-a", 0, 1, prints[3], "pa")])  # re-uploaded: one segment
+    hits = store.nearest_fingerprints([copy], 8, tenant_a)[0]
+    assert {i for _, i, _ in hits} == {0} and min(b for _, _, b in hits) > 8, hits
+    store.delete_video("print-a", "pa", int(time.time() * 1000))
+    assert store.nearest_fingerprints([copy], 8, tenant_a) == [[]]
+    assert store.nearest_fingerprints([copy], 8, Filters(tenant="pb").compile())[0][0] == ("print-b", 0, 2)
 
 
 def _check_latest(store: SegmentStore, model: ModelRef, base: np.ndarray) -> None:

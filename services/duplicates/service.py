@@ -2,7 +2,8 @@
 model, and the verdicts are published on `videos.duplicates` and kept in the duplicates collection.
 
 For each of the video's informative segments the catalogue's nearest segments (same tenant, same model,
-other videos) are searched; the nearest videos are the candidates. Their segment pairs that are evidence
+other videos) are searched, and for its frames' fingerprints the nearest in the model-independent fingerprint
+index: the nearest videos by either are the candidates. Their segment pairs that are evidence
 (`evidence.py`: the model's cosine over its duplicate threshold, the frames' perceptual hashes, fused) are
 judged for temporal evidence (`match.py`). The pairs are upserted (keyed by model, video and other video,
 so a replay rewrites them) before the transaction that publishes the event and commits the offset.
@@ -16,7 +17,7 @@ from typing import Any
 from services.clip.thresholds import ThresholdBook
 from services.common.errors import PermanentError
 from services.common.filters import Filters, string_literal
-from services.common.fingerprints import KeyframeFingerprint, parse_segment
+from services.common.fingerprints import KeyframeFingerprint, hash_vector, parse_segment
 from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Result, TransactionalProcessor
 from services.common.messages import DuplicateMatch, Topics, VideoDuplicates, VideoIndexed
 from services.common.vectors import SegmentStore
@@ -65,8 +66,8 @@ class DuplicateFinder:
         evidence = {s.index for s in usable(this, config)}
         queries = [(s, r) for s, r in zip(this, mine, strict=True) if s.index in evidence]
         cosines: dict[str, dict[tuple[int, int], float]] = defaultdict(dict)
-        if queries:
-            others = f"{scope.compile() + ' and ' if scope.tenant else ''}video_id != {string_literal(event.video_id)}"
+        others = f"{scope.compile() + ' and ' if scope.tenant else ''}video_id != {string_literal(event.video_id)}"
+        if queries and weigh.mode != "fingerprints":  # the hashes alone: the model's vectors are not searched
             nearest = self.store.nearest(
                 [r["vector"] for _, r in queries], self.settings.neighbours, others, event.collection
             )
@@ -74,9 +75,11 @@ class DuplicateFinder:
                 for video_id, index, score in hits:
                     cosines[video_id][(segment.index, index)] = score
         matches = []
+        this_prints = {int(r["segment_index"]): _prints(r) for _, r in queries}
         candidates = self._candidates(cosines, threshold, weigh.mode == "clip")
+        if weigh.mode != "clip":
+            candidates = sorted(set(candidates) | set(self._alike(this_prints, others, weigh.match_bits)))
         if candidates:
-            this_prints = {int(r["segment_index"]): _prints(r) for _, r in queries}
             segments: dict[str, list[Segment]] = defaultdict(list)
             prints: dict[str, dict[int, list[KeyframeFingerprint]]] = defaultdict(dict)
             listed = scope.model_copy(update={"video_ids": candidates}).compile()
@@ -100,6 +103,21 @@ class DuplicateFinder:
         )
         self.store.put_duplicates(result)
         return result
+
+    def _alike(self, prints: dict[int, list[KeyframeFingerprint]], others: str, match_bits: int) -> list[str]:
+        """The videos with a segment whose indexed frame hashes like one of these frames (any of its four
+        hashes, so mirrored and cropped copies too), most such hits first: found whatever the model knows."""
+        frames = [f for _, found in sorted(prints.items()) for f in found]
+        if len(frames) > self.settings.max_print_queries:  # evenly over the video
+            step = len(frames) / self.settings.max_print_queries
+            frames = [frames[int(i * step)] for i in range(self.settings.max_print_queries)]
+        vectors = [hash_vector(h) for f in frames for h in f.hashes]
+        hits: dict[str, int] = defaultdict(int)
+        for found in self.store.nearest_fingerprints(vectors, self.settings.print_neighbours, others):
+            for video_id, _, bits in found:
+                if bits <= match_bits:
+                    hits[video_id] += 1
+        return sorted(hits, key=lambda v: (-hits[v], v))[: self.settings.max_candidates]
 
     def _candidates(self, cosines: dict[str, dict[tuple[int, int], float]], threshold: float, clip: bool) -> list[str]:
         """The videos worth judging: by the model alone, those with a pair over its threshold; otherwise the

@@ -43,6 +43,10 @@ class DuplicatesSettings(StageSettings):
     max_candidates: int = Field(
         default=32, ge=1, le=1024, description="nearest videos whose frames are compared (fused, fingerprints)"
     )
+    max_print_queries: int = Field(
+        default=64, ge=1, le=4096, description="frames of a video looked up in the fingerprint index (evenly spread)"
+    )
+    print_neighbours: int = Field(default=8, ge=1, le=1024, description="nearest indexed hashes per frame hash")
     max_segments: int = Field(default=512, ge=1, description="segments of one video compared (its first ones)")
 
     def threshold_for(self, model: ModelRef, *specs: str, book: ThresholdBook | None = None) -> float:

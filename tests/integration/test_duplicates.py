@@ -26,6 +26,8 @@ from services.common.messages import DeadLetter, Topics, VideoDuplicates, VideoI
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore
 from services.curation.job import CurationConfig, CurationError, CurationJob
+from services.duplicates.service import DuplicateFinder
+from services.duplicates.settings import DuplicatesSettings
 from services.intake.registration import register
 from services.intake.watch import Outcomes, publish_and_wait
 from services.media.synthetic import write_world_clip
@@ -146,7 +148,11 @@ def real_verdicts(common: CommonSettings, media_root: Path) -> dict[str, Any]:
     events = {u.event_id: name for name, u in uploads.items()}
     found = _verdicts(tap, events, set(uploads))
     ids = {u.video_id: name for name, u in uploads.items()}
-    return {name: {ids[m.other_video_id]: m for m in found[name].matches} for name in uploads}
+    return {
+        "verdicts": found,
+        "uploads": uploads,
+        **{name: {ids[m.other_video_id]: m for m in found[name].matches} for name in uploads},
+    }
 
 
 @pytest.mark.parametrize("copy", sorted(REAL_COPIES))
@@ -160,6 +166,25 @@ def test_a_copy_of_a_real_clip_is_found_though_the_model_does_not_know_such_foot
 
 def test_real_clips_that_are_strangers_are_not_called_copies(real_verdicts: dict[str, Any]) -> None:
     assert {name: sorted(real_verdicts[name]) for name in REAL if real_verdicts[name]} == {}
+
+
+def test_the_fingerprint_index_alone_leads_to_the_original(
+    common: CommonSettings, real_verdicts: dict[str, Any]
+) -> None:
+    """The stage's own check with the hashes alone (`evidence=fingerprints`): the model's vectors are not searched,
+    so the candidates come from the model-independent fingerprint index only."""
+    upload, verdict = real_verdicts["uploads"]["crop-bikes"], real_verdicts["verdicts"]["crop-bikes"]
+    event = VideoIndexed(
+        event_id=upload.event_id,
+        video_id=upload.video_id,
+        tenant=REAL_TENANT,
+        segment_count=1,
+        collection=verdict.collection,
+        model_version=verdict.model_version,
+    )
+    found = DuplicateFinder(SegmentStore(common), DuplicatesSettings(evidence="fingerprints")).check(event)
+    assert found is not None
+    assert [m.other_video_id for m in found.matches] == [real_verdicts["uploads"]["bikes"].video_id]
 
 
 def _verdicts(tap: TopicTap, events: dict[str, str], wanted: set[str]) -> dict[str, VideoDuplicates]:

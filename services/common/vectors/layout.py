@@ -20,6 +20,8 @@ SEGMENTS_ALIAS = "clipstream_segments"
 VIDEOS_ALIAS = "clipstream_videos"
 OVERRIDES = "clipstream_overrides"  # per video: a delete or a metadata patch, which later writes must honour
 DUPLICATES = "clipstream_duplicates"  # near-duplicate verdicts: one row per (model, video, other video)
+# model-independent: per segment, the hashes of its frame nearest its middle, searchable by Hamming distance
+FINGERPRINT_INDEX = "clipstream_fingerprints"
 MAX_TOPK = 16384
 ABOUT = "clipstream.about"  # collection property: the model (and how to load it) its vectors come from
 TAG_FIELDS = [f"tag{i}" for i in range(MAX_TAGS)]
@@ -75,6 +77,11 @@ def cache_collection(model: ModelRef) -> str:
 
 def segment_pk(video_id: str, segment_index: int, model_version: str) -> str:
     return f"{video_id}#{segment_index:05d}@{model_version}"
+
+
+def fingerprint_pk(video_id: str, segment_index: int, kind: int) -> str:
+    """A row of the fingerprint index: `kind` is the hash's place in the fingerprint (0 plain, 2 centre)."""
+    return f"{video_id}#{segment_index:05d}#print{kind}"
 
 
 def video_pk(video_id: str, model_version: str) -> str:
@@ -198,6 +205,23 @@ def create_duplicates(client: MilvusClient) -> None:
     params = client.prepare_index_params()
     params.add_index("placeholder", index_type="FLAT", metric_type="L2")
     client.create_collection(DUPLICATES, schema=schema, index_params=params, consistency_level="Strong")
+
+
+def create_fingerprint_index(client: MilvusClient, legacy: bool) -> None:
+    """Two rows per segment: its middle frame's plain and centre hashes, each as a 64-d +-1 vector (Lite has no
+    binary vectors; the cosine of two such vectors gives their Hamming distance). Model-independent like the
+    verdicts: a copy is found across model changes, and by a model that knows nothing of the footage."""
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("pk", DataType.VARCHAR, max_length=MAX_LENGTHS["pk"], is_primary=True)
+    schema.add_field("tenant", DataType.VARCHAR, max_length=MAX_LENGTHS["tenant"])
+    schema.add_field("video_id", DataType.VARCHAR, max_length=MAX_LENGTHS["video_id"])
+    schema.add_field("segment_index", DataType.INT32)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=64)
+    params = client.prepare_index_params()
+    params.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
+    for scalar in ("tenant", "video_id"):
+        params.add_index(scalar, index_type="Trie" if legacy else "INVERTED")
+    client.create_collection(FINGERPRINT_INDEX, schema=schema, index_params=params, consistency_level="Strong")
 
 
 def create_cache(client: MilvusClient, name: str, dim: int, legacy: bool) -> None:

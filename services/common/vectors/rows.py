@@ -11,8 +11,17 @@ import numpy as np
 import numpy.typing as npt
 
 from services.common.errors import PermanentError
+from services.common.fingerprints import hash_vector, parse_segment
 from services.common.messages import MAX_TAGS, DuplicateMatch, ModelRef, SegmentEmbedding, VideoDuplicates
-from services.common.vectors.layout import FINGERPRINTS, MAX_LENGTHS, METADATA, TAG_FIELDS, segment_pk, video_pk
+from services.common.vectors.layout import (
+    FINGERPRINTS,
+    MAX_LENGTHS,
+    METADATA,
+    TAG_FIELDS,
+    fingerprint_pk,
+    segment_pk,
+    video_pk,
+)
 
 
 def mean_vector(vectors: npt.ArrayLike) -> list[float]:
@@ -62,6 +71,26 @@ def segment_row(e: SegmentEmbedding) -> dict[str, Any]:
         FINGERPRINTS: e.fingerprints,
         "vector": e.vector,
     }
+
+
+def fingerprint_rows(e: SegmentEmbedding) -> list[dict[str, Any]]:
+    """The segment's rows of the fingerprint index: its frame nearest its middle, plain and centre hash (a
+    query's mirrored and centre hashes against these cover the transforms `distance` does)."""
+    timed = parse_segment(e.fingerprints)
+    if not timed:
+        return []
+    middle = (e.start_s + e.end_s) / 2
+    _, found = min(timed, key=lambda p: abs(p[0] - middle))
+    return [
+        {
+            "pk": fingerprint_pk(e.video_id, e.segment_index, kind),
+            "tenant": e.video.tenant,
+            "video_id": e.video_id,
+            "segment_index": e.segment_index,
+            "vector": hash_vector(found.hashes[kind]),
+        }
+        for kind in (0, 2)
+    ]
 
 
 def video_row(model: ModelRef, e: SegmentEmbedding, stored: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -79,7 +79,7 @@ class Searcher:
         return merge(per_query)[offset:want]
 
     def nearest(
-        self, vectors: Sequence[Sequence[float]], limit: int, expr: str, collection: str
+        self, vectors: Sequence[Sequence[float]], limit: int, expr: str, collection: str, consistency: str = ""
     ) -> list[list[tuple[str, int, float]]]:
         results = self._recovering(
             lambda: self.client.search(
@@ -89,7 +89,7 @@ class Searcher:
                 filter=expr,
                 output_fields=["video_id", "segment_index"],
                 search_params={"metric_type": "COSINE", "params": self.index.search_params(limit)},
-                consistency_level=self.index.consistency,
+                consistency_level=consistency or self.index.consistency,
             )
         )
         return [

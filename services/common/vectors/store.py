@@ -14,12 +14,14 @@ from pymilvus import MilvusClient, MilvusException
 
 from services.common.errors import ClipstreamError
 from services.common.filters import string_literal
+from services.common.fingerprints import bits_apart
 from services.common.messages import ModelRef, SegmentEmbedding, VideoDuplicates
 from services.common.settings import CommonSettings
 from services.common.vectors.errors import COLLECTION_NOT_FOUND, classify, released_collection
 from services.common.vectors.layout import (
     ABOUT,
     DUPLICATES,
+    FINGERPRINT_INDEX,
     MAX_TOPK,
     OUTPUT_FIELDS,
     OVERRIDES,
@@ -31,7 +33,9 @@ from services.common.vectors.layout import (
     create_cache,
     create_collection,
     create_duplicates,
+    create_fingerprint_index,
     create_overrides,
+    fingerprint_pk,
     segments_collection,
     videos_collection,
 )
@@ -42,6 +46,7 @@ from services.common.vectors.rows import (
     completed_uploads,
     duplicate_pk,
     duplicate_row,
+    fingerprint_rows,
     segment_row,
     video_row,
 )
@@ -242,6 +247,7 @@ class SegmentStore:
         stale = [r["pk"] for vid, rs in stored.items() for r in rs if r["segment_index"] >= latest[vid].segment_count]
         if stale:  # a re-upload cut into fewer segments
             self.client.delete(segments, ids=stale)
+        self._write_prints(embeddings, latest)
         video_rows = [video_row(model, latest[vid], found) for vid, found in stored.items()]
         self.client.upsert(videos, _fit(video_rows, self.columns(videos)))
         # a Strong read waits until the query nodes have applied these writes; reads at any level see
@@ -253,6 +259,27 @@ class SegmentStore:
             consistency_level="Strong",
         )
         return completed_uploads(embeddings, stored)
+
+    def _write_prints(self, embeddings: Sequence[SegmentEmbedding], latest: dict[str, SegmentEmbedding]) -> None:
+        """The segments' rows in the fingerprint index; rows of segments past a video's count, or of a segment
+        that has no fingerprint now, are removed (a re-upload replaces what the index holds of the video)."""
+        self._ensure(FINGERPRINT_INDEX, lambda: create_fingerprint_index(self.client, self._server_before_2_4()))
+        rows, gone = [], []
+        for e in embeddings:
+            found = fingerprint_rows(e)
+            rows += found
+            if not found:
+                gone += [fingerprint_pk(e.video_id, e.segment_index, kind) for kind in (0, 2)]
+        if rows:
+            self.client.upsert(FINGERPRINT_INDEX, rows)
+        if gone:
+            self.client.delete(FINGERPRINT_INDEX, ids=gone)
+        past = " or ".join(
+            f"(video_id == {json.dumps(v)} and tenant == {json.dumps(e.video.tenant)} and segment_index >= "
+            f"{e.segment_count})"
+            for v, e in latest.items()
+        )
+        self.client.delete(FINGERPRINT_INDEX, filter=past)
 
     def _overrides(self, video_ids: set[str], strong: bool = False) -> dict[str, Override]:
         """The overrides of these videos. Only the read after a write must be Strong (it decides whether the
@@ -312,6 +339,8 @@ class SegmentStore:
         if self._opened(DUPLICATES):  # its verdicts, from either side
             either = f"(video_id == {json.dumps(video_id)} or other_id == {json.dumps(video_id)})"
             self.client.delete(DUPLICATES, filter=f"{either} and tenant == {json.dumps(tenant)}")
+        if self._opened(FINGERPRINT_INDEX):
+            self.client.delete(FINGERPRINT_INDEX, filter=expr)
         touched = []
         for name in self.client.list_collections():
             if name.startswith(("clipstream_segments_", "clipstream_videos_")):
@@ -556,6 +585,17 @@ class SegmentStore:
     ) -> list[list[tuple[str, int, float]]]:
         """Per query vector, its `limit` nearest segments as (video id, segment index, cosine), best first."""
         return self._searcher.nearest(vectors, limit, expr, collection)
+
+    def nearest_fingerprints(
+        self, vectors: Sequence[Sequence[float]], limit: int, expr: str
+    ) -> list[list[tuple[str, int, int]]]:
+        """Per query hash vector (`fingerprints.hash_vector`), its `limit` nearest hashes in the fingerprint index
+        as (video id, segment index, bits apart), nearest first; nothing before any video was indexed. Strong: the
+        videos indexed just before the one being checked are among those it must be compared with."""
+        if not vectors or not self.recovering(lambda: self._opened(FINGERPRINT_INDEX)):
+            return [[] for _ in vectors]
+        found = self._searcher.nearest(vectors, limit, expr, FINGERPRINT_INDEX, consistency="Strong")
+        return [[(video_id, index, bits_apart(cosine)) for video_id, index, cosine in hits] for hits in found]
 
     def best_segments(
         self,

