@@ -14,10 +14,12 @@ WORKDIR /app
 COPY schemas ./schemas
 COPY triton_models ./triton_models
 ENV PYTHONUNBUFFERED=1 HOME=/tmp CLIPSTREAM_HOME=/var/lib/clipstream \
-    CLIPSTREAM_STACK_CACHE_DIR=/opt/clipstream
+    CLIPSTREAM_STACK_CACHE_DIR=/opt/clipstream \
+    CLIPSTREAM_OCR_ENCODER_DIR=/opt/clipstream/text-encoder CLIPSTREAM_SEARCH_TEXT_ENCODER_DIR=/opt/clipstream/text-encoder
 RUN apt-get update && apt-get install -y --no-install-recommends libstdc++6 zlib1g \
  && rm -rf /var/lib/apt/lists/* \
  && python -m services.cli triton prepare \
+ && python -c "from pathlib import Path; from services.text.sentences import prepare; prepare(Path('/opt/clipstream/text-encoder'))" \
  && useradd --uid 10001 --user-group --no-create-home clipstream
 USER 10001
 ENTRYPOINT ["python"]

@@ -324,12 +324,24 @@ def upload(
             raise typer.Exit(1)
 
 
+def _reason(why: dict[str, Any]) -> str:
+    """One reason a result matched, as the CLI shows it: the score it was seen with, or the words and where."""
+    if why.get("mode") != "text":
+        return f"seen {why.get('score', 0):.3f}"
+    lines = why.get("lines") or []
+    return "written " + ", ".join(
+        f"{line['text']!r} at {line['t']:.1f}s box ({line['box'][0]:.2f},{line['box'][1]:.2f})-"
+        f"({line['box'][2]:.2f},{line['box'][3]:.2f})"
+        for line in lines[:3]
+    )
+
+
 def _print_hits(title: str, hits: Hits) -> None:
     if hits.good_match is not None:
         verdict = "a good match" if hits.good_match else "[yellow]no good match[/yellow]"
         title = f"{title}: {verdict} (threshold {hits.match_threshold:.3f})"
     table = Table(title=title)
-    for col in ("#", "score", "video", "best segment", "creator", "uri"):
+    for col in ("#", "score", "video", "best segment", "why", "creator", "uri"):
         table.add_column(col)
     for rank, hit in enumerate(hits, 1):
         f = hit.fields
@@ -338,6 +350,7 @@ def _print_hits(title: str, hits: Hits) -> None:
             f"{hit.score:.4f}",
             str(f.get("title") or hit.video_id),
             f"{hit.start_s:.1f}-{hit.end_s:.1f}s (keyframe {float(f['keyframe_s']):.1f}s)",
+            "; ".join(_reason(w) for w in f.get("why") or []),
             str(f.get("creator", "")),
             str(f.get("uri", ""))[-60:],
         )

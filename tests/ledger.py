@@ -33,8 +33,9 @@ PIPELINE_TOPICS = (
     Topics.REMOVED,
     Topics.DUPLICATES,
     Topics.QC,
+    Topics.TEXT,
 )
-_PER_SEGMENT = {Topics.SEGMENTS, Topics.EMBEDDINGS, Topics.SEGMENTS_INDEXED}
+_PER_SEGMENT = {Topics.SEGMENTS, Topics.EMBEDDINGS, Topics.SEGMENTS_INDEXED, Topics.TEXT}
 _NO_LEADER_YET = {
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
@@ -58,6 +59,10 @@ class Ledger:
 
     def count(self, topic: str, event_id: str) -> int:
         return sum(n for (t, e, _), n in self.counts.items() if t == topic and e == event_id)
+
+    def segments(self, topic: str, event_id: str) -> dict[int, int]:
+        """Per segment index, the messages of one upload on a per-segment topic."""
+        return {i: n for (t, e, i), n in self.counts.items() if t == topic and e == event_id}
 
 
 def tally(records: Iterable[tuple[str, bytes]], event_ids: set[str]) -> Ledger:

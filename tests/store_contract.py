@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ import numpy as np
 
 from services.common.filters import Filters
 from services.common.fingerprints import KeyframeFingerprint, hash_vector, segment_text
-from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo
+from services.common.messages import ModelRef, ScreenText, SegmentEmbedding, SegmentText, VideoInfo
 from services.common.settings import CommonSettings
 from services.common.vectors import VIDEO_FIELDS, VIDEOS_ALIAS, SegmentStore, segments_collection, videos_collection
 from services.common.vectors.layout import create_collection
@@ -131,6 +132,7 @@ def check(uri: str) -> None:
 
     _check_latest(store, model, base)
     _check_fingerprints(store, model)
+    _check_text(store)
 
     # a collection an earlier release created, without the metadata column, keeps taking writes and reads
     older = ModelRef(name="contract", version=model.version + "old", dim=DIM)
@@ -170,6 +172,50 @@ def _check_fingerprints(store: SegmentStore, model: ModelRef) -> None:
     store.delete_video("print-a", "pa", int(time.time() * 1000))
     assert store.nearest_fingerprints([copy], 8, tenant_a) == [[]]
     assert store.nearest_fingerprints([copy], 8, Filters(tenant="pb").compile())[0][0] == ("print-b", 0, 2)
+
+
+def _check_text(store: SegmentStore) -> None:
+    """On-screen text rows: searchable by their embedding in their tenant only, none for a segment without
+    words, trimmed by a re-upload with fewer segments, never kept for a deleted video (before or after)."""
+    rng = np.random.default_rng(11)
+    vectors = {name: (lambda v: (v / np.linalg.norm(v)).tolist())(rng.normal(size=8)) for name in "abcd"}
+
+    def found(video: str, index: int, count: int, words: str, tenant: str = "ta") -> SegmentText:
+        lines = [ScreenText(text=words, box=(0.1, 0.8, 0.9, 0.9), confidence=0.99, t=index + 0.5)] if words else []
+        return SegmentText(
+            event_id="e",
+            video_id=video,
+            tenant=tenant,
+            uploaded_at=datetime(2026, 1, 1, tzinfo=UTC),
+            segment_index=index,
+            segment_count=count,
+            start_s=index,
+            end_s=index + 1.0,
+            lines=lines,
+            encoder="t8",
+        )
+
+    store.write_text("t8", 8, [(found("text-a", 0, 3, "ONE"), vectors["a"]), (found("text-a", 1, 3, ""), None)])
+    store.write_text("t8", 8, [(found("text-a", 2, 3, "THREE"), vectors["b"])])
+    store.write_text("t8", 8, [(found("text-b", 0, 1, "OTHER", tenant="tb"), vectors["c"])])
+    hits = store.search_text("t8", vectors["a"], 10, Filters(tenant="ta").compile())
+    top = hits[0][1]
+    assert (top["video_id"], top["segment_index"], top["text"]) == ("text-a", 0, "ONE"), hits
+    assert {r["video_id"] for _, r in hits} == {"text-a"} and len(hits) == 2  # no row for the empty segment
+    assert json.loads(hits[0][1]["lines"])[0]["box"] == [0.1, 0.8, 0.9, 0.9]
+    keys = [("text-a", 0), ("text-a", 1), ("text-b", 0)]
+    assert set(store.text_of("t8", keys, Filters(tenant="ta").compile())) == {("text-a", 0)}
+    store.write_text("t8", 8, [(found("text-a", 0, 1, "ONE AGAIN"), vectors["a"])])  # re-uploaded: one segment
+    assert [r["text"] for _, r in store.search_text("t8", vectors["b"], 10, Filters(tenant="ta").compile())] == [
+        "ONE AGAIN"
+    ]
+    store.delete_video("text-a", "ta", int(time.time() * 1000))
+    assert store.search_text("t8", vectors["a"], 10, Filters(tenant="ta").compile()) == []
+    store.write_text("t8", 8, [(found("text-a", 0, 1, "LATE"), vectors["a"])])  # a late message of the deleted upload
+    assert store.search_text("t8", vectors["a"], 10, Filters(tenant="ta").compile()) == []
+    assert [r["video_id"] for _, r in store.search_text("t8", vectors["c"], 10, Filters(tenant="tb").compile())] == [
+        "text-b"
+    ]
 
 
 def _check_latest(store: SegmentStore, model: ModelRef, base: np.ndarray) -> None:

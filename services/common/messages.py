@@ -396,6 +396,30 @@ class VideoDuplicates(Message):
     checked_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+class ScreenText(BaseModel):
+    """One line of text read on a keyframe."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = Field(min_length=1, max_length=256)
+    box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 as shares of the picture's sides")
+    confidence: float = Field(ge=0, le=1)
+    t: float = Field(description="the keyframe's time, seconds from the start of the video")
+
+
+class SegmentText(UploadStamped):
+    """The words read on a segment's keyframes (OCR): published by the text stage once per segment, with or
+    without text, after they are stored (text and its sentence embedding) for search."""
+
+    schema_version: Literal[1] = 1
+    segment_index: int = Field(ge=0)
+    segment_count: int = Field(ge=1)
+    start_s: float
+    end_s: float
+    lines: list[ScreenText] = Field(default_factory=list, max_length=64)
+    encoder: str = Field(description="the sentence encoder that embedded the text (names its collection)")
+
+
 QcCheck = Literal["prompt_alignment", "style", "temporal"]
 QcVerdict = Literal["pass", "flagged", "nothing_to_check"]
 # the free-metadata keys a generated video's QC reads: what it was asked to show, and what it should look like
@@ -543,6 +567,8 @@ class Topics:
     REMOVED = "videos.removed"
     DUPLICATES = "videos.duplicates"
     QC = "videos.qc"
+    TEXT = "videos.text"
+    TEXT_DEAD_LETTER = "videos.text.deadletter"  # the text stage's: an upload's outcome never depends on it
     WEBHOOK_ENDPOINTS = "webhooks.endpoints"
     WEBHOOK_DEAD_LETTER = "webhooks.deadletter"  # not videos.deadletter: the status projection reads that one
     # `clipstream reindex`: the same stages in their own groups; nothing downstream of ingest reads these
@@ -568,6 +594,8 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     Topics.REMOVED: VideoRemoved,
     Topics.DUPLICATES: VideoDuplicates,
     Topics.QC: VideoQc,
+    Topics.TEXT: SegmentText,
+    Topics.TEXT_DEAD_LETTER: DeadLetter,
     Topics.WEBHOOK_ENDPOINTS: WebhookEndpoint,
     Topics.WEBHOOK_DEAD_LETTER: DeadLetter,
     Topics.BACKFILL: VideoBackfill,

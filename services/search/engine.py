@@ -7,6 +7,7 @@ engine embeds queries in-process with the model recorded on the collection, so s
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from services.common.filters import Filters
 from services.common.messages import QC_PROMPT_KEY, QC_REFERENCES_KEY, ModelRef
 from services.common.triton import ClipClient
 from services.common.vectors import METADATA, VIDEOS_ALIAS, Cursor, SegmentHit, SegmentStore, videos_collection
+from services.common.vectors.layout import MAX_TOPK, OUTPUT_FIELDS
 from services.media.decode import DecodeLimits, DecodeOptions
 from services.media.errors import DecodeError
 from services.media.images import fit_pixels, jpeg_to_pixels
@@ -34,8 +36,11 @@ from services.quality.inspect import QualityError, check_prompt, check_reference
 from services.search.cache import CacheEntry, Generation, entry_row, lookup_filter, new_entry_id, screen
 from services.search.duplicates import collapse as collapsed
 from services.search.duplicates import duplicate_neighbours, verdicts_of
+from services.search.fusion import fuse, words_found
 from services.search.recommend import Example, candidate_filter, query_vector
 from services.search.settings import SearchSettings
+from services.text import sentences
+from services.text.sentences import SentenceEncoder
 
 if TYPE_CHECKING:  # torch: loaded only when a query is embedded in-process (services.clip.routing)
     from services.clip.loader import LoadedClip
@@ -68,12 +73,13 @@ class Hits(list[SegmentHit]):
     def good_match(self) -> bool | None:
         if self.match_threshold is None:
             return None
-        return bool(self) and self[0].score >= self.match_threshold
+        return bool(self) and (_words_matched(self[0]) or self[0].score >= self.match_threshold)
 
 
 class SearchEngine:
     def __init__(self, settings: SearchSettings) -> None:
         self.settings = settings
+        self._sentences: SentenceEncoder | None = None  # loaded on the first text query (onnxruntime)
         self.clip = ClipClient(settings.common.triton_grpc_url)
         self.store = SegmentStore(settings.common)
         self.router = ModelRouter(self.store)
@@ -108,14 +114,104 @@ class SearchEngine:
     # --- queries ----------------------------------------------------------------------------------------
 
     def by_text(
-        self, text: str, limit: int = 10, filters: Filters | None = None, offset: int = 0, collapse: bool = False
+        self,
+        text: str,
+        limit: int = 10,
+        filters: Filters | None = None,
+        offset: int = 0,
+        collapse: bool = False,
+        modes: Sequence[str] = ("visual", "text"),
+        has_text: bool | None = None,
     ) -> Hits:
+        """What segments show (`visual`: the CLIP search) and what is written on them (`text`: on-screen words),
+        fused by reciprocal rank; each result says why it matched. `has_text` keeps only segments with (or
+        without) words on screen."""
         if not text.strip():
             raise QueryError("empty text query")
         if len(text) > 1000:
             raise QueryError("text query longer than 1000 characters")
-        found = self._embed(lambda c: c.embed_texts([text]), lambda m: m.embed_texts([text]))
-        return self._search(found, limit, offset, filters, "text", collapse)
+        if not modes or set(modes) - {"visual", "text"}:
+            raise QueryError("modes: one or both of 'visual' and 'text'")
+        limit = max(1, min(limit, self.settings.max_limit))
+        offset = max(0, min(offset, self.settings.max_offset))
+        deep = offset + limit if ("text" in modes or has_text is not None) else limit
+        rankings: dict[str, list[SegmentHit]] = {}
+        threshold = None
+        if "visual" in modes:
+            found = self._embed(lambda c: c.embed_texts([text]), lambda m: m.embed_texts([text]))
+            if has_text is None:
+                seen = self._search(found, deep, 0 if deep != limit else offset, filters, "text", collapse)
+            else:
+                seen = self._seen_with_text(found, deep, filters, has_text)
+            threshold = seen.match_threshold
+            rankings["visual"] = [_why(h, {"mode": "visual", "score": round(h.score, 6)}) for h in seen]
+        if "text" in modes and has_text is not False:  # every text hit has words on screen
+            rankings["text"] = self._written(text, deep, filters)
+        if deep == limit and list(rankings) == ["visual"]:
+            return Hits(rankings["visual"], threshold)  # the plain CLIP search, paged by Milvus
+        return Hits(fuse(rankings)[offset : offset + limit], threshold)
+
+    def _encoder(self) -> SentenceEncoder | None:
+        if self._sentences is None and sentences.ready(self.settings.text_encoder_dir):
+            self._sentences = SentenceEncoder(self.settings.text_encoder_dir)
+        return self._sentences
+
+    def _written(self, text: str, want: int, filters: Filters | None) -> list[SegmentHit]:
+        """Segments whose on-screen words match the query: those naming more of its words first, then by the
+        words' embedding; a hit naming none of them counts only from `text_min_cosine`. Metadata filters apply
+        through the served segment rows, which also give the results their fields."""
+        encoder = self._encoder()
+        served = self.store.served()
+        if encoder is None or served is None:
+            return []
+        vector = encoder.embed([text])[0].tolist()
+        found = self.store.search_text(sentences.VERSION, vector, max(50, 4 * want), _tenant_scope(filters))
+        scored = [(words_found(text, row["text"]), cosine, row) for cosine, row in found]
+        scored = [s for s in scored if s[0] > 0 or s[1] >= self.settings.text_min_cosine]
+        scored.sort(key=lambda s: (-s[0], -s[1]))
+        best: dict[str, tuple[float, float, dict[str, Any]]] = {}
+        for share, cosine, row in scored:
+            best.setdefault(row["video_id"], (share, cosine, row))
+        if not best:
+            return []
+        scope = (filters or Filters()).model_copy(update={"video_ids": sorted(best)})
+        rows = self.store.rows(scope.compile(), OUTPUT_FIELDS, collection=served)
+        shown = {(r["video_id"], int(r["segment_index"])): r for r in rows}
+        hits = []
+        for video_id, (share, cosine, row) in best.items():
+            segment = shown.get((video_id, int(row["segment_index"])))
+            if segment is None:  # filtered out, or not indexed (yet) in the served collection
+                continue
+            why = {"mode": "text", "score": round(cosine, 6), "words_found": share, "lines": json.loads(row["lines"])}
+            hits.append(SegmentHit(video_id, cosine, {**segment, "why": [why]}))
+        return sorted(hits, key=lambda h: (-h.fields["why"][0]["words_found"], -h.score))[:want]
+
+    def _seen_with_text(
+        self, found: tuple[np.ndarray, Target | None], want: int, filters: Filters | None, has_text: bool
+    ) -> Hits:
+        """The visual search over segments with (or without) words on screen: the nearest segments (not yet
+        one per video), those whose text row exists (or not), then each video's best of them."""
+        vectors, target = found
+        if target is None or vectors.size == 0:
+            return Hits()
+        expr = (filters or Filters()).compile()
+        fetch = min(MAX_TOPK, max(256, 20 * want))
+        near = self.store.nearest(vectors.tolist(), fetch, expr, target.collection)[0]
+        written = self.store.text_of(sentences.VERSION, [(v, i) for v, i, _ in near], _tenant_scope(filters))
+        best: dict[str, tuple[int, float]] = {}
+        for video_id, index, score in near:
+            if ((video_id, index) in written) == has_text and video_id not in best:
+                best[video_id] = (index, score)
+        if not best:
+            return Hits()
+        scope = (filters or Filters()).model_copy(update={"video_ids": sorted(best)})
+        rows = {
+            (r["video_id"], int(r["segment_index"])): r
+            for r in self.store.rows(scope.compile(), OUTPUT_FIELDS, collection=target.collection)
+        }
+        hits = [SegmentHit(v, score, rows[(v, i)]) for v, (i, score) in best.items() if (v, i) in rows]
+        thresholds = self.thresholds.get(target.model, target.spec, self.settings.common.resolved_clip_model())
+        return Hits(sorted(hits, key=lambda h: -h.score)[:want], thresholds.match("text"))
 
     def by_image(
         self, data: bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0, collapse: bool = False
@@ -451,6 +547,10 @@ class SearchEngine:
         return Hits(hits, thresholds.match(kind))
 
 
+def _why(hit: SegmentHit, reason: dict[str, Any]) -> SegmentHit:
+    return SegmentHit(hit.video_id, hit.score, {**hit.fields, "why": [reason]})
+
+
 def _tenant_scope(filters: Filters | None) -> str:
     return Filters(tenant=filters.tenant).compile() if filters and filters.tenant else ""
 
@@ -460,12 +560,17 @@ def hits_to_json(hits: Hits) -> dict[str, Any]:
     "no good match" threshold (null when no threshold is known for the model)."""
     return {
         "results": [
-            r | {"good_match": _at_least(h.score, hits.match_threshold)}  # the score, not its rounded display
+            r | {"good_match": True if _words_matched(h) else _at_least(h.score, hits.match_threshold)}
             for h, r in zip(hits, _results(hits), strict=True)
         ],
         "match_threshold": hits.match_threshold,
         "good_match": hits.good_match,
     }
+
+
+def _words_matched(hit: SegmentHit) -> bool:
+    """The result shows the query's words on screen: a good match whatever the model's threshold says."""
+    return any(w.get("mode") == "text" and w.get("words_found", 0) > 0 for w in hit.fields.get("why") or [])
 
 
 def _at_least(score: float, threshold: float | None) -> bool | None:
@@ -482,6 +587,7 @@ def video_results(hits: Sequence[SegmentHit]) -> list[dict[str, object]]:
             "tags": [t for i in range(8) if (t := h.fields.get(f"tag{i}"))],
             "metadata": h.fields.get(METADATA) or {},
             "thumbnail": f"data:image/jpeg;base64,{h.fields['thumb']}" if h.fields.get("thumb") else None,
+            "why": h.fields.get("why") or [{"mode": "visual", "score": round(h.score, 6)}],
         }
         for h in hits
     ]
@@ -503,6 +609,7 @@ def _results(hits: Sequence[SegmentHit]) -> list[dict[str, object]]:
             "tags": [t for i in range(8) if (t := h.fields.get(f"tag{i}"))],
             "metadata": h.fields.get(METADATA) or {},
             "thumbnail": f"data:image/jpeg;base64,{h.fields['thumb']}" if h.fields.get("thumb") else None,
+            "why": h.fields.get("why") or [{"mode": "visual", "score": round(h.score, 6)}],
         }
         for h in hits
     ]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -7,6 +9,7 @@ from services.common.settings import CommonSettings
 from services.media.images import ImageLimits
 from services.media.settings import MediaSettings
 from services.quality.settings import QualitySettings
+from services.text import sentences
 
 
 class SearchSettings(BaseSettings):
@@ -27,6 +30,13 @@ class SearchSettings(BaseSettings):
     query_image_max_aspect: float = Field(default=20.0, ge=1)
     query_image_short_side: int = Field(default=448, ge=32, description="larger query images are scaled down")
     max_limit: int = 100
+    text_encoder_dir: Path = Field(
+        default_factory=sentences.default_folder,
+        description="the on-screen text's sentence encoder (exported by the OCR stage or `clipstream stack up`)",
+    )
+    text_min_cosine: float = Field(
+        default=0.5, ge=0, le=1, description="a text hit naming none of the query's words needs this cosine"
+    )
     cache_threshold: float = Field(
         default=0.95, gt=0, le=1, description="cache-hit prompt cosine when the model has no calibrated one"
     )

@@ -14,6 +14,7 @@ from services.stack.process import Proc, StackError, http_ok, wait_until
 from services.stack.seaweedfs import start_seaweedfs
 from services.stack.settings import StackSettings
 from services.stack.triton import start_triton
+from services.text import sentences
 
 # service -> (module, health port env var, default port)
 SERVICES: dict[str, tuple[str, str, int]] = {
@@ -23,6 +24,7 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "enricher": ("services.enricher", "CLIPSTREAM_ENRICHER_HEALTH_PORT", 9104),
     "duplicates": ("services.duplicates", "CLIPSTREAM_DUPLICATES_HEALTH_PORT", 9107),
     "qc": ("services.qc", "CLIPSTREAM_QC_HEALTH_PORT", 9108),
+    "ocr": ("services.ocr", "CLIPSTREAM_OCR_HEALTH_PORT", 9110),
     "webhooks": ("services.webhooks", "CLIPSTREAM_WEBHOOKS_HEALTH_PORT", 9109),
     "search": ("services.search", "CLIPSTREAM_SEARCH_PORT", 8080),
     "gateway": ("services.gateway", "CLIPSTREAM_GATEWAY_PORT", 8090),
@@ -69,6 +71,14 @@ def _env(settings: StackSettings, clip_model: str) -> dict[str, str]:
     return env
 
 
+def _text_encoder_env() -> dict[str, str]:
+    """The sentence encoder of on-screen text, exported once (before the OCR stage and search race for it) and
+    named to both."""
+    folder = Path(os.environ.get("CLIPSTREAM_OCR_ENCODER_DIR") or sentences.default_folder())
+    sentences.prepare(folder)
+    return {"CLIPSTREAM_OCR_ENCODER_DIR": str(folder), "CLIPSTREAM_SEARCH_TEXT_ENCODER_DIR": str(folder)}
+
+
 def _object_store_env(settings: StackSettings) -> dict[str, str]:
     """The gateway writes its uploads into the local store, and the media readers may read exactly its
     upload prefix there, with the store's (generated) keys."""
@@ -100,6 +110,7 @@ def up(settings: StackSettings, services: bool = True) -> dict[str, int]:
     procs.append(start_triton(settings, clip_model))
     if services:
         env = _env(settings, clip_model)
+        env.update(_text_encoder_env())
         started = []
         for name, (module, port_var, default_port) in SERVICES.items():
             proc = Proc(name, settings.run_dir)

@@ -23,6 +23,7 @@ from services.enricher.settings import EnricherSettings
 from services.gateway.notifications import NotificationSettings
 from services.gateway.settings import GatewaySettings
 from services.indexer.settings import IndexerSettings
+from services.ocr.settings import OcrSettings
 from services.qc.settings import QcSettings
 from services.search.settings import SearchSettings
 from services.stack.settings import StackSettings
@@ -47,6 +48,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "indexer": IndexerSettings,
     "enricher": EnricherSettings,
     "duplicates": DuplicatesSettings,
+    "ocr": OcrSettings,
     "qc": QcSettings,
     "search": SearchSettings,
     "gateway": GatewaySettings,
@@ -163,6 +165,7 @@ def test_probes_hit_the_ports_the_services_serve() -> None:
         "indexer": IndexerSettings().health_port,
         "enricher": EnricherSettings().health_port,
         "duplicates": DuplicatesSettings().health_port,
+        "ocr": OcrSettings().health_port,
         "qc": QcSettings().health_port,
         "search": SearchSettings().port,
         "gateway": GatewaySettings().port,
@@ -190,7 +193,7 @@ def test_probes_hit_the_ports_the_services_serve() -> None:
 
 
 def test_components_scale_on_their_own_topic_and_group() -> None:
-    consumers = ("decoder", "embedder", "indexer", "enricher", "duplicates", "qc", "webhooks")
+    consumers = ("decoder", "embedder", "indexer", "enricher", "duplicates", "ocr", "qc", "webhooks")
     docs = render(*[arg for c in consumers for arg in ("--set", f"{c}.autoscaling.enabled=true")])
     scaled = by_kind(docs, "ScaledObject")
     backfill = {  # a reindex's backlog scales the stages that serve it, each its own topic and group
@@ -204,6 +207,7 @@ def test_components_scale_on_their_own_topic_and_group() -> None:
         "indexer": (Topics.EMBEDDINGS, IndexerSettings().group_id),
         "enricher": (Topics.SEGMENTS_INDEXED, EnricherSettings().group_id),
         "duplicates": (Topics.INDEXED, DuplicatesSettings().group_id),
+        "ocr": (Topics.SEGMENTS, OcrSettings().group_id),
         "qc": (Topics.INDEXED, QcSettings().group_id),
         "webhooks": (Topics.STATUS, WebhooksSettings().group_id),
     }

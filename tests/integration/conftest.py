@@ -65,6 +65,7 @@ TEST_ENV = {
             "key-gen": "gen",
             "key-qc": "qc",
             "key-page": "page",
+            "key-text": "text",
         }
     ),
     "CLIPSTREAM_GATEWAY_PORT": f"{port(28090)}",

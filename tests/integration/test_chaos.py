@@ -118,6 +118,7 @@ FAULTS = [
     Fault("enricher", 1, _kill_service("enricher")),
     Fault("duplicates", 2, _kill_service("duplicates")),
     Fault("qc", 2, _kill_service("qc")),
+    Fault("ocr", 1, _kill_service("ocr")),
     Fault("search", 0, _kill_service("search")),
     Fault("triton", 0, _kill_infra("triton", lambda s: start_triton(s, manager.ensure_model(s)))),
     Fault("milvus", 2, _kill_infra("milvus", start_milvus_lite)),
@@ -197,6 +198,13 @@ def test_fault_mid_ingest_loses_and_duplicates_nothing(stack: StackSettings, fau
             deadline = time.monotonic() + OUTCOME_TIMEOUT_S
             while any(ledger.count(DOWNSTREAM[fault.name], e) == 0 for e in done.indexed):
                 assert time.monotonic() < deadline, f"uploads without {DOWNSTREAM[fault.name]}"
+                time.sleep(2)
+                ledger = tap.read(events)
+            recovery_s = time.monotonic() - struck
+        if fault.name == "ocr":  # the text stage struck: every segment of every indexed upload read once
+            deadline = time.monotonic() + OUTCOME_TIMEOUT_S
+            while any(len(ledger.segments(Topics.TEXT, e)) < i.segment_count for e, i in done.indexed.items()):
+                assert time.monotonic() < deadline, "segments without videos.text"
                 time.sleep(2)
                 ledger = tap.read(events)
             recovery_s = time.monotonic() - struck

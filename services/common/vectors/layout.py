@@ -23,6 +23,8 @@ DUPLICATES = "clipstream_duplicates"  # near-duplicate verdicts: one row per (mo
 # model-independent: per segment, the hashes of its frame nearest its middle, searchable by Hamming distance
 FINGERPRINT_INDEX = "clipstream_fingerprints"
 MAX_TOPK = 16384
+TEXT_BYTES = 4096  # a segment's words, joined (cut at a character boundary)
+LINES_BYTES = 16384  # its lines as JSON: text, box, confidence, time
 ABOUT = "clipstream.about"  # collection property: the model (and how to load it) its vectors come from
 TAG_FIELDS = [f"tag{i}" for i in range(MAX_TAGS)]
 METADATA = "metadata"  # the uploader's free key/values (JSON); collections created before it lack the column
@@ -73,6 +75,15 @@ def videos_collection(model: ModelRef) -> str:
 def cache_collection(model: ModelRef) -> str:
     """The generation cache's entries: one row per generated video, keyed by its prompt's text embedding."""
     return _collection("cache", model)
+
+
+def text_collection(encoder: str) -> str:
+    """On-screen text per segment, embedded by one sentence encoder (`encoder` is its version)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"clipstream_text_{encoder}")[:255]
+
+
+def text_pk(video_id: str, segment_index: int) -> str:
+    return f"{video_id}#{segment_index:05d}"
 
 
 def segment_pk(video_id: str, segment_index: int, model_version: str) -> str:
@@ -222,6 +233,27 @@ def create_fingerprint_index(client: MilvusClient, legacy: bool) -> None:
     for scalar in ("tenant", "video_id"):
         params.add_index(scalar, index_type="Trie" if legacy else "INVERTED")
     client.create_collection(FINGERPRINT_INDEX, schema=schema, index_params=params, consistency_level="Strong")
+
+
+def create_text(client: MilvusClient, name: str, dim: int, legacy: bool) -> None:
+    """One row per segment with words on screen: the words (joined, and each line with its box, confidence and
+    time as JSON) and their sentence embedding. A segment without text has no row (`has_text` is a row's being)."""
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("pk", DataType.VARCHAR, max_length=MAX_LENGTHS["pk"], is_primary=True)
+    schema.add_field("tenant", DataType.VARCHAR, max_length=MAX_LENGTHS["tenant"])
+    schema.add_field("video_id", DataType.VARCHAR, max_length=MAX_LENGTHS["video_id"])
+    schema.add_field("segment_index", DataType.INT32)
+    schema.add_field("start_s", DataType.FLOAT)
+    schema.add_field("end_s", DataType.FLOAT)
+    schema.add_field("event_id", DataType.VARCHAR, max_length=MAX_LENGTHS["event_id"])
+    schema.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
+    schema.add_field("lines", DataType.VARCHAR, max_length=LINES_BYTES)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    params = client.prepare_index_params()
+    params.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
+    for scalar in ("tenant", "video_id"):
+        params.add_index(scalar, index_type="Trie" if legacy else "INVERTED")
+    client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
 
 
 def create_cache(client: MilvusClient, name: str, dim: int, legacy: bool) -> None:

@@ -12,14 +12,24 @@ import numpy.typing as npt
 
 from services.common.errors import PermanentError
 from services.common.fingerprints import hash_vector, parse_segment
-from services.common.messages import MAX_TAGS, DuplicateMatch, ModelRef, SegmentEmbedding, VideoDuplicates
+from services.common.messages import (
+    MAX_TAGS,
+    DuplicateMatch,
+    ModelRef,
+    SegmentEmbedding,
+    SegmentText,
+    VideoDuplicates,
+)
 from services.common.vectors.layout import (
     FINGERPRINTS,
+    LINES_BYTES,
     MAX_LENGTHS,
     METADATA,
     TAG_FIELDS,
+    TEXT_BYTES,
     fingerprint_pk,
     segment_pk,
+    text_pk,
     video_pk,
 )
 
@@ -91,6 +101,26 @@ def fingerprint_rows(e: SegmentEmbedding) -> list[dict[str, Any]]:
         }
         for kind in (0, 2)
     ]
+
+
+def text_row(found: SegmentText, vector: Sequence[float]) -> dict[str, Any]:
+    """A segment's row of the text collection: its words joined, its lines with boxes, their embedding."""
+    joined = _clip_utf8(" ".join(line.text for line in found.lines), TEXT_BYTES)
+    lines = [line.model_dump() for line in found.lines]
+    while len(json.dumps(lines).encode()) > LINES_BYTES:  # at most 64 lines of 256 chars: rarely cut
+        lines.pop()
+    return {
+        "pk": text_pk(found.video_id, found.segment_index),
+        "tenant": found.tenant,
+        "video_id": found.video_id,
+        "segment_index": found.segment_index,
+        "start_s": found.start_s,
+        "end_s": found.end_s,
+        "event_id": found.event_id,
+        "text": joined,
+        "lines": json.dumps(lines),
+        "vector": list(vector),
+    }
 
 
 def video_row(model: ModelRef, e: SegmentEmbedding, stored: Sequence[dict[str, Any]]) -> dict[str, Any]:

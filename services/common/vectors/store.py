@@ -7,6 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence, Set
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import numpy as np
@@ -15,7 +16,7 @@ from pymilvus import MilvusClient, MilvusException
 from services.common.errors import ClipstreamError
 from services.common.filters import string_literal
 from services.common.fingerprints import bits_apart
-from services.common.messages import ModelRef, SegmentEmbedding, VideoDuplicates
+from services.common.messages import ModelRef, SegmentEmbedding, SegmentText, VideoDuplicates
 from services.common.settings import CommonSettings
 from services.common.vectors.errors import COLLECTION_NOT_FOUND, classify, released_collection
 from services.common.vectors.layout import (
@@ -35,8 +36,11 @@ from services.common.vectors.layout import (
     create_duplicates,
     create_fingerprint_index,
     create_overrides,
+    create_text,
     fingerprint_pk,
     segments_collection,
+    text_collection,
+    text_pk,
     videos_collection,
 )
 from services.common.vectors.listing import WINDOW_ROWS, Cursor, lowest_bound, newest_first
@@ -48,6 +52,7 @@ from services.common.vectors.rows import (
     duplicate_row,
     fingerprint_rows,
     segment_row,
+    text_row,
     video_row,
 )
 from services.common.vectors.search import Searcher, SegmentHit
@@ -58,6 +63,7 @@ log = logging.getLogger(__name__)
 # which kills the channel every client in the process shares
 _GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
 T = TypeVar("T")
+TEXT_FIELDS = ["video_id", "segment_index", "start_s", "end_s", "text", "lines"]
 CACHE_EXACT_MAX = 2048  # cache lookups whose filter admits at most this many entries are scored exactly
 
 
@@ -343,7 +349,10 @@ class SegmentStore:
             self.client.delete(FINGERPRINT_INDEX, filter=expr)
         touched = []
         for name in self.client.list_collections():
-            if name.startswith(("clipstream_segments_", "clipstream_videos_")):
+            if name.startswith("clipstream_text_"):
+                self.client.load_collection(name)
+                self.client.delete(name, filter=expr)
+            elif name.startswith(("clipstream_segments_", "clipstream_videos_")):
                 self.client.load_collection(name)
                 if self.client.query(name, filter=expr, output_fields=["pk"], limit=1, consistency_level="Strong"):
                     touched.append(name)
@@ -586,6 +595,76 @@ class SegmentStore:
         """Per query vector, its `limit` nearest segments as (video id, segment index, cosine), best first."""
         return self._searcher.nearest(vectors, limit, expr, collection)
 
+    # --- on-screen text ---------------------------------------------------------------------------------
+
+    def write_text(self, encoder: str, dim: int, found: Sequence[tuple[SegmentText, Sequence[float] | None]]) -> None:
+        """The segments' rows of the encoder's text collection: upserted for segments with text, removed for
+        those without and past each video's segment count. Like segment writes, a video deleted before or
+        while this writes keeps no rows (overrides read before and, Strong, after)."""
+
+        def run() -> None:
+            name = text_collection(encoder)
+            self._ensure(name, lambda: create_text(self.client, name, dim, self._server_before_2_4()))
+            self._ensure_overrides()
+            before = self._overrides({t.video_id for t, _ in found})
+            live = [(t, v) for t, v in found if not _text_deleted(t, before)]
+            rows = [text_row(t, v) for t, v in live if t.lines and v is not None]
+            for row in rows:
+                check_row(row)
+            if rows:
+                self.client.upsert(name, rows)
+            empty = [text_pk(t.video_id, t.segment_index) for t, _ in live if not t.lines]
+            if empty:
+                self.client.delete(name, ids=empty)
+            latest = {t.video_id: t for t, _ in live}
+            if latest:
+                past = " or ".join(
+                    f"(video_id == {json.dumps(v)} and tenant == {json.dumps(t.tenant)} and segment_index >= "
+                    f"{t.segment_count})"
+                    for v, t in latest.items()
+                )
+                self.client.delete(name, filter=past)
+            after = self._overrides(set(latest), strong=True)
+            for video_id, t in latest.items():
+                if _text_deleted(t, after):  # deleted while this wrote: remove what it wrote
+                    self.client.delete(
+                        name, filter=f"video_id == {json.dumps(video_id)} and tenant == {json.dumps(t.tenant)}"
+                    )
+
+        self.recovering(run)
+
+    def search_text(
+        self, encoder: str, vector: Sequence[float], limit: int, expr: str
+    ) -> list[tuple[float, dict[str, Any]]]:
+        """The segments whose words are nearest the query's embedding, as (cosine, row), best first; nothing
+        before any text was stored."""
+        name = text_collection(encoder)
+        if not self.recovering(lambda: self._opened(name)):
+            return []
+        found = self.recovering(
+            lambda: self.client.search(
+                name,
+                data=[list(vector)],
+                limit=min(limit, MAX_TOPK),
+                filter=expr,
+                output_fields=TEXT_FIELDS,
+                search_params={"metric_type": "COSINE", "params": {"ef": max(limit, 64)}},
+                consistency_level=self.index.consistency,
+            )
+        )
+        return [(float(h["distance"]), dict(h["entity"])) for h in found[0]]
+
+    def text_of(
+        self, encoder: str, keys: Sequence[tuple[str, int]], expr: str
+    ) -> dict[tuple[str, int], dict[str, Any]]:
+        """The text rows of these segments (video id, index) that have any, within `expr` (the caller's tenant)."""
+        name = text_collection(encoder)
+        if not keys or not self.recovering(lambda: self._opened(name)):
+            return {}
+        pks = json.dumps([text_pk(v, i) for v, i in keys])
+        rows = self._read(name, _and(f"pk in {pks}", expr), TEXT_FIELDS)
+        return {(r["video_id"], int(r["segment_index"])): r for r in rows}
+
     def nearest_fingerprints(
         self, vectors: Sequence[Sequence[float]], limit: int, expr: str
     ) -> list[list[tuple[str, int, int]]]:
@@ -624,6 +703,13 @@ def _fit(rows: list[dict[str, Any]], columns: Set[str]) -> list[dict[str, Any]]:
 
 def _and(*clauses: str) -> str:
     return " and ".join(c for c in clauses if c)
+
+
+def _text_deleted(t: SegmentText, overrides: dict[str, Override]) -> bool:
+    """As `_deleted`; a message without its registration time counts as older than any delete."""
+    found = overrides.get(t.video_id)
+    at = t.uploaded_at or datetime.fromtimestamp(0, UTC)
+    return found is not None and found.tenant == t.tenant and found.deletes(at)
 
 
 def _deleted(e: SegmentEmbedding, overrides: dict[str, Override]) -> bool:

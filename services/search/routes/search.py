@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -26,6 +26,13 @@ class TextQuery(BaseModel):
     offset: int = Field(default=0, ge=0, le=1000)
     filters: MetadataFilters = Field(default_factory=MetadataFilters)
     collapse_duplicates: bool = Field(default=False, description="one result per near-duplicate group")
+    modes: list[Literal["visual", "text"]] = Field(
+        default=["visual", "text"],
+        min_length=1,
+        max_length=2,
+        description="what is seen (CLIP) and/or what is written on screen (OCR), fused by reciprocal rank",
+    )
+    has_text: bool | None = Field(default=None, description="only segments with (true) or without words on screen")
 
 
 class Results(BaseModel):
@@ -79,7 +86,9 @@ async def _by_upload(
 @router.post("/v1/search/text", response_model=Results)
 def search_text(body: TextQuery, tenant: Tenant, engine: Engine) -> Results:
     scoped = body.filters.scoped(tenant)
-    hits = engine.by_text(body.query, body.limit, scoped, body.offset, body.collapse_duplicates)
+    hits = engine.by_text(
+        body.query, body.limit, scoped, body.offset, body.collapse_duplicates, body.modes, body.has_text
+    )
     return _results(hits, body.limit, body.offset)
 
 
