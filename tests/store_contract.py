@@ -20,7 +20,7 @@ import numpy as np
 
 from services.common.filters import Filters
 from services.common.fingerprints import KeyframeFingerprint, hash_vector, segment_text
-from services.common.messages import ModelRef, ScreenText, SegmentEmbedding, SegmentText, VideoInfo
+from services.common.messages import FaceVector, ModelRef, ScreenText, SegmentEmbedding, SegmentText, VideoInfo
 from services.common.settings import CommonSettings
 from services.common.vectors import VIDEO_FIELDS, VIDEOS_ALIAS, SegmentStore, segments_collection, videos_collection
 from services.common.vectors.layout import create_collection
@@ -133,6 +133,7 @@ def check(uri: str) -> None:
     _check_latest(store, model, base)
     _check_fingerprints(store, model)
     _check_text(store)
+    _check_faces(store, model)
 
     # a collection an earlier release created, without the metadata column, keeps taking writes and reads
     older = ModelRef(name="contract", version=model.version + "old", dim=DIM)
@@ -172,6 +173,40 @@ def _check_fingerprints(store: SegmentStore, model: ModelRef) -> None:
     store.delete_video("print-a", "pa", int(time.time() * 1000))
     assert store.nearest_fingerprints([copy], 8, tenant_a) == [[]]
     assert store.nearest_fingerprints([copy], 8, Filters(tenant="pb").compile())[0][0] == ("print-b", 0, 2)
+
+
+def _check_faces(store: SegmentStore, model: ModelRef) -> None:
+    """Faces of a segment: counted on its row (`min_faces` filters on it), searchable in the model's faces
+    collection in their tenant only, replaced by a re-upload, gone with the video."""
+    rng = np.random.default_rng(13)
+    face = rng.normal(size=DIM)
+    face = face / np.linalg.norm(face)
+
+    def with_faces(video: str, index: int, count: int, n: int, tenant: str) -> SegmentEmbedding:
+        e = _embedding(model, video, index, count, rng.normal(size=DIM), tenant=tenant, creator="f")
+        vectors = [face if k == 0 else rng.normal(size=DIM) for k in range(n)]
+        faces = [
+            FaceVector(
+                box=(0.1, 0.1, 0.3, 0.3), score=5.0, t=index * 2.0 + 1.0, vector=(v / np.linalg.norm(v)).tolist()
+            )
+            for v in vectors
+        ]
+        return e.model_copy(update={"faces": faces})
+
+    store.write_segments(model, [with_faces("face-a", 0, 2, 0, "fa"), with_faces("face-a", 1, 2, 2, "fa")])
+    store.write_segments(model, [with_faces("face-b", 0, 1, 1, "fb")])
+    segments = segments_collection(model)
+    counted = store.rows(Filters(tenant="fa", min_faces=1).compile(), ["segment_index"], collection=segments)
+    assert [r["segment_index"] for r in counted] == [1], counted
+    hits = store.nearest_faces(face.tolist(), 5, Filters(tenant="fa").compile(), model)
+    assert hits[0][1]["video_id"] == "face-a" and hits[0][1]["segment_index"] == 1 and hits[0][0] > 0.99, hits
+    assert {r["video_id"] for _, r in hits} == {"face-a"} and len(hits) == 2
+    store.write_segments(model, [with_faces("face-a", 0, 1, 1, "fa")])  # re-uploaded: one segment, one face
+    hits = store.nearest_faces(face.tolist(), 5, Filters(tenant="fa").compile(), model)
+    assert [(r["segment_index"], round(c, 3)) for c, r in hits] == [(0, 1.0)], hits
+    store.delete_video("face-a", "fa", int(time.time() * 1000))
+    assert store.nearest_faces(face.tolist(), 5, Filters(tenant="fa").compile(), model) == []
+    assert store.nearest_faces(face.tolist(), 5, Filters(tenant="fb").compile(), model)[0][1]["video_id"] == "face-b"
 
 
 def _check_text(store: SegmentStore) -> None:

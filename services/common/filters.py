@@ -50,6 +50,7 @@ class MetadataFilters(BaseModel):
     metadata: dict[MetaKey, MetaValue] | None = Field(
         default=None, max_length=8, description="free metadata: videos whose keys equal all of these values"
     )
+    min_faces: int | None = Field(default=None, ge=0, le=32, description="segments with at least this many faces")
 
     @field_validator("metadata")
     @classmethod
@@ -94,6 +95,7 @@ class Filters(MetadataFilters):
             ("height", "<=", self.max_height),
             ("duration_s", ">=", self.min_duration_s),
             ("duration_s", "<=", self.max_duration_s),
+            ("faces", ">=", self.min_faces),
         ):
             if value is not None:
                 clauses.append(f"{field} {op} {number_literal(value)}")

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 MAX_TAGS = 8
+MAX_FACES = 32  # per segment (over its keyframes)
 FINGERPRINTS_BYTES = 4096  # a segment's fingerprints field: the Milvus column's capacity (ASCII)
 
 
@@ -191,6 +192,20 @@ class Keyframe(BaseModel):
     jpeg: bytes
 
 
+class FaceBox(BaseModel):
+    """A face found on one of the segment's keyframes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 as shares of the picture's sides")
+    score: float = Field(description="the detector's certainty (Haar level weight: higher is surer)")
+    t: float = Field(description="the keyframe's time, seconds from the start of the video")
+
+
+class FaceVector(FaceBox):
+    vector: list[float] = Field(description="the face crop's embedding, by the segment's model")
+
+
 class VideoSegment(Message):
     """One segment of a video with its resized JPEG keyframes."""
 
@@ -206,6 +221,7 @@ class VideoSegment(Message):
         max_length=FINGERPRINTS_BYTES,
         description="model-free perceptual hashes of the segment's frames every 0.5 s (services.media.fingerprints)",
     )
+    faces: list[FaceBox] = Field(default_factory=list, max_length=MAX_FACES, description="faces on its keyframes")
 
 
 class ModelRef(BaseModel):
@@ -232,6 +248,7 @@ class SegmentEmbedding(Message):
     video: VideoInfo
     thumbnail: bytes = Field(default=b"", description="small JPEG of the segment's middle keyframe, for result pages")
     fingerprints: str = Field(default="", max_length=FINGERPRINTS_BYTES, description="as the segment's, passed on")
+    faces: list[FaceVector] = Field(default_factory=list, max_length=MAX_FACES, description="its faces, embedded")
 
 
 class BackfillTarget(BaseModel):

@@ -49,6 +49,7 @@ DEAD_LETTER_REASONS: dict[str, str] = {
     "image_too_large": "an image over the pixel or side limit",
     # embedder
     "bad_keyframe": "a segment's keyframe is not a decodable image",
+    "bad_face": "a segment names a face on no keyframe of its own",
     "triton_unavailable": "transient: Triton did not answer, or answered without an embedding",
     "model_mismatch": "the served model does not match the collection the embedding is routed to",
     # indexer (services/common/vectors/)

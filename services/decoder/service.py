@@ -19,7 +19,9 @@ from services.common.kafka.processor import (
     backfill_config,
 )
 from services.common.messages import (
+    MAX_FACES,
     BackfillSegment,
+    FaceBox,
     Keyframe,
     Topics,
     VideoBackfill,
@@ -29,8 +31,10 @@ from services.common.messages import (
     VideoUploaded,
 )
 from services.decoder.settings import DecoderSettings
-from services.media.decode import DecodedVideo
+from services.media.decode import DecodedVideo, Segment
 from services.media.errors import DecodeError
+from services.media.faces import detect
+from services.media.images import jpeg_to_pixels
 
 
 class Decoder:
@@ -101,10 +105,19 @@ def _segments(kind: type[S], decoded: DecodedVideo, **fields: Any) -> list[S]:
             end_s=seg.end_s,
             keyframes=[Keyframe(t=k.t, jpeg=k.jpeg) for k in seg.keyframes],
             fingerprints=segment_text(seg.fingerprints),
+            faces=_faces(seg),
             **fields,
         )
         for seg in decoded.segments
     ]
+
+
+def _faces(seg: Segment) -> list[FaceBox]:
+    """The faces on the segment's keyframes (the largest first on each), at most MAX_FACES."""
+    found = [
+        FaceBox(box=face.box, score=face.score, t=k.t) for k in seg.keyframes for face in detect(jpeg_to_pixels(k.jpeg))
+    ]
+    return found[:MAX_FACES]
 
 
 def build(settings: DecoderSettings) -> list[TransactionalProcessor[Any]]:

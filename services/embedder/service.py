@@ -29,6 +29,7 @@ from services.common.kafka.processor import (
 from services.common.messages import (
     BackfillSegment,
     BackfillTarget,
+    FaceVector,
     ModelRef,
     SegmentEmbedding,
     Topics,
@@ -37,6 +38,7 @@ from services.common.messages import (
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentStore, mean_vector
 from services.embedder.settings import EmbedderSettings
+from services.media.faces import Face, crop
 from services.media.images import jpeg_to_pixels, thumbnail
 
 TRITON_RECHECK_S = 60.0  # a backfill asks Triton which model it serves again after this long (it may be rolled)
@@ -107,29 +109,38 @@ class Embedder:
 S = TypeVar("S", bound=VideoSegment)
 
 
-def _pixels(
-    batch: list[Received[S]],
-) -> tuple[list[Result], list[np.ndarray], list[tuple[Received[S], slice]]]:
-    """Each segment's keyframes decoded (a segment with a bad one is rejected alone), and which rows are whose."""
+Owner = tuple[Received[S], slice, slice]  # a segment, its keyframes' rows, its faces' rows
+
+
+def _pixels(batch: list[Received[S]]) -> tuple[list[Result], list[np.ndarray], list[Owner[S]]]:
+    """Each segment's keyframes decoded, then its faces cropped from them (a segment with a bad keyframe is
+    rejected alone, as is one naming a face on no keyframe of its own), and which rows are whose."""
     results: list[Result] = []
     images: list[np.ndarray] = []
-    owners: list[tuple[Received[S], slice]] = []
+    owners: list[Owner[S]] = []
     for received in batch:
+        seg = received.value
         try:
-            pixels = [jpeg_to_pixels(k.jpeg) for k in received.value.keyframes]
+            pixels = [jpeg_to_pixels(k.jpeg) for k in seg.keyframes]
+            at = {k.t: p for k, p in zip(seg.keyframes, pixels, strict=True)}
+            crops = [crop(at[f.t], Face(f.box, f.score)) for f in seg.faces]
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             results.append(Rejected(received.raw, "bad_keyframe", f"keyframe is not a decodable image: {exc}"))
             continue
-        owners.append((received, slice(len(images), len(images) + len(pixels))))
-        images.extend(pixels)
+        except KeyError as exc:
+            results.append(Rejected(received.raw, "bad_face", f"a face names no keyframe of the segment: {exc}"))
+            continue
+        start = len(images)
+        owners.append(
+            (received, slice(start, start + len(pixels)), slice(start + len(pixels), start + len(pixels) + len(crops)))
+        )
+        images.extend(pixels + crops)
     return results, images, owners
 
 
-def _embedded(
-    owners: list[tuple[Received[S], slice]], embeddings: np.ndarray, model: ModelRef, topic: str
-) -> list[Result]:
+def _embedded(owners: list[Owner[S]], embeddings: np.ndarray, model: ModelRef, topic: str) -> list[Result]:
     results: list[Result] = []
-    for received, rows in owners:
+    for received, rows, face_rows in owners:
         seg = received.value
         message = SegmentEmbedding(
             event_id=seg.event_id,
@@ -144,9 +155,17 @@ def _embedded(
             video=seg.video,
             thumbnail=thumbnail(seg.keyframes[len(seg.keyframes) // 2].jpeg),
             fingerprints=seg.fingerprints,
+            faces=[
+                FaceVector(box=f.box, score=f.score, t=f.t, vector=_unit(v))
+                for f, v in zip(seg.faces, embeddings[face_rows], strict=True)
+            ],
         )
         results.append(Outgoing(topic, message, seg.video_id, received))
     return results
+
+
+def _unit(vector: np.ndarray) -> list[float]:
+    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(float).tolist()
 
 
 def build(settings: EmbedderSettings) -> list[TransactionalProcessor[Any]]:

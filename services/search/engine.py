@@ -23,9 +23,10 @@ from services.common.filters import Filters
 from services.common.messages import QC_PROMPT_KEY, QC_REFERENCES_KEY, ModelRef
 from services.common.triton import ClipClient
 from services.common.vectors import METADATA, VIDEOS_ALIAS, Cursor, SegmentHit, SegmentStore, videos_collection
-from services.common.vectors.layout import MAX_TOPK, OUTPUT_FIELDS
+from services.common.vectors.layout import FACES, MAX_TOPK, OUTPUT_FIELDS
 from services.media.decode import DecodeLimits, DecodeOptions
 from services.media.errors import DecodeError
+from services.media.faces import crop, detect
 from services.media.images import fit_pixels, jpeg_to_pixels
 from services.media.isolated import IsolatedDecoder
 from services.media.segments import SegmentPolicy
@@ -36,7 +37,7 @@ from services.quality.inspect import QualityError, check_prompt, check_reference
 from services.search.cache import CacheEntry, Generation, entry_row, lookup_filter, new_entry_id, screen
 from services.search.duplicates import collapse as collapsed
 from services.search.duplicates import duplicate_neighbours, verdicts_of
-from services.search.fusion import fuse, words_found
+from services.search.fusion import NAMED, fuse, words_found
 from services.search.recommend import Example, candidate_filter, query_vector
 from services.search.settings import SearchSettings
 from services.text import sentences
@@ -158,7 +159,7 @@ class SearchEngine:
 
     def _written(self, text: str, want: int, filters: Filters | None) -> list[SegmentHit]:
         """Segments whose on-screen words match the query: those naming more of its words first, then by the
-        words' embedding; a hit naming none of them counts only from `text_min_cosine`. Metadata filters apply
+        words' embedding; a hit naming less than half of them counts only from `text_min_cosine`. Metadata filters apply
         through the served segment rows, which also give the results their fields."""
         encoder = self._encoder()
         served = self.store.served()
@@ -167,7 +168,7 @@ class SearchEngine:
         vector = encoder.embed([text])[0].tolist()
         found = self.store.search_text(sentences.VERSION, vector, max(50, 4 * want), _tenant_scope(filters))
         scored = [(words_found(text, row["text"]), cosine, row) for cosine, row in found]
-        scored = [s for s in scored if s[0] > 0 or s[1] >= self.settings.text_min_cosine]
+        scored = [s for s in scored if s[0] >= NAMED or s[1] >= self.settings.text_min_cosine]
         scored.sort(key=lambda s: (-s[0], -s[1]))
         best: dict[str, tuple[float, float, dict[str, Any]]] = {}
         for share, cosine, row in scored:
@@ -219,6 +220,39 @@ class SearchEngine:
         pixels = self._query_pixels(data)
         found = self._embed(lambda c: c.embed_images([pixels]), lambda m: m.embed_pixels(pixels[None]))
         return self._search(found, limit, offset, filters, "image", collapse)
+
+    def by_face(self, data: bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0) -> Hits:
+        """The segments whose faces are closest to the largest face in the image (its crop embedded by the served
+        model, against the faces collection of the same model), the best face per video."""
+        pixels = self._query_pixels(data)
+        faces = detect(pixels)
+        if not faces:
+            raise QueryError("no face found in the image (a frontal face, at least 8% of the picture's short side)")
+        face = crop(pixels, faces[0])
+        vectors, target = self._embed(lambda c: c.embed_images([face]), lambda m: m.embed_pixels(face[None]))
+        if target is None or vectors.size == 0:
+            return Hits()
+        limit = max(1, min(limit, self.settings.max_limit))
+        offset = max(0, min(offset, self.settings.max_offset))
+        fetch = max(64, 8 * (offset + limit))
+        found = self.store.nearest_faces(vectors[0].tolist(), fetch, _tenant_scope(filters), target.model)
+        best: dict[str, tuple[float, dict[str, Any]]] = {}
+        for cosine, row in found:
+            best.setdefault(row["video_id"], (cosine, row))
+        if not best:
+            return Hits()
+        scope = (filters or Filters()).model_copy(update={"video_ids": sorted(best)})
+        shown = {
+            (r["video_id"], int(r["segment_index"])): r
+            for r in self.store.rows(scope.compile(), OUTPUT_FIELDS, collection=target.collection)
+        }
+        hits = []
+        for video_id, (cosine, row) in best.items():
+            segment = shown.get((video_id, int(row["segment_index"])))
+            if segment is not None:
+                why = {"mode": "face", "score": round(cosine, 6), "box": json.loads(row["box"]), "t": row["t"]}
+                hits.append(SegmentHit(video_id, cosine, {**segment, "why": [why]}))
+        return Hits(sorted(hits, key=lambda h: -h.score)[offset : offset + limit])
 
     def _query_pixels(self, data: bytes) -> np.ndarray:
         try:
@@ -314,6 +348,7 @@ class SearchEngine:
         except ValueError as exc:
             raise QueryError(str(exc)) from exc
         limit = max(1, min(limit, self.settings.max_limit))
+        _video_level(filters)
         expr = candidate_filter(filters, positives, exclude).compile()
         return self.store.best_segments([query], limit, expr=expr, collection=videos)
 
@@ -468,6 +503,7 @@ class SearchEngine:
     def qc_outliers(self, filters: Filters, limit: int = 20, z_max: float | None = None) -> dict[str, Any]:
         """The cohort the filters select (tenant, creator, a campaign in the free metadata...) and the videos
         far from its centroid (robust z-score of the distance to it), farthest first."""
+        _video_level(filters)
         quality = self.settings.quality
         target = self.router.target()
         threshold = quality.outlier_z if z_max is None else z_max
@@ -527,6 +563,11 @@ class SearchEngine:
             return Hits()
         limit = max(1, min(limit, self.settings.max_limit))
         offset = max(0, min(offset, self.settings.max_offset))
+        if filters and filters.min_faces is not None and FACES not in self.store.columns(target.collection):
+            raise QueryError(
+                f"{target.collection} was created before faces were counted: `min_faces` needs the catalogue "
+                "re-embedded into new collections (`clipstream reindex`)"
+            )
         if filters and filters.metadata and METADATA not in self.store.columns(target.collection):
             raise QueryError(
                 f"{target.collection} was created before free metadata existed: its rows cannot be filtered on "
@@ -545,6 +586,11 @@ class SearchEngine:
             )
         thresholds = self.thresholds.get(target.model, target.spec, self.settings.common.resolved_clip_model())
         return Hits(hits, thresholds.match(kind))
+
+
+def _video_level(filters: Filters | None) -> None:
+    if filters is not None and filters.min_faces is not None:
+        raise QueryError("min_faces filters segments: it does not apply to whole videos")
 
 
 def _why(hit: SegmentHit, reason: dict[str, Any]) -> SegmentHit:
@@ -570,7 +616,7 @@ def hits_to_json(hits: Hits) -> dict[str, Any]:
 
 def _words_matched(hit: SegmentHit) -> bool:
     """The result shows the query's words on screen: a good match whatever the model's threshold says."""
-    return any(w.get("mode") == "text" and w.get("words_found", 0) > 0 for w in hit.fields.get("why") or [])
+    return any(w.get("mode") == "text" and w.get("words_found", 0) >= NAMED for w in hit.fields.get("why") or [])
 
 
 def _at_least(score: float, threshold: float | None) -> bool | None:

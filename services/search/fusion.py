@@ -13,6 +13,7 @@ from typing import Any
 from services.common.vectors import SegmentHit
 
 RRF_K = 60  # the constant of Cormack et al.: dampens the head of each ranking
+NAMED = 0.5  # a text hit names the query when it holds at least this share of its words
 _WORD = re.compile(r"\w+")
 
 
@@ -21,13 +22,17 @@ def _folded(text: str) -> str:
 
 
 def words_found(query: str, written: str) -> float:
-    """The share of the query's words that the written text holds. OCR often drops the spaces between words
-    ("SLOW MOTIONWATERFALL"), so each word is looked for in the text with its spaces removed."""
-    words = _WORD.findall(_folded(query))
+    """The share of the query's words (those of 3 characters or more, when it has any) that the written text
+    holds. OCR often drops the spaces between words ("SLOW MOTIONWATERFALL"), so a word of 4 characters or
+    more is also found inside the text with its spaces removed; shorter ones only as whole words ("a", "on"
+    and "the" would otherwise be found in almost anything)."""
+    tokens = _WORD.findall(_folded(query))
+    words = [w for w in tokens if len(w) >= 3] or tokens
     if not words:
         return 0.0
-    squeezed = "".join(_WORD.findall(_folded(written)))
-    return sum(1 for w in words if w in squeezed) / len(words)
+    written_words = _WORD.findall(_folded(written))
+    whole, squeezed = set(written_words), "".join(written_words)
+    return sum(1 for w in words if w in whole or (len(w) >= 4 and w in squeezed)) / len(words)
 
 
 def fuse(rankings: Mapping[str, Sequence[SegmentHit]], k: int = RRF_K) -> list[SegmentHit]:

@@ -57,13 +57,13 @@ def _bounded_engine(max_boxes: int, max_aspect: float, threads: int, gpu: bool, 
                 crops = [crops[i] for i in keep]
             return crops, det
 
-    logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+    logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # "no text detected" is every textless frame
     engine_cfg = {
         "EngineConfig.onnxruntime.intra_op_num_threads": threads,
         "EngineConfig.onnxruntime.use_cuda": gpu,
         "Rec.rec_batch_num": rec_batch,
     }
-    return Bounded(params={"Global.log_level": "warning", **engine_cfg})
+    return Bounded(params={"Global.log_level": "error", **engine_cfg})
 
 
 def cv_area(box: np.ndarray) -> float:

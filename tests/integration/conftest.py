@@ -45,6 +45,7 @@ TEST_ENV = {
     "CLIPSTREAM_DUPLICATES_HEALTH_PORT": f"{port(9207)}",
     "CLIPSTREAM_QC_HEALTH_PORT": f"{port(9208)}",
     "CLIPSTREAM_WEBHOOKS_HEALTH_PORT": f"{port(9209)}",
+    "CLIPSTREAM_OCR_HEALTH_PORT": f"{port(9214)}",
     # loopback receivers of the webhook tests; retries every few seconds so a receiver that was down catches up
     "CLIPSTREAM_WEBHOOKS_ALLOWED_URL_PREFIXES": json.dumps(
         [f"http://127.0.0.1:{port(p)}/" for p in (28471, 28472, 28473)]
@@ -66,6 +67,7 @@ TEST_ENV = {
             "key-qc": "qc",
             "key-page": "page",
             "key-text": "text",
+            "key-faces": "faces",
         }
     ),
     "CLIPSTREAM_GATEWAY_PORT": f"{port(28090)}",

@@ -88,7 +88,7 @@ def test_a_reencoded_excerpt_as_video_query_finds_its_source(engine: SearchEngin
 
 def test_text_query_ranks_all_by_score_under_filters(engine: SearchEngine, uploads: list[VideoUploaded]) -> None:
     ours = Filters(video_ids=[u.video_id for u in uploads])  # other test modules index videos too
-    everything = engine.by_text("a dog lying on the floor", limit=50, filters=ours)
+    everything = engine.by_text("a dog lying on the floor", limit=50, filters=ours, modes=("visual",))
     assert {h.video_id for h in everything} == {u.video_id for u in uploads}
     scores = [h.score for h in everything]
     assert scores == sorted(scores, reverse=True)

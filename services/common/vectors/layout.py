@@ -28,6 +28,7 @@ LINES_BYTES = 16384  # its lines as JSON: text, box, confidence, time
 ABOUT = "clipstream.about"  # collection property: the model (and how to load it) its vectors come from
 TAG_FIELDS = [f"tag{i}" for i in range(MAX_TAGS)]
 METADATA = "metadata"  # the uploader's free key/values (JSON); collections created before it lack the column
+FACES = "faces"  # faces on a segment's keyframes (a count: `min_faces` filters on it); older collections lack it
 FINGERPRINTS = "fingerprints"  # a segment's perceptual hashes (services.media.fingerprints); older collections lack it
 VIDEO_FIELDS = [
     "video_id",
@@ -75,6 +76,15 @@ def videos_collection(model: ModelRef) -> str:
 def cache_collection(model: ModelRef) -> str:
     """The generation cache's entries: one row per generated video, keyed by its prompt's text embedding."""
     return _collection("cache", model)
+
+
+def faces_collection(model: ModelRef) -> str:
+    """The faces on the model's segments: one row per face, its crop's embedding by the same model."""
+    return _collection("faces", model)
+
+
+def face_pk(video_id: str, segment_index: int, k: int) -> str:
+    return f"{video_id}#{segment_index:05d}#face{k:02d}"
 
 
 def text_collection(encoder: str) -> str:
@@ -171,6 +181,7 @@ def create_collection(
         schema.add_field("keyframe_s", DataType.FLOAT)
         schema.add_field("event_id", DataType.VARCHAR, max_length=MAX_LENGTHS["event_id"])
         schema.add_field(FINGERPRINTS, DataType.VARCHAR, max_length=MAX_LENGTHS[FINGERPRINTS])
+        schema.add_field(FACES, DataType.INT32)
     schema.add_field("thumb", DataType.VARCHAR, max_length=MAX_LENGTHS["thumb"])
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
     params = client.prepare_index_params()
@@ -233,6 +244,24 @@ def create_fingerprint_index(client: MilvusClient, legacy: bool) -> None:
     for scalar in ("tenant", "video_id"):
         params.add_index(scalar, index_type="Trie" if legacy else "INVERTED")
     client.create_collection(FINGERPRINT_INDEX, schema=schema, index_params=params, consistency_level="Strong")
+
+
+def create_faces(client: MilvusClient, name: str, dim: int, legacy: bool) -> None:
+    """One row per face on a segment's keyframes: where (box, keyframe time), how sure, its crop's vector."""
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("pk", DataType.VARCHAR, max_length=MAX_LENGTHS["pk"], is_primary=True)
+    schema.add_field("tenant", DataType.VARCHAR, max_length=MAX_LENGTHS["tenant"])
+    schema.add_field("video_id", DataType.VARCHAR, max_length=MAX_LENGTHS["video_id"])
+    schema.add_field("segment_index", DataType.INT32)
+    schema.add_field("t", DataType.FLOAT)
+    schema.add_field("box", DataType.VARCHAR, max_length=128)  # JSON [x0, y0, x1, y1]
+    schema.add_field("score", DataType.FLOAT)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    params = client.prepare_index_params()
+    params.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
+    for scalar in ("tenant", "video_id"):
+        params.add_index(scalar, index_type="Trie" if legacy else "INVERTED")
+    client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
 
 
 def create_text(client: MilvusClient, name: str, dim: int, legacy: bool) -> None:

@@ -21,12 +21,14 @@ from services.common.messages import (
     VideoDuplicates,
 )
 from services.common.vectors.layout import (
+    FACES,
     FINGERPRINTS,
     LINES_BYTES,
     MAX_LENGTHS,
     METADATA,
     TAG_FIELDS,
     TEXT_BYTES,
+    face_pk,
     fingerprint_pk,
     segment_pk,
     text_pk,
@@ -79,8 +81,25 @@ def segment_row(e: SegmentEmbedding) -> dict[str, Any]:
         "thumb": _thumb(e.thumbnail),
         "event_id": e.event_id,
         FINGERPRINTS: e.fingerprints,
+        FACES: len(e.faces),
         "vector": e.vector,
     }
+
+
+def face_rows(e: SegmentEmbedding) -> list[dict[str, Any]]:
+    return [
+        {
+            "pk": face_pk(e.video_id, e.segment_index, k),
+            "tenant": e.video.tenant,
+            "video_id": e.video_id,
+            "segment_index": e.segment_index,
+            "t": f.t,
+            "box": json.dumps(list(f.box)),
+            "score": f.score,
+            "vector": f.vector,
+        }
+        for k, f in enumerate(e.faces)
+    ]
 
 
 def fingerprint_rows(e: SegmentEmbedding) -> list[dict[str, Any]]:

@@ -34,9 +34,11 @@ from services.common.vectors.layout import (
     create_cache,
     create_collection,
     create_duplicates,
+    create_faces,
     create_fingerprint_index,
     create_overrides,
     create_text,
+    faces_collection,
     fingerprint_pk,
     segments_collection,
     text_collection,
@@ -50,6 +52,7 @@ from services.common.vectors.rows import (
     completed_uploads,
     duplicate_pk,
     duplicate_row,
+    face_rows,
     fingerprint_rows,
     segment_row,
     text_row,
@@ -254,6 +257,7 @@ class SegmentStore:
         if stale:  # a re-upload cut into fewer segments
             self.client.delete(segments, ids=stale)
         self._write_prints(embeddings, latest)
+        self._write_faces(model, embeddings, latest)
         video_rows = [video_row(model, latest[vid], found) for vid, found in stored.items()]
         self.client.upsert(videos, _fit(video_rows, self.columns(videos)))
         # a Strong read waits until the query nodes have applied these writes; reads at any level see
@@ -265,6 +269,53 @@ class SegmentStore:
             consistency_level="Strong",
         )
         return completed_uploads(embeddings, stored)
+
+    def _write_faces(
+        self, model: ModelRef, embeddings: Sequence[SegmentEmbedding], latest: dict[str, SegmentEmbedding]
+    ) -> None:
+        """The segments' faces replace what the faces collection held of those segments; rows past a video's
+        segment count go."""
+        name = faces_collection(model)
+        self._ensure(name, lambda: create_faces(self.client, name, model.dim, self._server_before_2_4()))
+        segments: dict[tuple[str, str], set[int]] = {}
+        for e in embeddings:
+            segments.setdefault((e.video_id, e.video.tenant), set()).add(e.segment_index)
+        clauses = [
+            f"(video_id == {json.dumps(v)} and tenant == {json.dumps(t)} and "
+            f"(segment_index in {json.dumps(sorted(idx))} or segment_index >= {latest[v].segment_count}))"
+            for (v, t), idx in segments.items()
+        ]
+        if clauses:
+            self.client.delete(name, filter=" or ".join(clauses))
+        rows = [r for e in embeddings for r in face_rows(e)]
+        if rows:
+            self.client.upsert(name, rows)
+        self._settle(name)
+
+    def _settle(self, name: str) -> None:
+        """One Strong read: the query nodes have applied this collection's writes and deletes, so reads at
+        any level see them from now on (as the video write's Strong read does for the video collections)."""
+        self.client.query(name, filter='pk != ""', output_fields=["pk"], limit=1, consistency_level="Strong")
+
+    def nearest_faces(
+        self, vector: Sequence[float], limit: int, expr: str, model: ModelRef
+    ) -> list[tuple[float, dict[str, Any]]]:
+        """The faces nearest a face's vector (same model), as (cosine, row), best first."""
+        name = faces_collection(model)
+        if not self.recovering(lambda: self._opened(name)):
+            return []
+        found = self.recovering(
+            lambda: self.client.search(
+                name,
+                data=[list(vector)],
+                limit=min(limit, MAX_TOPK),
+                filter=expr,
+                output_fields=["video_id", "segment_index", "t", "box", "score"],
+                search_params={"metric_type": "COSINE", "params": {"ef": max(limit, 64)}},
+                consistency_level=self.index.consistency,
+            )
+        )
+        return [(float(h["distance"]), dict(h["entity"])) for h in found[0]]
 
     def _write_prints(self, embeddings: Sequence[SegmentEmbedding], latest: dict[str, SegmentEmbedding]) -> None:
         """The segments' rows in the fingerprint index; rows of segments past a video's count, or of a segment
@@ -349,9 +400,10 @@ class SegmentStore:
             self.client.delete(FINGERPRINT_INDEX, filter=expr)
         touched = []
         for name in self.client.list_collections():
-            if name.startswith("clipstream_text_"):
+            if name.startswith(("clipstream_text_", "clipstream_faces_")):
                 self.client.load_collection(name)
                 self.client.delete(name, filter=expr)
+                self._settle(name)
             elif name.startswith(("clipstream_segments_", "clipstream_videos_")):
                 self.client.load_collection(name)
                 if self.client.query(name, filter=expr, output_fields=["pk"], limit=1, consistency_level="Strong"):

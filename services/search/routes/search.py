@@ -103,6 +103,23 @@ async def search_image(
     return await _by_upload(engine.by_image, file, settings.max_upload_bytes, tenant, form)
 
 
+@router.post("/v1/search/face", response_model=Results)
+async def search_face(
+    tenant: Tenant,
+    engine: Engine,
+    settings: Settings,
+    file: Annotated[UploadFile, File(description="an image with a face (the largest is looked for)")],
+    form: UploadForm,
+) -> Results:
+    if form.collapse:
+        raise InvalidRequest("collapse_duplicates does not apply to a face search")
+
+    def by_face(data: bytes, limit: int, scoped: Filters, offset: int, collapse: bool) -> Hits:
+        return engine.by_face(data, limit, scoped, offset)
+
+    return await _by_upload(by_face, file, settings.max_upload_bytes, tenant, form)
+
+
 @router.post("/v1/search/video", response_model=Results)
 async def search_video(
     tenant: Tenant,

@@ -18,6 +18,10 @@ from services.search.fusion import RRF_K, fuse, words_found
         ("night market", "GOLDEN HOUR HARBOUR", 0.0),
         ("", "anything", 0.0),
         ("ÉTÉ", "été à paris", 1.0),
+        ("a dog lying on the floor", "tupi data example", 0.0),  # "a" and "on" are no words of it
+        ("a dog on the floor", "THE FLOOR IS LAVA", 2 / 3),  # dog, the, floor: the whole words count
+        ("on air", "MONAIR", 0.0),  # short words only as whole words
+        ("weather", "THEWEATHERCHANNEL", 1.0),
     ],
 )
 def test_words_found(query: str, written: str, share: float) -> None:
