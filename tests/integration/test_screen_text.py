@@ -65,6 +65,7 @@ def captioned(common: CommonSettings, media_root: Path) -> dict[str, Any]:
     texts: dict[tuple[str, int], SegmentText] = {}
     deadline = time.monotonic() + 300
     while sum(wanted.values()) > len(texts) and time.monotonic() < deadline:
+        texts = {}  # each read returns everything committed since the tap began
         for value in tap.values(Topics.TEXT, settle_s=2.0):
             found = SegmentText.model_validate_json(value)
             if found.event_id in wanted:
