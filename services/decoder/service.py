@@ -113,10 +113,15 @@ def _segments(kind: type[S], decoded: DecodedVideo, **fields: Any) -> list[S]:
 
 
 def _faces(seg: Segment) -> list[FaceBox]:
-    """The faces on the segment's keyframes (the largest first on each), at most MAX_FACES."""
-    found = [
-        FaceBox(box=face.box, score=face.score, t=k.t) for k in seg.keyframes for face in detect(jpeg_to_pixels(k.jpeg))
-    ]
+    """The faces on the segment's keyframes (the largest first on each), at most MAX_FACES. A keyframe that
+    does not decode has none here (the embedder dead-letters its segment with the reason)."""
+    found = []
+    for k in seg.keyframes:
+        try:
+            pixels = jpeg_to_pixels(k.jpeg)
+        except (OSError, ValueError):
+            continue
+        found += [FaceBox(box=face.box, score=face.score, t=k.t) for face in detect(pixels)]
     return found[:MAX_FACES]
 
 
