@@ -59,6 +59,10 @@ def compatibility_problems(old: dict[str, Any], new: dict[str, Any], path: str =
         problems.append(f"{path}{field}: required field removed (old readers need it)")
     for field in sorted(set(old_props) & set(new_props)):
         before, after = _resolve(old, old_props[field]), _resolve(new, new_props[field])
+        if before.get("type") == after.get("type") == "array":  # a list of objects: compare the objects
+            items_before, items_after = _resolve(old, before.get("items", {})), _resolve(new, after.get("items", {}))
+            if "properties" in items_before and "properties" in items_after:
+                before, after = items_before, items_after
         if "properties" in before and "properties" in after:
             nested_old = {**before, "$defs": old.get("$defs", {})}
             nested_new = {**after, "$defs": new.get("$defs", {})}

@@ -437,7 +437,7 @@ class SegmentText(UploadStamped):
     encoder: str = Field(description="the sentence encoder that embedded the text (names its collection)")
 
 
-QcCheck = Literal["prompt_alignment", "style", "temporal"]
+QcCheck = Literal["prompt_alignment", "style", "temporal", "character"]
 QcVerdict = Literal["pass", "flagged", "nothing_to_check"]
 # the free-metadata keys a generated video's QC reads: what it was asked to show, and what it should look like
 QC_PROMPT_KEY = "prompt"
@@ -470,6 +470,7 @@ class QcSegment(BaseModel):
         default=None, description="distance to the references' centroid in units of their own spread (a z-score)"
     )
     continuity: float | None = Field(default=None, description="cosine to the previous adjacent segment")
+    character: float | None = Field(default=None, description="its main face's best cosine to the reference faces")
 
 
 class VideoQc(Message):

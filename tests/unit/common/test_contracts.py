@@ -75,3 +75,19 @@ def test_nested_model_change_is_seen() -> None:
     new = copy.deepcopy(old)
     new["$defs"]["VideoInfo"]["properties"]["width"] = {"type": "string"}
     assert compatibility_problems(old, new) == ["video.width: type changed"]
+
+
+def test_a_new_optional_field_in_a_list_of_objects_is_compatible_and_a_new_required_one_is_not() -> None:
+    old = {
+        "properties": {"rows": {"type": "array", "items": {"$ref": "#/$defs/Row"}}},
+        "$defs": {"Row": {"properties": {"a": {"type": "number"}}, "required": ["a"]}},
+    }
+    optional = copy.deepcopy(old)
+    optional["$defs"]["Row"]["properties"]["b"] = {"type": "number", "default": 0}
+    assert compatibility_problems(old, optional) == []
+    required = copy.deepcopy(optional)
+    required["$defs"]["Row"]["required"].append("b")
+    assert compatibility_problems(old, required) == ["rows.b: newly required (old messages lack it)"]
+    retyped = copy.deepcopy(old)
+    retyped["$defs"]["Row"]["properties"]["a"] = {"type": "string"}
+    assert compatibility_problems(old, retyped) == ["rows.a: type changed"]
