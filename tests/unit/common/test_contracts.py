@@ -1,6 +1,7 @@
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_nested_model_change_is_seen() -> None:
 
 
 def test_a_new_optional_field_in_a_list_of_objects_is_compatible_and_a_new_required_one_is_not() -> None:
-    old = {
+    old: dict[str, Any] = {
         "properties": {"rows": {"type": "array", "items": {"$ref": "#/$defs/Row"}}},
         "$defs": {"Row": {"properties": {"a": {"type": "number"}}, "required": ["a"]}},
     }
