@@ -49,3 +49,12 @@ def write_excerpt(src: Path, dst: Path, start_s: float, seconds: float = 2.0) ->
         for packet in vs.encode():
             out.mux(packet)
     return dst
+
+
+# Words the shared clips show, labelled by hand from their keyframes (one per segment, as the text stage reads
+# them). Clips not listed show no legible text; PP-OCR's readings there are stray glyphs under 0.9 confidence.
+SHARED_TEXT: dict[str, list[str]] = {
+    "forensics-samples-files__movie-hello.mp4": ["Hello world", "eriberto@canopus"],  # a title, a terminal
+    "tupi-data__example.avi": ["http://www.maefloresta.com"],  # a watermark, top right
+    "gh-inteliot__asl_again.mkv": ["MISFITS"],  # a T-shirt print (read as "MISTIS")
+}

@@ -204,8 +204,18 @@ def _check_faces(store: SegmentStore, model: ModelRef) -> None:
     store.write_segments(model, [with_faces("face-a", 0, 1, 1, "fa")])  # re-uploaded: one segment, one face
     hits = store.nearest_faces(face.tolist(), 5, Filters(tenant="fa").compile(), model)
     assert [(r["segment_index"], round(c, 3)) for c, r in hits] == [(0, 1.0)], hits
+    by_path = ModelRef(name="face-contract", version=model.version, dim=4)  # a face model given by path
+    other = with_faces("face-a", 0, 1, 0, "fa").model_copy(
+        update={"faces": [FaceVector(box=(0.1, 0.1, 0.3, 0.3), score=5.0, t=1.0, vector=[0.0, 0.0, 0.6, 0.8])]}
+    )
+    store.write_segments(model, [other.model_copy(update={"face_model": by_path})])
+    assert store.nearest_faces([0.0, 0.0, 0.6, 0.8], 5, Filters(tenant="fa").compile(), by_path)[0][0] > 0.99
+    assert [
+        r["segment_index"] for _, r in store.nearest_faces(face.tolist(), 5, Filters(tenant="fa").compile(), model)
+    ] == [0]
     store.delete_video("face-a", "fa", int(time.time() * 1000))
     assert store.nearest_faces(face.tolist(), 5, Filters(tenant="fa").compile(), model) == []
+    assert store.nearest_faces([0.0, 0.0, 0.6, 0.8], 5, Filters(tenant="fa").compile(), by_path) == []
     assert store.nearest_faces(face.tolist(), 5, Filters(tenant="fb").compile(), model)[0][1]["video_id"] == "face-b"
 
 

@@ -249,6 +249,9 @@ class SegmentEmbedding(Message):
     thumbnail: bytes = Field(default=b"", description="small JPEG of the segment's middle keyframe, for result pages")
     fingerprints: str = Field(default="", max_length=FINGERPRINTS_BYTES, description="as the segment's, passed on")
     faces: list[FaceVector] = Field(default_factory=list, max_length=MAX_FACES, description="its faces, embedded")
+    face_model: ModelRef | None = Field(
+        default=None, description="what embedded the faces when not `model` (a face model given by path)"
+    )
 
 
 class BackfillTarget(BaseModel):

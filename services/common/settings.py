@@ -50,6 +50,10 @@ class CommonSettings(BaseSettings):
         default="",
         description="CLIP to serve: an open_clip/HF folder, 'NAME@PRETRAINED', or empty for the shipped toy model",
     )
+    face_model: Path | None = Field(
+        default=None,
+        description="a face-embedding ONNX model (e.g. an ArcFace export) for face crops; default: the served CLIP",
+    )
     clip_device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="where CLIP runs in Triton's Python backend and in-process: auto = GPU if any"
     )

@@ -38,7 +38,7 @@ from services.common.messages import (
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentStore, mean_vector
 from services.embedder.settings import EmbedderSettings
-from services.media.faces import Face, crop
+from services.media.faces import Face, FaceModel, crop, face_model
 from services.media.images import jpeg_to_pixels, thumbnail
 
 TRITON_RECHECK_S = 60.0  # a backfill asks Triton which model it serves again after this long (it may be rolled)
@@ -48,17 +48,26 @@ class Embedder:
     """Embeds with Triton, or in-process with the served collection's model while Triton still serves the one
     `reindex` switched away from (see `services.clip.routing`)."""
 
-    def __init__(self, client: ClipClient, router: ModelRouter | None = None) -> None:
+    def __init__(self, client: ClipClient, router: ModelRouter | None = None, faces: FaceModel | None = None) -> None:
         self.client = client
         self.router = router
+        self.faces = faces  # a face-embedding model for face crops; None: the keyframes' model embeds them too
         self._triton_seen: tuple[str, float] | None = None  # the model Triton answered with, until when trusted
 
     def handle(self, batch: list[Received[VideoSegment]]) -> list[Result]:
-        results, images, owners = _pixels(batch)
+        results, images, crops, owners = _pixels(batch)
         if images:
-            embeddings, model = self._embed(images)
-            results += _embedded(owners, embeddings, model, Topics.EMBEDDINGS)
+            if self.faces is None:  # keyframes and face crops in one round
+                embeddings, model = self._embed(images + crops)
+                seen, faces = embeddings[: len(images)], embeddings[len(images) :]
+            else:
+                seen, model = self._embed(images)
+                faces = self.faces.embed(crops)
+            results += _embedded(owners, seen, faces, model, self._face_ref(), Topics.EMBEDDINGS)
         return results
+
+    def _face_ref(self) -> ModelRef | None:
+        return self.faces.ref if self.faces is not None else None
 
     def backfill(self, batch: list[Received[BackfillSegment]]) -> list[Result]:
         """Segments of a reindex, embedded with their target model (Triton's when it serves it)."""
@@ -67,11 +76,15 @@ class Embedder:
             by_target[received.value.target].append(received)
         results: list[Result] = []
         for target, group in by_target.items():
-            rejected, images, owners = _pixels(group)
+            rejected, images, crops, owners = _pixels(group)
             results += rejected
             if images:
-                embeddings = self._embed_with(target, images)
-                results += _embedded(owners, embeddings, target.model, Topics.BACKFILL_EMBEDDINGS)
+                if self.faces is None:
+                    embeddings = self._embed_with(target, images + crops)
+                    seen, faces = embeddings[: len(images)], embeddings[len(images) :]
+                else:
+                    seen, faces = self._embed_with(target, images), self.faces.embed(crops)
+                results += _embedded(owners, seen, faces, target.model, self._face_ref(), Topics.BACKFILL_EMBEDDINGS)
         return results
 
     def _embed_with(self, target: BackfillTarget, images: list[np.ndarray]) -> np.ndarray:
@@ -109,14 +122,15 @@ class Embedder:
 S = TypeVar("S", bound=VideoSegment)
 
 
-Owner = tuple[Received[S], slice, slice]  # a segment, its keyframes' rows, its faces' rows
+Owner = tuple[Received[S], slice, slice]  # a segment, its keyframes' rows, its face crops' rows
 
 
-def _pixels(batch: list[Received[S]]) -> tuple[list[Result], list[np.ndarray], list[Owner[S]]]:
-    """Each segment's keyframes decoded, then its faces cropped from them (a segment with a bad keyframe is
-    rejected alone, as is one naming a face on no keyframe of its own), and which rows are whose."""
+def _pixels(batch: list[Received[S]]) -> tuple[list[Result], list[np.ndarray], list[np.ndarray], list[Owner[S]]]:
+    """Each segment's keyframes decoded, and its faces cropped from them (a segment with a bad keyframe is
+    rejected alone, as is one naming a face on no keyframe of its own), and which rows of each are whose."""
     results: list[Result] = []
     images: list[np.ndarray] = []
+    all_crops: list[np.ndarray] = []
     owners: list[Owner[S]] = []
     for received in batch:
         seg = received.value
@@ -130,15 +144,23 @@ def _pixels(batch: list[Received[S]]) -> tuple[list[Result], list[np.ndarray], l
         except KeyError as exc:
             results.append(Rejected(received.raw, "bad_face", f"a face names no keyframe of the segment: {exc}"))
             continue
-        start = len(images)
-        owners.append(
-            (received, slice(start, start + len(pixels)), slice(start + len(pixels), start + len(pixels) + len(crops)))
-        )
-        images.extend(pixels + crops)
-    return results, images, owners
+        rows = slice(len(images), len(images) + len(pixels))
+        owners.append((received, rows, slice(len(all_crops), len(all_crops) + len(crops))))
+        images.extend(pixels)
+        all_crops.extend(crops)
+    return results, images, all_crops, owners
 
 
-def _embedded(owners: list[Owner[S]], embeddings: np.ndarray, model: ModelRef, topic: str) -> list[Result]:
+def _embedded(
+    owners: list[Owner[S]],
+    embeddings: np.ndarray,
+    faces: np.ndarray,
+    model: ModelRef,
+    face_model: ModelRef | None,
+    topic: str,
+) -> list[Result]:
+    """One message per segment: its keyframes' mean vector, its faces' vectors (by `face_model` when one is
+    configured, else by the segment's `model`)."""
     results: list[Result] = []
     for received, rows, face_rows in owners:
         seg = received.value
@@ -157,8 +179,9 @@ def _embedded(owners: list[Owner[S]], embeddings: np.ndarray, model: ModelRef, t
             fingerprints=seg.fingerprints,
             faces=[
                 FaceVector(box=f.box, score=f.score, t=f.t, vector=_unit(v))
-                for f, v in zip(seg.faces, embeddings[face_rows], strict=True)
+                for f, v in zip(seg.faces, faces[face_rows], strict=True)
             ],
+            face_model=face_model,
         )
         results.append(Outgoing(topic, message, seg.video_id, received))
     return results
@@ -178,7 +201,8 @@ def build(settings: EmbedderSettings) -> list[TransactionalProcessor[Any]]:
         transport=settings.triton_transport,
         shared_memory=settings.shared_memory,
     )
-    embedder = Embedder(client, ModelRouter(SegmentStore(settings.common), ttl_s=settings.served_model_ttl_s))
+    router = ModelRouter(SegmentStore(settings.common), ttl_s=settings.served_model_ttl_s)
+    embedder = Embedder(client, router, face_model(settings.common.face_model))
     config = ProcessorConfig(
         service="embedder",
         group_id=settings.group_id,

@@ -9,12 +9,17 @@ looked for, and only the `max_faces` largest are kept. A detection's `score` is 
 from __future__ import annotations
 
 import functools
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
+
+from services.common.messages import ModelRef
 
 Pixels = npt.NDArray[np.uint8]  # (h, w, 3) RGB
 CROP_SIDE = 224  # what a face crop is resized to (the model sees this)
@@ -84,3 +89,43 @@ def crop(pixels: Pixels, face: Face, margin: float = 0.2) -> Pixels:
     right, bottom = min(w, round(cx + half)), min(h, round(cy + half))
     region = Image.fromarray(pixels[top:bottom, left:right])
     return np.asarray(region.resize((CROP_SIDE, CROP_SIDE), Image.Resampling.BICUBIC))
+
+
+class FaceModel:
+    """A face-embedding model given by path, in place of the served CLIP for face crops: ONNX with one input,
+    NCHW float32 RGB of a fixed side (read from the model; 112 when it is dynamic), scaled as ArcFace exports
+    expect ((x - 127.5) / 128), and one embedding output, L2-normalised here. Its `ref` (the file's name and a
+    hash of its bytes) names the faces collection its vectors go to, so two models never share one."""
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        (shape_in,) = [i.shape for i in self.session.get_inputs()]
+        side = shape_in[2] if len(shape_in) == 4 and isinstance(shape_in[2], int) else 112
+        self.side = int(side)
+        probe = self._run(np.zeros((1, self.side, self.side, 3), np.uint8))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        self.ref = ModelRef(name=f"face-{path.stem}", version=digest, dim=int(probe.shape[1]))
+
+    def _run(self, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        batch = (crops.astype(np.float32).transpose(0, 3, 1, 2) - 127.5) / 128.0
+        name = self.session.get_inputs()[0].name
+        (out,) = self.session.run(None, {name: batch})[:1]
+        vectors = np.asarray(out, dtype=np.float32).reshape(len(crops), -1)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    def embed(self, crops: Sequence[Pixels]) -> npt.NDArray[np.float32]:
+        """(len(crops), dim) unit vectors of face crops (any size: resized to the model's side)."""
+        if not crops:
+            return np.zeros((0, self.ref.dim), dtype=np.float32)
+        sized = [np.asarray(Image.fromarray(c).resize((self.side, self.side), Image.Resampling.BICUBIC)) for c in crops]
+        return self._run(np.stack(sized))
+
+
+@functools.cache
+def face_model(path: Path | None) -> FaceModel | None:
+    """The configured face model, loaded once per process; None: face crops are embedded by the served CLIP."""
+    return FaceModel(path) if path is not None else None

@@ -26,7 +26,7 @@ from services.common.vectors import METADATA, VIDEOS_ALIAS, Cursor, SegmentHit, 
 from services.common.vectors.layout import FACES, MAX_TOPK, OUTPUT_FIELDS
 from services.media.decode import DecodeLimits, DecodeOptions
 from services.media.errors import DecodeError
-from services.media.faces import crop, detect
+from services.media.faces import crop, detect, face_model
 from services.media.images import fit_pixels, jpeg_to_pixels
 from services.media.isolated import IsolatedDecoder
 from services.media.segments import SegmentPolicy
@@ -222,20 +222,28 @@ class SearchEngine:
         return self._search(found, limit, offset, filters, "image", collapse)
 
     def by_face(self, data: bytes, limit: int = 10, filters: Filters | None = None, offset: int = 0) -> Hits:
-        """The segments whose faces are closest to the largest face in the image (its crop embedded by the served
-        model, against the faces collection of the same model), the best face per video."""
+        """The segments whose faces are closest to the largest face in the image (its crop embedded by the face
+        model given by path, else the served CLIP; against the faces collection of that model), the best face
+        per video."""
         pixels = self._query_pixels(data)
         faces = detect(pixels)
         if not faces:
             raise QueryError("no face found in the image (a frontal face, at least 8% of the picture's short side)")
         face = crop(pixels, faces[0])
-        vectors, target = self._embed(lambda c: c.embed_images([face]), lambda m: m.embed_pixels(face[None]))
-        if target is None or vectors.size == 0:
+        model = face_model(self.settings.common.face_model)  # a face model given by path, else the served CLIP
+        embedded_by: ModelRef | None
+        if model is not None:
+            target = self.router.target()
+            vectors, embedded_by = model.embed([face]), model.ref
+        else:
+            vectors, target = self._embed(lambda c: c.embed_images([face]), lambda m: m.embed_pixels(face[None]))
+            embedded_by = target.model if target is not None else None
+        if target is None or embedded_by is None or vectors.size == 0:
             return Hits()
         limit = max(1, min(limit, self.settings.max_limit))
         offset = max(0, min(offset, self.settings.max_offset))
         fetch = max(64, 8 * (offset + limit))
-        found = self.store.nearest_faces(vectors[0].tolist(), fetch, _tenant_scope(filters), target.model)
+        found = self.store.nearest_faces(vectors[0].tolist(), fetch, _tenant_scope(filters), embedded_by)
         best: dict[str, tuple[float, dict[str, Any]]] = {}
         for cosine, row in found:
             best.setdefault(row["video_id"], (cosine, row))

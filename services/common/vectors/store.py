@@ -273,24 +273,30 @@ class SegmentStore:
     def _write_faces(
         self, model: ModelRef, embeddings: Sequence[SegmentEmbedding], latest: dict[str, SegmentEmbedding]
     ) -> None:
-        """The segments' faces replace what the faces collection held of those segments; rows past a video's
-        segment count go."""
-        name = faces_collection(model)
-        self._ensure(name, lambda: create_faces(self.client, name, model.dim, self._server_before_2_4()))
-        segments: dict[tuple[str, str], set[int]] = {}
+        """The segments' faces replace what the faces collection of their embedding model (the segment's, or a
+        face model given by path) held of those segments; rows past a video's segment count go."""
+        by_model: dict[ModelRef, list[SegmentEmbedding]] = {}
         for e in embeddings:
-            segments.setdefault((e.video_id, e.video.tenant), set()).add(e.segment_index)
-        clauses = [
-            f"(video_id == {json.dumps(v)} and tenant == {json.dumps(t)} and "
-            f"(segment_index in {json.dumps(sorted(idx))} or segment_index >= {latest[v].segment_count}))"
-            for (v, t), idx in segments.items()
-        ]
-        if clauses:
+            by_model.setdefault(e.face_model or model, []).append(e)
+        for embedder, group in by_model.items():
+            name = faces_collection(embedder)
+            self._ensure(name, self._creating_faces(name, embedder.dim))
+            segments: dict[tuple[str, str], set[int]] = {}
+            for e in group:
+                segments.setdefault((e.video_id, e.video.tenant), set()).add(e.segment_index)
+            clauses = [
+                f"(video_id == {json.dumps(v)} and tenant == {json.dumps(t)} and "
+                f"(segment_index in {json.dumps(sorted(idx))} or segment_index >= {latest[v].segment_count}))"
+                for (v, t), idx in segments.items()
+            ]
             self.client.delete(name, filter=" or ".join(clauses))
-        rows = [r for e in embeddings for r in face_rows(e)]
-        if rows:
-            self.client.upsert(name, rows)
-        self._settle(name)
+            rows = [r for e in group for r in face_rows(e)]
+            if rows:
+                self.client.upsert(name, rows)
+            self._settle(name)
+
+    def _creating_faces(self, name: str, dim: int) -> Callable[[], None]:
+        return lambda: create_faces(self.client, name, dim, self._server_before_2_4())
 
     def _settle(self, name: str) -> None:
         """One Strong read: the query nodes have applied this collection's writes and deletes, so reads at

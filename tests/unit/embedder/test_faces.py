@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 from skimage import data
 
@@ -64,22 +65,24 @@ def test_faces_are_cropped_from_their_keyframe_and_embedded_after_the_keyframes(
     face = detect(astronaut)[0]
     keyframes = [Keyframe(t=0.5, jpeg=_jpeg(landscape)), Keyframe(t=1.5, jpeg=_jpeg(astronaut))]
     received = _segment([FaceBox(box=face.box, score=face.score, t=1.5)], keyframes)
-    rejected, images, owners = _pixels([received])
-    assert rejected == [] and len(images) == 3
-    assert images[2].shape == (CROP_SIDE, CROP_SIDE, 3) and images[2].std() > 20  # the face, not the flat frame
+    rejected, images, crops, owners = _pixels([received])
+    assert rejected == [] and len(images) == 2 and len(crops) == 1
+    assert crops[0].shape == (CROP_SIDE, CROP_SIDE, 3) and crops[0].std() > 20  # the face, not the flat frame
     ((_, rows, face_rows),) = owners
-    assert (rows.start, rows.stop, face_rows.start, face_rows.stop) == (0, 2, 2, 3)
-    vectors = np.eye(3, 4)
-    (out,) = _embedded(owners, vectors, ModelRef(name="m", version="1", dim=4), "videos.embeddings")
+    assert (rows.start, rows.stop, face_rows.start, face_rows.stop) == (0, 2, 0, 1)
+    model, by_path = ModelRef(name="m", version="1", dim=4), ModelRef(name="face-x", version="f", dim=3)
+    (out,) = _embedded(owners, np.eye(2, 4), np.asarray([[0.0, 3.0, 4.0]]), model, by_path, "videos.embeddings")
     message = out.message  # type: ignore[union-attr]
     assert isinstance(message, SegmentEmbedding)
-    assert [f.vector for f in message.faces] == [[0.0, 0.0, 1.0, 0.0]] and message.faces[0].t == 1.5
+    assert message.vector == pytest.approx([0.5**0.5, 0.5**0.5, 0, 0])  # the keyframes' mean only
+    assert message.faces[0].vector == pytest.approx([0.0, 0.6, 0.8]) and message.faces[0].t == 1.5
+    assert message.face_model == by_path
 
 
 def test_a_face_on_no_keyframe_of_its_segment_rejects_the_segment() -> None:
     keyframes = [Keyframe(t=0.5, jpeg=_jpeg(data.astronaut()))]
     good = _segment([], keyframes)
     bad = _segment([FaceBox(box=(0.1, 0.1, 0.2, 0.2), score=1.0, t=9.0)], keyframes)
-    rejected, images, owners = _pixels([bad, good])
-    assert len(owners) == 1 and len(images) == 1
+    rejected, images, crops, owners = _pixels([bad, good])
+    assert len(owners) == 1 and len(images) == 1 and crops == []
     assert isinstance(rejected[0], Rejected) and rejected[0].reason == "bad_face"
