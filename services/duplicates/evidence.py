@@ -12,7 +12,7 @@ written before fingerprints existed) leave the decision to the model, as before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,9 +47,12 @@ class FrameMatch:
 Prints = Mapping[int, Sequence[KeyframeFingerprint]]  # segment index -> its frames' fingerprints
 
 
-def frame_matches(this: Prints, other: Prints, match_bits: int) -> dict[tuple[int, int], FrameMatch]:
-    """Every pair of fingerprinted segments, one checked segment against all the other's frames at a time
-    (memory: its frames x the other video's, never the two videos' full product)."""
+def frame_matches(
+    this: Prints, other: Prints, match_bits: int, within_bits: int = BITS, keys: Collection[tuple[int, int]] = ()
+) -> dict[tuple[int, int], FrameMatch]:
+    """The pairs of fingerprinted segments whose closest frames are at most `within_bits` apart, and the pairs
+    in `keys` whatever their distance; one checked segment against all the other's frames at a time (memory:
+    its frames x the other video's, never the two videos' full product)."""
     order = [j for j in sorted(other) if other[j]]
     if not order:
         return {}
@@ -63,8 +66,12 @@ def frame_matches(this: Prints, other: Prints, match_bits: int) -> dict[tuple[in
         per_segment = np.minimum.reduceat(d, starts, axis=1)  # (frames of i, segments of other)
         best = per_segment.min(axis=0)
         share = (per_segment <= match_bits).mean(axis=0)
-        for k, j in enumerate(order):
-            found[(i, j)] = FrameMatch(int(best[k]), float(share[k]))
+        for k in np.flatnonzero(best <= within_bits):
+            found[(i, order[k])] = FrameMatch(int(best[k]), float(share[k]))
+        for j in (j for (a, j) in keys if a == i):
+            if j in other and other[j] and (i, j) not in found:
+                k = order.index(j)
+                found[(i, j)] = FrameMatch(int(best[k]), float(share[k]))
     return found
 
 
@@ -90,7 +97,9 @@ def evidence(
 ) -> list[Pair]:
     """The pairs that are evidence: those the model found near (`cosines`, by segment pair) and, unless the
     mode is `clip`, those whose frames hash alike."""
-    frames = frame_matches(this, other, config.match_bits) if config.mode != "clip" else {}
+    # only pairs that can be evidence: frames within the match bits, or a model pair the veto must judge
+    wanted = [k for k, c in cosines.items() if c >= config.clip_threshold]
+    frames = frame_matches(this, other, config.match_bits, config.match_bits, wanted) if config.mode != "clip" else {}
     pairs = []
     for key in sorted(set(cosines) | set(frames)):
         score = pair_score(cosines.get(key), frames.get(key), config)

@@ -23,7 +23,7 @@ from services.common.filters import Filters
 from services.common.messages import QC_PROMPT_KEY, QC_REFERENCES_KEY, ModelRef
 from services.common.triton import ClipClient
 from services.common.vectors import METADATA, VIDEOS_ALIAS, Cursor, SegmentHit, SegmentStore, videos_collection
-from services.common.vectors.layout import FACES, MAX_TOPK, OUTPUT_FIELDS
+from services.common.vectors.layout import FACES, MAX_TOPK
 from services.media.decode import DecodeLimits, DecodeOptions
 from services.media.errors import DecodeError
 from services.media.faces import crop, detect, face_model
@@ -74,7 +74,7 @@ class Hits(list[SegmentHit]):
     def good_match(self) -> bool | None:
         if self.match_threshold is None:
             return None
-        return bool(self) and (_words_matched(self[0]) or self[0].score >= self.match_threshold)
+        return bool(self) and bool(_good(self[0], self.match_threshold))
 
 
 class SearchEngine:
@@ -150,7 +150,26 @@ class SearchEngine:
             rankings["text"] = self._written(text, deep, filters)
         if deep == limit and list(rankings) == ["visual"]:
             return Hits(rankings["visual"], threshold)  # the plain CLIP search, paged by Milvus
-        return Hits(fuse(rankings)[offset : offset + limit], threshold)
+        fused = fuse(rankings)
+        if collapse:  # the text ranking and a filtered visual one bring duplicates back: one per group
+            ids = [h.video_id for h in fused]
+            fused = [
+                fused[i] for i in collapsed(ids, self.store.duplicates_of(ids, filters.tenant if filters else None))
+            ]
+        return Hits(fused[offset : offset + limit], threshold)
+
+    def _check_columns(self, filters: Filters | None, collection: str) -> None:
+        """A filter on a column the collection predates is the caller's 400, not Milvus's 500."""
+        if filters and filters.min_faces is not None and FACES not in self.store.columns(collection):
+            raise QueryError(
+                f"{collection} was created before faces were counted: `min_faces` needs the catalogue "
+                "re-embedded into new collections (`clipstream reindex`)"
+            )
+        if filters and filters.metadata and METADATA not in self.store.columns(collection):
+            raise QueryError(
+                f"{collection} was created before free metadata existed: its rows cannot be filtered on "
+                "metadata until the catalogue is re-embedded into new collections (`clipstream reindex`)"
+            )
 
     def _encoder(self) -> SentenceEncoder | None:
         if self._sentences is None and sentences.ready(self.settings.text_encoder_dir):
@@ -159,57 +178,57 @@ class SearchEngine:
 
     def _written(self, text: str, want: int, filters: Filters | None) -> list[SegmentHit]:
         """Segments whose on-screen words match the query: those naming more of its words first, then by the
-        words' embedding; a hit naming less than half of them counts only from `text_min_cosine`. Metadata filters apply
-        through the served segment rows, which also give the results their fields."""
+        words' embedding; a hit naming less than half of them counts only from `text_min_cosine`. The caller's
+        filters apply through the served segment rows (which also give the results their fields); the text
+        search widens until `want` videos survive them or it runs out."""
         encoder = self._encoder()
-        served = self.store.served()
-        if encoder is None or served is None:
+        target = self.router.target()
+        if encoder is None or target is None:
             return []
+        self._check_columns(filters, target.collection)
         vector = encoder.embed([text])[0].tolist()
-        found = self.store.search_text(sentences.VERSION, vector, max(50, 4 * want), _tenant_scope(filters))
-        scored = [(words_found(text, row["text"]), cosine, row) for cosine, row in found]
-        scored = [s for s in scored if s[0] >= NAMED or s[1] >= self.settings.text_min_cosine]
-        scored.sort(key=lambda s: (-s[0], -s[1]))
-        best: dict[str, tuple[float, float, dict[str, Any]]] = {}
-        for share, cosine, row in scored:
-            best.setdefault(row["video_id"], (share, cosine, row))
-        if not best:
-            return []
-        scope = (filters or Filters()).model_copy(update={"video_ids": sorted(best)})
-        rows = self.store.rows(scope.compile(), OUTPUT_FIELDS, collection=served)
-        shown = {(r["video_id"], int(r["segment_index"])): r for r in rows}
-        hits = []
-        for video_id, (share, cosine, row) in best.items():
-            segment = shown.get((video_id, int(row["segment_index"])))
-            if segment is None:  # filtered out, or not indexed (yet) in the served collection
-                continue
-            why = {"mode": "text", "score": round(cosine, 6), "words_found": share, "lines": json.loads(row["lines"])}
-            hits.append(SegmentHit(video_id, cosine, {**segment, "why": [why]}))
-        return sorted(hits, key=lambda h: (-h.fields["why"][0]["words_found"], -h.score))[:want]
+        expr = (filters or Filters()).compile()
+        fetch = max(50, 4 * want)
+        while True:
+            found = self.store.search_text(sentences.VERSION, vector, fetch, _tenant_scope(filters))
+            scored = [(words_found(text, row["text"]), cosine, row) for cosine, row in found]
+            scored = [s for s in scored if s[0] >= NAMED or s[1] >= self.settings.text_min_cosine]
+            scored.sort(key=lambda s: (-s[0], -s[1]))
+            keys = [(row["video_id"], int(row["segment_index"])) for _, _, row in scored]
+            shown = self.store.segments_of(keys, target.model, expr, target.collection)
+            hits: dict[str, SegmentHit] = {}
+            for (share, cosine, row), key in zip(scored, keys, strict=True):
+                if key in shown and key[0] not in hits:  # each video's best segment the filters admit
+                    lines = json.loads(row["lines"])
+                    why = {"mode": "text", "score": round(cosine, 6), "words_found": share, "lines": lines}
+                    hits[key[0]] = SegmentHit(key[0], cosine, {**shown[key], "why": [why]})
+            if len(hits) >= want or len(found) < fetch or fetch >= MAX_TOPK:
+                return list(hits.values())[:want]
+            fetch = min(MAX_TOPK, 4 * fetch)
 
     def _seen_with_text(
         self, found: tuple[np.ndarray, Target | None], want: int, filters: Filters | None, has_text: bool
     ) -> Hits:
         """The visual search over segments with (or without) words on screen: the nearest segments (not yet
-        one per video), those whose text row exists (or not), then each video's best of them."""
+        one per video), those whose text row exists (or not), then each video's best of them; the search
+        widens until `want` videos are found or it runs out."""
         vectors, target = found
         if target is None or vectors.size == 0:
             return Hits()
+        self._check_columns(filters, target.collection)
         expr = (filters or Filters()).compile()
         fetch = min(MAX_TOPK, max(256, 20 * want))
-        near = self.store.nearest(vectors.tolist(), fetch, expr, target.collection)[0]
-        written = self.store.text_of(sentences.VERSION, [(v, i) for v, i, _ in near], _tenant_scope(filters))
-        best: dict[str, tuple[int, float]] = {}
-        for video_id, index, score in near:
-            if ((video_id, index) in written) == has_text and video_id not in best:
-                best[video_id] = (index, score)
-        if not best:
-            return Hits()
-        scope = (filters or Filters()).model_copy(update={"video_ids": sorted(best)})
-        rows = {
-            (r["video_id"], int(r["segment_index"])): r
-            for r in self.store.rows(scope.compile(), OUTPUT_FIELDS, collection=target.collection)
-        }
+        while True:
+            near = self.store.nearest(vectors.tolist(), fetch, expr, target.collection)[0]
+            written = self.store.text_of(sentences.VERSION, [(v, i) for v, i, _ in near], _tenant_scope(filters))
+            best: dict[str, tuple[int, float]] = {}
+            for video_id, index, score in near:
+                if ((video_id, index) in written) == has_text and video_id not in best:
+                    best[video_id] = (index, score)
+            if len(best) >= want or len(near) < fetch or fetch >= MAX_TOPK:
+                break
+            fetch = min(MAX_TOPK, 4 * fetch)
+        rows = self.store.segments_of([(v, i) for v, (i, _) in best.items()], target.model, expr, target.collection)
         hits = [SegmentHit(v, score, rows[(v, i)]) for v, (i, score) in best.items() if (v, i) in rows]
         thresholds = self.thresholds.get(target.model, target.spec, self.settings.common.resolved_clip_model())
         return Hits(sorted(hits, key=lambda h: -h.score)[:want], thresholds.match("text"))
@@ -242,25 +261,22 @@ class SearchEngine:
             return Hits()
         limit = max(1, min(limit, self.settings.max_limit))
         offset = max(0, min(offset, self.settings.max_offset))
-        fetch = max(64, 8 * (offset + limit))
-        found = self.store.nearest_faces(vectors[0].tolist(), fetch, _tenant_scope(filters), embedded_by)
-        best: dict[str, tuple[float, dict[str, Any]]] = {}
-        for cosine, row in found:
-            best.setdefault(row["video_id"], (cosine, row))
-        if not best:
-            return Hits()
-        scope = (filters or Filters()).model_copy(update={"video_ids": sorted(best)})
-        shown = {
-            (r["video_id"], int(r["segment_index"])): r
-            for r in self.store.rows(scope.compile(), OUTPUT_FIELDS, collection=target.collection)
-        }
-        hits = []
-        for video_id, (cosine, row) in best.items():
-            segment = shown.get((video_id, int(row["segment_index"])))
-            if segment is not None:
-                why = {"mode": "face", "score": round(cosine, 6), "box": json.loads(row["box"]), "t": row["t"]}
-                hits.append(SegmentHit(video_id, cosine, {**segment, "why": [why]}))
-        return Hits(sorted(hits, key=lambda h: -h.score)[offset : offset + limit])
+        self._check_columns(filters, target.collection)
+        expr, want = (filters or Filters()).compile(), offset + limit
+        fetch = max(64, 8 * want)
+        while True:  # widen until enough videos survive the filters (one video may fill a fetch with its faces)
+            found = self.store.nearest_faces(vectors[0].tolist(), fetch, _tenant_scope(filters), embedded_by)
+            keys = [(row["video_id"], int(row["segment_index"])) for _, row in found]
+            shown = self.store.segments_of(keys, target.model, expr, target.collection)
+            hits: dict[str, SegmentHit] = {}
+            for (cosine, row), key in zip(found, keys, strict=True):
+                if key in shown and key[0] not in hits:
+                    why = {"mode": "face", "score": round(cosine, 6), "box": json.loads(row["box"]), "t": row["t"]}
+                    hits[key[0]] = SegmentHit(key[0], cosine, {**shown[key], "why": [why]})
+            if len(hits) >= want or len(found) < fetch or fetch >= MAX_TOPK:
+                break
+            fetch = min(MAX_TOPK, 4 * fetch)
+        return Hits(sorted(hits.values(), key=lambda h: -h.score)[offset : offset + limit])
 
     def _query_pixels(self, data: bytes) -> np.ndarray:
         try:
@@ -569,18 +585,9 @@ class SearchEngine:
         vectors, target = found
         if target is None or vectors.size == 0:
             return Hits()
-        limit = max(1, min(limit, self.settings.max_limit))
+        limit = max(1, min(limit, self.settings.max_limit + self.settings.max_offset))  # fusion reads a page deep
         offset = max(0, min(offset, self.settings.max_offset))
-        if filters and filters.min_faces is not None and FACES not in self.store.columns(target.collection):
-            raise QueryError(
-                f"{target.collection} was created before faces were counted: `min_faces` needs the catalogue "
-                "re-embedded into new collections (`clipstream reindex`)"
-            )
-        if filters and filters.metadata and METADATA not in self.store.columns(target.collection):
-            raise QueryError(
-                f"{target.collection} was created before free metadata existed: its rows cannot be filtered on "
-                "metadata until the catalogue is re-embedded into new collections (`clipstream reindex`)"
-            )
+        self._check_columns(filters, target.collection)
         expr = (filters or Filters()).compile()
         if collapse:  # over-fetch, keep each duplicate group's best, then page
             fetched = self.store.best_segments(
@@ -614,8 +621,7 @@ def hits_to_json(hits: Hits) -> dict[str, Any]:
     "no good match" threshold (null when no threshold is known for the model)."""
     return {
         "results": [
-            r | {"good_match": True if _words_matched(h) else _at_least(h.score, hits.match_threshold)}
-            for h, r in zip(hits, _results(hits), strict=True)
+            r | {"good_match": _good(h, hits.match_threshold)} for h, r in zip(hits, _results(hits), strict=True)
         ],
         "match_threshold": hits.match_threshold,
         "good_match": hits.good_match,
@@ -625,6 +631,18 @@ def hits_to_json(hits: Hits) -> dict[str, Any]:
 def _words_matched(hit: SegmentHit) -> bool:
     """The result shows the query's words on screen: a good match whatever the model's threshold says."""
     return any(w.get("mode") == "text" and w.get("words_found", 0) >= NAMED for w in hit.fields.get("why") or [])
+
+
+def _good(hit: SegmentHit, threshold: float | None) -> bool | None:
+    """A result naming the query's words on screen is a good match; otherwise its visual score against the
+    model's threshold (a text hit's score is another model's cosine: no verdict from it)."""
+    if _words_matched(hit):
+        return True
+    reasons = hit.fields.get("why") or []
+    visual = next((float(w["score"]) for w in reasons if w.get("mode") == "visual"), None)
+    if visual is not None or not reasons:
+        return _at_least(visual if visual is not None else hit.score, threshold)
+    return None if threshold is None else False
 
 
 def _at_least(score: float, threshold: float | None) -> bool | None:

@@ -15,6 +15,57 @@ from services.common.vectors import SegmentHit
 RRF_K = 60  # the constant of Cormack et al.: dampens the head of each ranking
 NAMED = 0.5  # a text hit names the query when it holds at least this share of its words
 _WORD = re.compile(r"\w+")
+# words a caption holds whatever it says: they never make a text hit name the query
+_STOPWORDS = frozenset(
+    {
+        "the",
+        "and",
+        "for",
+        "are",
+        "but",
+        "not",
+        "you",
+        "all",
+        "any",
+        "can",
+        "her",
+        "was",
+        "one",
+        "our",
+        "out",
+        "his",
+        "has",
+        "had",
+        "how",
+        "its",
+        "may",
+        "new",
+        "now",
+        "who",
+        "did",
+        "get",
+        "let",
+        "she",
+        "too",
+        "use",
+        "way",
+        "with",
+        "from",
+        "this",
+        "that",
+        "than",
+        "then",
+        "them",
+        "they",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "your",
+        "into",
+    }
+)
 
 
 def _folded(text: str) -> str:
@@ -23,11 +74,12 @@ def _folded(text: str) -> str:
 
 def words_found(query: str, written: str) -> float:
     """The share of the query's words (those of 3 characters or more, when it has any) that the written text
-    holds. OCR often drops the spaces between words ("SLOW MOTIONWATERFALL"), so a word of 4 characters or
-    more is also found inside the text with its spaces removed; shorter ones only as whole words ("a", "on"
-    and "the" would otherwise be found in almost anything)."""
+    holds, stopwords left out ("the beach" is named by "BEACH", not by "THE"). OCR often drops the spaces between
+    words ("SLOW MOTIONWATERFALL"), so a word of 4 characters or more is also found inside the text with its
+    spaces removed; shorter ones only as whole words ("a", "on" and "the" would otherwise be found in almost
+    anything)."""
     tokens = _WORD.findall(_folded(query))
-    words = [w for w in tokens if len(w) >= 3] or tokens
+    words = [w for w in tokens if len(w) >= 3 and w not in _STOPWORDS] or tokens
     if not words:
         return 0.0
     written_words = _WORD.findall(_folded(written))

@@ -126,7 +126,7 @@ def text_row(found: SegmentText, vector: Sequence[float]) -> dict[str, Any]:
     """A segment's row of the text collection: its words joined, its lines with boxes, their embedding."""
     joined = _clip_utf8(" ".join(line.text for line in found.lines), TEXT_BYTES)
     lines = [line.model_dump() for line in found.lines]
-    while len(json.dumps(lines).encode()) > LINES_BYTES:  # at most 64 lines of 256 chars: rarely cut
+    while len(json.dumps(lines, ensure_ascii=False).encode()) > LINES_BYTES:  # 64 lines of 256 CJK chars: cut
         lines.pop()
     return {
         "pk": text_pk(found.video_id, found.segment_index),
@@ -137,7 +137,7 @@ def text_row(found: SegmentText, vector: Sequence[float]) -> dict[str, Any]:
         "end_s": found.end_s,
         "event_id": found.event_id,
         "text": joined,
-        "lines": json.dumps(lines),
+        "lines": json.dumps(lines, ensure_ascii=False),
         "vector": list(vector),
     }
 

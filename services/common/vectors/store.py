@@ -40,6 +40,7 @@ from services.common.vectors.layout import (
     create_text,
     faces_collection,
     fingerprint_pk,
+    segment_pk,
     segments_collection,
     text_collection,
     text_pk,
@@ -696,6 +697,7 @@ class SegmentStore:
                     self.client.delete(
                         name, filter=f"video_id == {json.dumps(video_id)} and tenant == {json.dumps(t.tenant)}"
                     )
+            self._settle(name)  # `videos.text` is published after this: a search at any level sees the words
 
         self.recovering(run)
 
@@ -719,6 +721,17 @@ class SegmentStore:
             )
         )
         return [(float(h["distance"]), dict(h["entity"])) for h in found[0]]
+
+    def segments_of(
+        self, keys: Sequence[tuple[str, int]], model: ModelRef, expr: str, collection: str
+    ) -> dict[tuple[str, int], dict[str, Any]]:
+        """The rows of these segments (video id, index) of `model`'s collection that `expr` (the caller's
+        filters) admits: only those rows, not every segment of their videos."""
+        if not keys:
+            return {}
+        pks = json.dumps([segment_pk(v, i, model.version) for v, i in keys])
+        rows = self._read(collection, _and(f"pk in {pks}", expr), OUTPUT_FIELDS)
+        return {(r["video_id"], int(r["segment_index"])): r for r in rows}
 
     def text_of(
         self, encoder: str, keys: Sequence[tuple[str, int]], expr: str

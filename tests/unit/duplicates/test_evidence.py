@@ -65,3 +65,12 @@ def test_evidence_joins_the_models_pairs_and_the_hashes_pairs() -> None:
     pairs = {(p.this, p.other) for p in evidence(cosines, this, other, FUSED)}
     assert pairs == {(0, 0), (1, 0)}  # the hashes' pairs; the model's (0, 1) vetoed: 48 bits apart
     assert {(p.this, p.other) for p in evidence(cosines, this, other, CLIP)} == {(0, 1)}
+
+
+def test_frame_matches_keeps_far_pairs_only_when_asked() -> None:
+    far = KeyframeFingerprint((0xFFFF_FFFF_0000_0000,) * 4)
+    this, other = {0: [_fp(0)], 1: [far]}, {5: [_fp(2)], 6: [far]}
+    near = frame_matches(this, other, match_bits=8, within_bits=8)
+    assert set(near) == {(0, 5), (1, 6)}  # the far pairs are not built
+    asked = frame_matches(this, other, match_bits=8, within_bits=8, keys=[(0, 6), (9, 9)])
+    assert set(asked) == {(0, 5), (1, 6), (0, 6)} and asked[(0, 6)].best_bits == 32

@@ -19,9 +19,11 @@ from services.search.fusion import RRF_K, fuse, words_found
         ("", "anything", 0.0),
         ("ÉTÉ", "été à paris", 1.0),
         ("a dog lying on the floor", "tupi data example", 0.0),  # "a" and "on" are no words of it
-        ("a dog on the floor", "THE FLOOR IS LAVA", 2 / 3),  # dog, the, floor: the whole words count
+        ("a dog on the floor", "THE FLOOR IS LAVA", 0.5),  # dog, floor: "the" is a stopword
         ("on air", "MONAIR", 0.0),  # short words only as whole words
         ("weather", "THEWEATHERCHANNEL", 1.0),
+        ("the beach", "THE SHOW", 0.0),  # a stopword names nothing
+        ("the beach", "BEACH", 1.0),
     ],
 )
 def test_words_found(query: str, written: str, share: float) -> None:
