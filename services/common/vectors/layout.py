@@ -248,35 +248,35 @@ def create_fingerprint_index(client: MilvusClient, legacy: bool) -> None:
 
 def create_faces(client: MilvusClient, name: str, dim: int, legacy: bool) -> None:
     """One row per face on a segment's keyframes: where (box, keyframe time), how sure, its crop's vector."""
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("pk", DataType.VARCHAR, max_length=MAX_LENGTHS["pk"], is_primary=True)
-    schema.add_field("tenant", DataType.VARCHAR, max_length=MAX_LENGTHS["tenant"])
-    schema.add_field("video_id", DataType.VARCHAR, max_length=MAX_LENGTHS["video_id"])
-    schema.add_field("segment_index", DataType.INT32)
-    schema.add_field("t", DataType.FLOAT)
-    schema.add_field("box", DataType.VARCHAR, max_length=128)  # JSON [x0, y0, x1, y1]
-    schema.add_field("score", DataType.FLOAT)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-    params = client.prepare_index_params()
-    params.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
-    for scalar in ("tenant", "video_id"):
-        params.add_index(scalar, index_type="Trie" if legacy else "INVERTED")
-    client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
+    extra = [("t", DataType.FLOAT, {}), ("box", DataType.VARCHAR, {"max_length": 128}), ("score", DataType.FLOAT, {})]
+    _create_segment_side(client, name, dim, legacy, extra)  # box: JSON [x0, y0, x1, y1]
 
 
 def create_text(client: MilvusClient, name: str, dim: int, legacy: bool) -> None:
     """One row per segment with words on screen: the words (joined, and each line with its box, confidence and
     time as JSON) and their sentence embedding. A segment without text has no row (`has_text` is a row's being)."""
+    extra = [
+        ("start_s", DataType.FLOAT, {}),
+        ("end_s", DataType.FLOAT, {}),
+        ("event_id", DataType.VARCHAR, {"max_length": MAX_LENGTHS["event_id"]}),
+        ("text", DataType.VARCHAR, {"max_length": TEXT_BYTES}),
+        ("lines", DataType.VARCHAR, {"max_length": LINES_BYTES}),
+    ]
+    _create_segment_side(client, name, dim, legacy, extra)
+
+
+def _create_segment_side(
+    client: MilvusClient, name: str, dim: int, legacy: bool, extra: list[tuple[str, DataType, dict[str, int]]]
+) -> None:
+    """A collection of rows about segments beside the segment collections (faces, on-screen text): keyed,
+    tenant-scoped, the segment named, `extra` fields, and one HNSW cosine vector."""
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("pk", DataType.VARCHAR, max_length=MAX_LENGTHS["pk"], is_primary=True)
     schema.add_field("tenant", DataType.VARCHAR, max_length=MAX_LENGTHS["tenant"])
     schema.add_field("video_id", DataType.VARCHAR, max_length=MAX_LENGTHS["video_id"])
     schema.add_field("segment_index", DataType.INT32)
-    schema.add_field("start_s", DataType.FLOAT)
-    schema.add_field("end_s", DataType.FLOAT)
-    schema.add_field("event_id", DataType.VARCHAR, max_length=MAX_LENGTHS["event_id"])
-    schema.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
-    schema.add_field("lines", DataType.VARCHAR, max_length=LINES_BYTES)
+    for field, kind, options in extra:
+        schema.add_field(field, kind, **options)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
     params = client.prepare_index_params()
     params.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})

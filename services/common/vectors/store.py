@@ -316,7 +316,13 @@ class SegmentStore:
         self, vector: Sequence[float], limit: int, expr: str, model: ModelRef
     ) -> list[tuple[float, dict[str, Any]]]:
         """The faces nearest a face's vector (same model), as (cosine, row), best first."""
-        name = faces_collection(model)
+        fields = ["video_id", "segment_index", "t", "box", "score"]
+        return self._nearest_rows(faces_collection(model), vector, limit, expr, fields)
+
+    def _nearest_rows(
+        self, name: str, vector: Sequence[float], limit: int, expr: str, fields: list[str]
+    ) -> list[tuple[float, dict[str, Any]]]:
+        """A side collection's rows nearest one vector, as (cosine, row), best first; none before it exists."""
         if not self.recovering(lambda: self._opened(name)):
             return []
         found = self.recovering(
@@ -325,7 +331,7 @@ class SegmentStore:
                 data=[list(vector)],
                 limit=min(limit, MAX_TOPK),
                 filter=expr,
-                output_fields=["video_id", "segment_index", "t", "box", "score"],
+                output_fields=fields,
                 search_params={"metric_type": "COSINE", "params": {"ef": max(limit, 64)}},
                 consistency_level=self.index.consistency,
             )
@@ -706,21 +712,7 @@ class SegmentStore:
     ) -> list[tuple[float, dict[str, Any]]]:
         """The segments whose words are nearest the query's embedding, as (cosine, row), best first; nothing
         before any text was stored."""
-        name = text_collection(encoder)
-        if not self.recovering(lambda: self._opened(name)):
-            return []
-        found = self.recovering(
-            lambda: self.client.search(
-                name,
-                data=[list(vector)],
-                limit=min(limit, MAX_TOPK),
-                filter=expr,
-                output_fields=TEXT_FIELDS,
-                search_params={"metric_type": "COSINE", "params": {"ef": max(limit, 64)}},
-                consistency_level=self.index.consistency,
-            )
-        )
-        return [(float(h["distance"]), dict(h["entity"])) for h in found[0]]
+        return self._nearest_rows(text_collection(encoder), vector, limit, expr, TEXT_FIELDS)
 
     def segments_of(
         self, keys: Sequence[tuple[str, int]], model: ModelRef, expr: str, collection: str
