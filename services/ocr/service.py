@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prometheus_client import Counter, Histogram
+
 from services.common.errors import PermanentError
 from services.common.kafka.processor import Outgoing, ProcessorConfig, Received, Result, TransactionalProcessor
 from services.common.messages import ScreenText, SegmentText, Topics, VideoSegment
@@ -24,6 +26,13 @@ from services.text import sentences
 from services.text.ocr import TextLine, TextReader
 
 MAX_LINES = 64  # per segment (a message's bound)
+KEYFRAMES = Counter("clipstream_ocr_keyframes_total", "keyframes read for on-screen text")
+LINES = Counter("clipstream_ocr_lines_total", "distinct lines of text read, per segment")
+READ_SECONDS = Histogram(
+    "clipstream_ocr_read_seconds",
+    "seconds to read one keyframe (detection and recognition)",
+    buckets=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4),
+)
 
 
 class TextStage:
@@ -51,11 +60,15 @@ class TextStage:
                 raise PermanentError(
                     f"keyframe at {keyframe.t}s is not a picture: {exc}", reason="bad_keyframe"
                 ) from exc
-            for line in self.reader.read(pixels):
+            with READ_SECONDS.time():
+                read = self.reader.read(pixels)
+            KEYFRAMES.inc()
+            for line in read:
                 seen = best.get(line.text)
                 if seen is None or line.confidence > seen[0].confidence:
                     best[line.text] = (line, keyframe.t)
         ordered = sorted(best.values(), key=lambda lt: (lt[1], lt[0].box[1], lt[0].box[0]))[:MAX_LINES]
+        LINES.inc(len(ordered))
         return SegmentText(
             event_id=segment.event_id,
             video_id=segment.video_id,

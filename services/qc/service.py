@@ -16,12 +16,12 @@ from services.common.kafka.processor import Outgoing, ProcessorConfig, Received,
 from services.common.messages import Topics, VideoIndexed, VideoQc
 from services.common.triton import ClipClient
 from services.common.vectors import SegmentStore
-from services.media.faces import crop, detect, face_model
 from services.media.images import ImageLimits
 from services.qc.settings import QcSettings
-from services.quality.checks import main_faces, run_checks
+from services.quality.checks import run_checks
 from services.quality.inspect import (
     CollectionEmbedder,
+    character_inputs,
     check_prompt,
     check_reference_count,
     load_subject,
@@ -71,12 +71,16 @@ class QualityChecker:
                 for uri in subject.references
             ]
             references = embedder.images(pictures)
-            crops = [crop(p, found[0]) for p in pictures if (found := detect(p))]
-            if crops:  # the references show a character: each shot's main face is checked against theirs
-                by_path = face_model(self.settings.common.face_model)
-                reference_faces = embedder.images(crops) if by_path is None else by_path.embed(crops)
-                stored = self.store.faces_of(event.video_id, event.tenant, by_path.ref if by_path else model)
-                faces = main_faces(subject.segments, stored)
+            faces, reference_faces = character_inputs(
+                pictures,
+                embedder.images,
+                self.store,
+                event.video_id,
+                event.tenant,
+                model,
+                self.settings.common.face_model,
+                subject.segments,
+            )
         thresholds = self.thresholds.get(model, spec, self.settings.common.resolved_clip_model())
         config = quality.config(thresholds, self.settings.media.max_segment_s, subject.cuts_allowed)
         result = run_checks(subject.segments, config, prompt, references, faces, reference_faces)

@@ -3,7 +3,7 @@ its prompt and references as vectors of the collection's model."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +17,10 @@ from services.common.messages import QC_PROMPT_KEY, QC_REFERENCES_KEY, ModelRef
 from services.common.triton import ClipClient
 from services.common.vectors import METADATA, SegmentStore
 from services.media.errors import DecodeError
+from services.media.faces import crop, detect, face_model
 from services.media.images import ImageLimits, fit_pixels
 from services.media.sources import SourcePolicy, open_source
-from services.quality.checks import SegmentVector, Vectors, unit
+from services.quality.checks import SegmentFace, SegmentVector, Vectors, main_faces, unit
 
 if TYPE_CHECKING:
     from services.clip.loader import LoadedClip  # torch: only where a model runs in-process
@@ -136,3 +137,25 @@ class CollectionEmbedder:
 
         vectors, _, _ = self.router.embed(lambda: self.clip.embed_images(items), local)
         return unit(vectors)
+
+
+def character_inputs(
+    pictures: Sequence[np.ndarray],
+    embed: Callable[[list[np.ndarray]], Vectors],
+    store: SegmentStore,
+    video_id: str,
+    tenant: str,
+    model: ModelRef,
+    face_model_path: Path | None,
+    segments: Sequence[SegmentVector],
+) -> tuple[list[SegmentFace] | None, Vectors | None]:
+    """What the character check needs, when a reference shows a face: each shot's main face (from the faces
+    collection of what embeds faces: a face model given by path, else the video's model) and the reference
+    faces embedded the same way (`embed`: the video's model). (None, None) when no reference shows a face."""
+    crops = [crop(p, found[0]) for p in pictures if (found := detect(p))]
+    if not crops:
+        return None, None
+    by_path = face_model(face_model_path)
+    references = embed(crops) if by_path is None else by_path.embed(crops)
+    stored = store.faces_of(video_id, tenant, by_path.ref if by_path is not None else model)
+    return main_faces(segments, stored), unit(references)

@@ -33,7 +33,14 @@ from services.media.segments import SegmentPolicy
 from services.media.sources import SourcePolicy
 from services.quality.checks import run_checks, unit
 from services.quality.cohort import outliers as cohort_outliers
-from services.quality.inspect import QualityError, check_prompt, check_reference_count, load_subject, read_reference
+from services.quality.inspect import (
+    QualityError,
+    character_inputs,
+    check_prompt,
+    check_reference_count,
+    load_subject,
+    read_reference,
+)
 from services.search.cache import CacheEntry, Generation, entry_row, lookup_filter, new_entry_id, screen
 from services.search.duplicates import collapse as collapsed
 from services.search.duplicates import duplicate_neighbours, verdicts_of
@@ -503,7 +510,24 @@ class SearchEngine:
         thresholds = self.thresholds.get(target.model, target.spec, self.settings.common.resolved_clip_model())
         config = quality.config(thresholds, self.settings.media.max_segment_s, subject.cuts_allowed)
         references = np.asarray(vectors, dtype=np.float32) if vectors else None
-        result = run_checks(subject.segments, config, prompt_vector, references)
+
+        def embed(images: list[np.ndarray]) -> np.ndarray:
+            found, _ = self._embed(
+                lambda c: c.embed_images(images), lambda m: np.concatenate([m.embed_pixels(p[None]) for p in images])
+            )
+            return found
+
+        faces, reference_faces = character_inputs(
+            pictures,
+            embed,
+            self.store,
+            video_id,
+            tenant,
+            target.model,
+            self.settings.common.face_model,
+            subject.segments,
+        )
+        result = run_checks(subject.segments, config, prompt_vector, references, faces, reference_faces)
         body: dict[str, Any] = {
             "video_id": video_id,
             "verdict": result.verdict,

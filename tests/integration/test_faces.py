@@ -169,3 +169,15 @@ def test_character_consistency_flags_the_swapped_face_and_only_it(qc_verdicts: d
     assert [f for f in consistent.flags if f.check == "character"] == [], consistent.flags
     scored = [s.character for s in consistent.segments if s.character is not None]
     assert scored and min(scored) > 0.9
+
+
+def test_on_demand_qc_runs_the_character_check_too(qc_verdicts: dict[str, VideoQc]) -> None:
+    swapped = qc_verdicts["swapped"]
+    answer = _post("/v1/qc", json={"video_id": swapped.video_id})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert "character" in body["checks"] and body["source"] == "metadata"
+    flagged = [f for f in body["flags"] if f["check"] == "character"]
+    assert [(f["start_s"], f["end_s"]) for f in flagged] == [
+        (f.start_s, f.end_s) for f in swapped.flags if f.check == "character"
+    ]

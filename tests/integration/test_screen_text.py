@@ -4,6 +4,7 @@ shows it, and a text search for the words finds that segment first, saying which
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from itertools import islice
@@ -168,3 +169,13 @@ def test_another_tenant_never_sees_the_words(captioned: dict[str, Any]) -> None:
         timeout=60,
     )
     assert answer.status_code == 200 and answer.json()["results"] == []
+
+
+def test_the_text_stage_reports_what_it_read(captioned: dict[str, Any]) -> None:
+    metrics = httpx.get(f"http://127.0.0.1:{os.environ['CLIPSTREAM_OCR_HEALTH_PORT']}/metrics", timeout=10).text
+    values = {
+        line.split()[0]: float(line.split()[1]) for line in metrics.splitlines() if line.startswith("clipstream_ocr_")
+    }
+    assert values["clipstream_ocr_keyframes_total"] >= sum(captioned["segments"].values())
+    assert values["clipstream_ocr_lines_total"] >= 3  # the three captions at least
+    assert values["clipstream_ocr_read_seconds_count"] == values["clipstream_ocr_keyframes_total"]
