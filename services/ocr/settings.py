@@ -18,7 +18,10 @@ class OcrSettings(StageSettings):
     max_batch_messages: int = Field(default=8, ge=1, description="segments read and embedded together")
     max_wait_s: float = Field(default=0.2, gt=0)
     threads: int = Field(default=1, ge=1, description="onnxruntime threads of the OCR and encoder sessions")
-    gpu: bool = Field(default=False, description="onnxruntime's CUDA provider for OCR (needs onnxruntime-gpu)")
+    gpu: bool | None = Field(
+        default=None,
+        description="onnxruntime's CUDA provider for OCR: None uses it when onnxruntime offers it (onnxruntime-gpu)",
+    )
     max_side: int = Field(default=OcrLimits.max_side, ge=64, description="longer pictures are scaled down first")
     max_boxes: int = Field(default=OcrLimits.max_boxes, ge=1, le=256, description="text regions read per picture")
     min_confidence: float = Field(default=OcrLimits.min_confidence, ge=0, le=1)

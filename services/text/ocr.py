@@ -66,6 +66,13 @@ def _bounded_engine(max_boxes: int, max_aspect: float, threads: int, gpu: bool, 
     return Bounded(params={"Global.log_level": "error", **engine_cfg})
 
 
+def cuda_available() -> bool:
+    """Whether onnxruntime here can run on a GPU (the onnxruntime-gpu wheel on a machine with CUDA)."""
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
 def cv_area(box: np.ndarray) -> float:
     """A detected quadrilateral's area (shoelace)."""
     x, y = box[:, 0], box[:, 1]
@@ -77,10 +84,10 @@ class TextReader:
     `rec_batch` is how many text lines one recognition call takes (`bench.ocr` measures it)."""
 
     def __init__(
-        self, limits: OcrLimits | None = None, threads: int = 1, gpu: bool = False, rec_batch: int = 6
+        self, limits: OcrLimits | None = None, threads: int = 1, gpu: bool | None = False, rec_batch: int = 6
     ) -> None:
         self.limits = limits or OcrLimits()
-        self._threads, self._gpu, self._rec_batch = threads, gpu, rec_batch
+        self._threads, self._gpu, self._rec_batch = threads, cuda_available() if gpu is None else gpu, rec_batch
         self._engine: Any = None
 
     def _ocr(self) -> Any:

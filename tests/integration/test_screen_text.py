@@ -5,8 +5,11 @@ shows it, and a text search for the words finds that segment first, saying which
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from services.common.messages import SegmentText, Topics, VideoUploaded
+from services.common.kafka.publisher import Publisher
+from services.common.messages import DeadLetter, Keyframe, SegmentText, Topics, VideoInfo, VideoSegment, VideoUploaded
 from services.common.settings import CommonSettings
 from services.intake.registration import register
 from services.intake.watch import publish_and_wait
@@ -179,3 +183,43 @@ def test_the_text_stage_reports_what_it_read(captioned: dict[str, Any]) -> None:
     assert values["clipstream_ocr_keyframes_total"] >= sum(captioned["segments"].values())
     assert values["clipstream_ocr_lines_total"] >= 3  # the three captions at least
     assert values["clipstream_ocr_read_seconds_count"] == values["clipstream_ocr_keyframes_total"]
+
+
+def test_clipstream_search_finds_the_words_first_and_prints_where(captioned: dict[str, Any]) -> None:
+    """The CLI a user types: `clipstream search "<words on screen>" --tenant T` (the same engine as the API)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "search", "slow motion waterfall", "--tenant", TENANT, "--limit", "3"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.strip().startswith(("│ 1 ", "| 1 "))]
+    assert rows and "captioned-a" in rows[0] and "written" in rows[0] and "box" in rows[0], done.stdout[-3000:]
+
+
+def test_a_keyframe_that_is_not_a_picture_is_dead_lettered_by_the_text_stage(common: CommonSettings) -> None:
+    """Hostile input to the text stage: its dead letter names the reason, on its own topic, and it goes on."""
+    tap = TopicTap(common, topics=(Topics.TEXT_DEAD_LETTER, Topics.TEXT))
+    info = VideoInfo(uri="file:///nowhere.mp4", uploaded_at=datetime.now(UTC), tenant=TENANT)
+    bad = VideoSegment(
+        event_id="hostile-ocr",
+        video_id="vhostileocr",
+        segment_index=0,
+        segment_count=1,
+        start_s=0.0,
+        end_s=1.0,
+        keyframes=[Keyframe(t=0.5, jpeg=b"\xff\xd8 not a jpeg at all")],
+        video=info,
+    )
+    publisher = Publisher(common, "test")
+    publisher.publish(Topics.SEGMENTS, bad)
+    publisher.flush()
+    deadline = time.monotonic() + 120
+    letters: list[DeadLetter] = []
+    while not letters and time.monotonic() < deadline:
+        values = tap.values(Topics.TEXT_DEAD_LETTER, settle_s=2.0)
+        letters = [d for d in map(DeadLetter.model_validate_json, values) if b"hostile-ocr" in d.payload]
+    assert len(letters) == 1 and letters[0].reason == "bad_keyframe" and letters[0].service == "ocr", letters
+    assert not [v for v in tap.values(Topics.TEXT, settle_s=0.5) if b"hostile-ocr" in v]

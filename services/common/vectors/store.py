@@ -257,8 +257,6 @@ class SegmentStore:
         stale = [r["pk"] for vid, rs in stored.items() for r in rs if r["segment_index"] >= latest[vid].segment_count]
         if stale:  # a re-upload cut into fewer segments
             self.client.delete(segments, ids=stale)
-        self._write_prints(embeddings, latest)
-        self._write_faces(model, embeddings, latest)
         video_rows = [video_row(model, latest[vid], found) for vid, found in stored.items()]
         self.client.upsert(videos, _fit(video_rows, self.columns(videos)))
         # a Strong read waits until the query nodes have applied these writes; reads at any level see
@@ -269,6 +267,10 @@ class SegmentStore:
             output_fields=["pk"],
             consistency_level="Strong",
         )
+        # the side collections after the video rows (a video's segments and its row appear together), still
+        # before `videos.indexed`: its faces and fingerprints are searchable when it is announced
+        self._write_prints(embeddings, latest)
+        self._write_faces(model, embeddings, latest)
         return completed_uploads(embeddings, stored)
 
     def _write_faces(
