@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,7 @@ class SearchEngine:
     def __init__(self, settings: SearchSettings) -> None:
         self.settings = settings
         self._sentences: SentenceEncoder | None = None  # loaded on the first text query (onnxruntime)
+        self._sentences_lock = threading.Lock()
         self.clip = ClipClient(settings.common.triton_grpc_url)
         self.store = SegmentStore(settings.common)
         self.router = ModelRouter(self.store)
@@ -179,8 +181,9 @@ class SearchEngine:
             )
 
     def _encoder(self) -> SentenceEncoder | None:
-        if self._sentences is None and sentences.ready(self.settings.text_encoder_dir):
-            self._sentences = SentenceEncoder(self.settings.text_encoder_dir)
+        with self._sentences_lock:  # concurrent first text queries load one encoder, not one each
+            if self._sentences is None and sentences.ready(self.settings.text_encoder_dir):
+                self._sentences = SentenceEncoder(self.settings.text_encoder_dir)
         return self._sentences
 
     def _written(self, text: str, want: int, filters: Filters | None) -> list[SegmentHit]:
