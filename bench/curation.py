@@ -51,11 +51,11 @@ def ours(vectors: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
     twin = np.full(n, -1, dtype=np.int64)
     similarity = np.zeros(n, dtype=np.float32)
     for c in range(k):
-        rows = np.sort(order[bounds[c] : bounds[c + 1]])
+        rows = order[bounds[c] : bounds[c + 1]]
         if len(rows) > 1:
             found = dedup_cluster(vectors[rows], distance[rows], eps)
             twin[rows] = np.where(found.kept, -1, rows[np.maximum(found.twin, 0)])
-    across_borders(vectors, twin, similarity, centroids, eps, labels)
+    across_borders(vectors, twin, similarity, centroids, eps, (order, bounds))
     return time.perf_counter() - started, twin >= 0
 
 

@@ -83,16 +83,21 @@ def child(executor_name: str, work: Path, n: int) -> None:
     print(json.dumps({"seconds": report.seconds, "kept": report.kept, "dropped": report.dropped}))
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    total = 0
+def tree_rss(proc: psutil.Process) -> tuple[int, int]:
+    """(resident bytes, of which anonymous) of a process and its children: the rest is pages of memory-mapped
+    files (the vectors, the ids), which the kernel drops under pressure; the anonymous part is the heap."""
+    total = anon = 0
     for p in [proc, *proc.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):  # a worker gone meanwhile
+        with contextlib.suppress(psutil.Error, OSError):  # a worker gone meanwhile
             total += p.memory_info().rss
-    return total
+            status = Path(f"/proc/{p.pid}/status").read_text()
+            if "RssAnon:" in status:  # a zombie has none
+                anon += int(status.split("RssAnon:")[1].split()[0]) * 1024
+    return total, anon
 
 
-def measured(executor_name: str, work: Path, n: int) -> tuple[dict[str, object], float, float]:
-    """(the child's report, wall seconds, peak RSS of its process tree in MiB)."""
+def measured(executor_name: str, work: Path, n: int) -> tuple[dict[str, object], float, float, float]:
+    """(the child's report, wall seconds, peak RSS and peak anonymous RSS of its process tree in MiB)."""
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.curation_scale", "--child", executor_name, str(work), str(n)],
@@ -100,14 +105,15 @@ def measured(executor_name: str, work: Path, n: int) -> tuple[dict[str, object],
         text=True,
     )
     watched = psutil.Process(proc.pid)
-    peak = 0
+    peak = peak_anon = 0
     while proc.poll() is None:
-        peak = max(peak, tree_rss(watched))
+        rss, anon = tree_rss(watched)
+        peak, peak_anon = max(peak, rss), max(peak_anon, anon)
         time.sleep(0.2)
     out = proc.stdout.read() if proc.stdout else ""
     if proc.returncode:
         raise SystemExit(f"the {executor_name} run failed (exit {proc.returncode})")
-    return json.loads(out.strip().splitlines()[-1]), time.monotonic() - started, peak / 2**20
+    return json.loads(out.strip().splitlines()[-1]), time.monotonic() - started, peak / 2**20, peak_anon / 2**20
 
 
 def main() -> None:
@@ -120,7 +126,8 @@ def main() -> None:
         child(args.child[0], Path(args.child[1]), int(args.child[2]))
         return
     print(
-        f"{'vectors':>10s} {'executor':>9s} {'wall s':>8s} {'vs one':>7s} {'peak RSS MiB':>13s} {'vectors MiB':>12s}  "
+        f"{'vectors':>10s} {'executor':>9s} {'wall s':>8s} {'vs one':>7s} {'peak RSS MiB':>13s} {'anon MiB':>9s} "
+        f"{'vectors MiB':>12s}  "
         f"steps s (cluster / dedup / borders / manifest)  same manifest"
     )
     for n in args.sizes:
@@ -133,8 +140,9 @@ def main() -> None:
             baseline = 0.0
             for name in args.executors:
                 work = base / name
-                subprocess.run(["cp", "-r", str(base / "template"), str(work)], check=True)
-                report, wall, peak = measured(name, work, n)
+                # hard links: the job only reads what the export left and replaces its state file by rename
+                subprocess.run(["cp", "-rl", str(base / "template"), str(work)], check=True)
+                report, wall, peak, anon = measured(name, work, n)
                 manifest = pq.read_table(work / "manifest.parquet")
                 same = "reference" if reference is None else str(manifest.equals(reference))
                 reference = reference if reference is not None else manifest
@@ -144,7 +152,8 @@ def main() -> None:
                 size_mib = n * DIM * 2 / 2**20
                 timings = " / ".join(f"{steps.get(s, 0):.0f}" for s in ("cluster", "dedup", "borders", "manifest"))
                 print(
-                    f"{n:>10,} {name:>9s} {wall:>8.1f} {wall / baseline:>6.2f}x {peak:>13,.0f} {size_mib:>12,.0f}  "
+                    f"{n:>10,} {name:>9s} {wall:>8.1f} {wall / baseline:>6.2f}x {peak:>13,.0f} {anon:>9,.0f} "
+                    f"{size_mib:>12,.0f}  "
                     f"{timings}  {same}; dropped {report['dropped']:,}"
                 )
                 subprocess.run(["rm", "-rf", str(work)], check=True)

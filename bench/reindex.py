@@ -30,6 +30,7 @@ from services.common.filters import Filters
 from services.common.settings import CommonSettings
 from services.common.vectors import SegmentStore
 from services.indexer.reindex import Control, Reindex, ReindexReport
+from services.indexer.stage_groups import stage_groups
 from services.intake.registration import register
 
 SETTLE_S = 6.0
@@ -40,7 +41,15 @@ def reindex_once(common: CommonSettings, scratch: Path, seed: int) -> tuple[Rein
     store = SegmentStore(common)
     old_model, _ = store.model_of(store.served() or "")
     spec = write_random_clip(scratch / f"model-{seed}", seed=seed, name=f"clip-bench-{seed}")
-    run = Reindex(store, common, load_clip(str(spec)).ref, str(spec), Control(in_flight=256), settle_s=SETTLE_S)
+    run = Reindex(
+        store,
+        common,
+        load_clip(str(spec)).ref,
+        str(spec),
+        Control(in_flight=256),
+        settle_s=SETTLE_S,
+        drain=stage_groups(),
+    )
     started = time.monotonic()
     report = run.run()
     wall = time.monotonic() - started - SETTLE_S  # the settle wait after the switch is not work

@@ -406,10 +406,13 @@ def reindex(
     from services.common.vectors import SegmentStore
     from services.indexer.reindex import Control, Interrupted, Reindex
     from services.indexer.reindex_api import ReindexServer
+    from services.indexer.stage_groups import stage_groups
 
     settings = CommonSettings()
     target = load_clip(model, device="cpu").ref
-    run = Reindex(SegmentStore(settings), settings, target, model, Control(rate, in_flight), settle_s, force)
+    run = Reindex(
+        SegmentStore(settings), settings, target, model, Control(rate, in_flight), settle_s, force, drain=stage_groups()
+    )
     server = ReindexServer(run, port=http_port).start() if http_port is not None else None
     if server is not None:
         console.print(f"progress: http://127.0.0.1:{server.port}/v1/reindex")

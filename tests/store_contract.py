@@ -120,6 +120,21 @@ def check(uri: str) -> None:
     # a re-upload with fewer segments leaves no stale rows; the video row follows
     store.write_segments(model, [_embedding(model, "dup", i, 2, -base, tenant="a") for i in range(2)])
     assert store.count(Filters(video_ids=["dup"]).compile(), collection=segments) == 2
+    # an older upload arriving late (a backfill of the version before a re-upload) never replaces the newer one
+    late = store.write_segments(
+        model,
+        [
+            _embedding(model, "dup", i, 3, base, tenant="a", uploaded_at=datetime(2025, 12, 31, tzinfo=UTC))
+            for i in range(3)
+        ],
+    )
+    assert late.removed == {"dup"} and not late.completed
+    # nor, at the upload's own second, does a backfill's write replace an upload's (the switch's race)
+    backfill = [
+        _embedding(model, "dup", i, 3, base, tenant="a").model_copy(update={"event_id": "backfill-x"}) for i in range(3)
+    ]
+    assert store.write_segments(model, backfill).removed == {"dup"}
+    assert store.count(Filters(video_ids=["dup"]).compile(), collection=segments) == 2
 
     store.switch_aliases(model)
     found = store.video("dup")

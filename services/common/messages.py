@@ -263,6 +263,14 @@ class BackfillTarget(BaseModel):
     spec: str = Field(max_length=4096, description="a checkpoint path or model name `load_clip` accepts")
 
 
+BACKFILL_EVENT_PREFIX = "backfill-"  # a backfill's event id (`services.indexer.reindex.backfill_event_id`)
+
+
+def is_backfill(event_id: str) -> bool:
+    """Whether rows written under this event id came from a reindex's backfill, not from an upload."""
+    return event_id.startswith(BACKFILL_EVENT_PREFIX)
+
+
 class VideoBackfill(Message):
     """One catalogued video to decode and embed again with `target` (`clipstream reindex`). Its event id is
     the same for the same video version and target, so a republished event rewrites the same rows."""

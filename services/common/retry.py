@@ -14,3 +14,7 @@ class RetryPolicy:
     backoff_initial_s: float = 0.5  # first wait after a transient failure; each further wait doubles it
     backoff_max_s: float = 30.0  # longest wait between two tries
     commit_attempts: int = 3  # tries of a Kafka transaction commit that fails retriably
+
+    def backoff_s(self, failures: int) -> float:
+        """The wait after the `failures`-th failure in a row (1: the first)."""
+        return min(self.backoff_initial_s * 2 ** max(failures - 1, 0), self.backoff_max_s)

@@ -129,3 +129,8 @@ class StageSettings(BaseSettings):
     backfill_quiet_s: float = Field(
         default=3.0, ge=0, description="a stage's backfill (reindex) waits until its fresh input was quiet this long"
     )
+    backfill_max_hold_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a backfill held this long by busy fresh input takes one batch anyway (a reindex never starves)",
+    )

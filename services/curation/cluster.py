@@ -22,13 +22,18 @@ def default_clusters(n: int) -> int:
     return max(1, min(n, round(math.sqrt(n / 2))))
 
 
+TRAIN_POINTS = 2_000_000  # the training sample's cap: 4 GB at 512-d, whatever the catalogue (k > 7,812 only)
+
+
 def train(vectors: Vectors, k: int, niter: int = 20, seed: int = 0) -> Matrix:
     """Normalised centroids, trained on at most 256 points per centroid (faiss's own cap, sampled here so a
-    memory-mapped matrix is read only where sampled)."""
+    memory-mapped matrix is read only where sampled), and at most `TRAIN_POINTS` in all (never fewer than 39 a
+    centroid, faiss's floor): the driver's memory for training is bounded, not proportional to the catalogue."""
     n, dim = vectors.shape
     k = max(1, min(k, n))
-    if n > 256 * k:
-        picked = np.sort(np.random.default_rng(seed).choice(n, 256 * k, replace=False))
+    per_centroid = min(256, max(39, TRAIN_POINTS // k))
+    if n > per_centroid * k:
+        picked = np.sort(np.random.default_rng(seed).choice(n, per_centroid * k, replace=False))
         sample = np.ascontiguousarray(vectors[picked], dtype=np.float32)
     else:
         sample = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -71,7 +76,24 @@ def assign(
         progress(min((start + batch) / n, 1.0))
 
 
-def members(labels: npt.NDArray[np.int32], k: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Rows sorted by cluster, and each cluster's [start, end) in that order."""
-    order = np.argsort(labels, kind="stable")
-    return order, np.searchsorted(labels[order], np.arange(k + 1))
+def members(
+    labels: npt.NDArray[np.int32], k: int, out: npt.NDArray[np.int64] | None = None, chunk: int = 1 << 20
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Rows grouped by cluster, in row order within each (what a stable argsort gives), and each cluster's
+    [start, end) in that order. A counting sort over `labels` a chunk at a time into `out` (a memory-mapped file
+    at catalogue scale): memory is the k counts and one chunk, however many rows there are."""
+    n = len(labels)
+    counts = np.zeros(k, dtype=np.int64)
+    for start in range(0, n, chunk):
+        counts += np.bincount(np.asarray(labels[start : start + chunk]), minlength=k)
+    bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    order = np.empty(n, dtype=np.int64) if out is None else out
+    cursor = bounds[:-1].copy()  # where each cluster's next rows go
+    for start in range(0, n, chunk):
+        part = np.asarray(labels[start : start + chunk])
+        by_label = np.argsort(part, kind="stable")
+        sorted_labels = part[by_label]
+        first = np.searchsorted(sorted_labels, sorted_labels, side="left")  # each row's rank within its cluster
+        order[cursor[sorted_labels] + np.arange(len(part)) - first] = start + by_label
+        cursor += np.bincount(part, minlength=k)
+    return order, bounds

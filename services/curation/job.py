@@ -233,6 +233,21 @@ class CurationJob:
         distance.flush()
         self._save(clusters=k)
 
+    def _members(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Rows grouped by cluster and each cluster's bounds (`cluster.members`), computed once into memory-mapped
+        files: 8 B a row on disk, not in the driver."""
+        order_path, bounds_path = self.work / "order.npy", self.work / "bounds.npy"
+        if not bounds_path.exists():
+            labels = np.load(self.work / "labels.npy", mmap_mode="r")
+            tmp = self.work / "order.tmp.npy"
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int64, shape=(len(labels),))
+            _, bounds = members(labels, int(self._state()["clusters"]), out=out)
+            out.flush()
+            del out
+            os.replace(tmp, order_path)
+            np.save(bounds_path, bounds)
+        return np.load(order_path, mmap_mode="r"), np.load(bounds_path)
+
     def _dedup(self) -> None:
         """Cluster by cluster into `twin.npy` (-1: kept; else the row it duplicates), a checkpoint after each
         group of `CHECKPOINT_CLUSTERS` clusters (a group is one executor task)."""
@@ -240,7 +255,7 @@ class CurationJob:
         n, k = state["rows"], state["clusters"]
         vectors = self._vectors()
         distance = np.load(self.work / "distance.npy", mmap_mode="r")
-        order, bounds = members(np.load(self.work / "labels.npy"), k)
+        order, bounds = self._members()
         twin = _array(self.work / "twin.npy", np.int64, n)
         similarity = _array(self.work / "similarity.npy", np.float32, n)
         groups: deque[tuple[int, list[npt.NDArray[np.int64]]]] = deque()  # (next cluster, each cluster's rows)
@@ -248,7 +263,7 @@ class CurationJob:
         def tasks() -> Iterator[tuple[list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]], float]]:
             for start in range(int(state.get("dedup_next_cluster", 0)), k, CHECKPOINT_CLUSTERS):
                 end = min(start - start % CHECKPOINT_CLUSTERS + CHECKPOINT_CLUSTERS, k)
-                rows = [np.sort(order[bounds[c] : bounds[c + 1]]) for c in range(start, end)]
+                rows = [np.asarray(order[bounds[c] : bounds[c + 1]]) for c in range(start, end)]
                 rows = [r for r in rows if len(r)]
                 groups.append((end, rows))
                 yield [(np.asarray(vectors[r]), np.asarray(distance[r])) for r in rows], self.config.eps
@@ -268,24 +283,36 @@ class CurationJob:
         twin = np.load(self.work / "twin.npy", mmap_mode="r+")
         similarity = np.load(self.work / "similarity.npy", mmap_mode="r+")
         centroids = np.load(self.work / "centroids.npy")
-        labels = np.load(self.work / "labels.npy")
-        across_borders(self._vectors(), twin, similarity, centroids, self.config.eps, labels, executor=self.executor)
+        across_borders(
+            self._vectors(), twin, similarity, centroids, self.config.eps, self._members(), executor=self.executor
+        )
         twin.flush()
         similarity.flush()
         self.progress("borders", 1.0)
 
+    def _ids(self, source: pq.ParquetFile) -> pa.Table:
+        """Every row's video and segment id as an uncompressed Arrow file, written once batch by batch and read
+        memory-mapped: looking up a twin touches its pages, the driver's heap holds none of it."""
+        path = self.work / "ids.arrow"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            schema = pa.schema([("video_id", ROW_TYPES["video_id"]), ("segment_index", ROW_TYPES["segment_index"])])
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+                for batch in source.iter_batches(batch_size=self.config.batch, columns=schema.names):
+                    writer.write_batch(batch)
+            os.replace(tmp, path)
+        return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+
     def _write_manifest(self, manifest: Path, report: CurationReport) -> None:
-        """Batch by batch (`config.batch` rows; in memory besides: the video and segment ids, as a twin can be any
-        row), into one Parquet file, or, for a path without the `.parquet` suffix, a dataset of two folders,
+        """Batch by batch (`config.batch` rows; the rows' ids memory-mapped, as a twin can be any row), into one
+        Parquet file, or, for a path without the `.parquet` suffix, a dataset of two folders,
         `kept/` and `dropped/` (a training loader reads `kept/` alone). Written aside and renamed into place: a
         reader never sees half of one."""
         state = self._state()
         labels, distance = (np.load(self.work / f, mmap_mode="r") for f in ("labels.npy", "distance.npy"))
         twin, similarity = (np.load(self.work / f, mmap_mode="r") for f in ("twin.npy", "similarity.npy"))
         source = pq.ParquetFile(self.work / "rows.parquet")
-        ids = source.read(columns=["video_id", "segment_index"])
-        video = ids.column("video_id").to_numpy(zero_copy_only=False)
-        segment = ids.column("segment_index").to_numpy()
+        ids = self._ids(source)  # memory-mapped: a twin can be any row
         dataset = manifest.suffix != ".parquet"
         manifest.parent.mkdir(parents=True, exist_ok=True)
         tmp = manifest.with_name(f".{manifest.name}.tmp")
@@ -304,7 +331,7 @@ class CurationJob:
             for batch in source.iter_batches(batch_size=self.config.batch):
                 rows = slice(start, start + batch.num_rows)
                 kept = np.asarray(twin[rows]) < 0
-                safe = np.maximum(np.asarray(twin[rows]), 0)
+                twins = ids.take(pa.array(np.asarray(twin[rows]), pa.int64(), mask=kept))  # null where kept
                 table = pa.table(
                     {
                         "video_id": batch.column("video_id"),
@@ -317,8 +344,8 @@ class CurationJob:
                         "distance": pa.array(distance[rows], pa.float32()),
                         "kept": pa.array(kept),
                         "reason": pa.array(np.where(kept, "", "near_duplicate")),
-                        "duplicate_of_video": pa.array(video[safe], pa.string(), mask=kept),
-                        "duplicate_of_segment": pa.array(segment[safe], pa.int32(), mask=kept),
+                        "duplicate_of_video": twins.column("video_id"),
+                        "duplicate_of_segment": twins.column("segment_index").cast(pa.int32()),
                         "similarity": pa.array(similarity[rows], pa.float32(), mask=kept),
                     },
                     schema=MANIFEST_SCHEMA,

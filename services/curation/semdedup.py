@@ -117,43 +117,45 @@ def across_borders(
     similarity: npt.NDArray[np.float32],
     centroids: Matrix,
     eps: float,
-    labels: npt.NDArray[np.int32],
+    clusters: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
     probe: int = 4,
     executor: Executor | None = None,
     group: int = 16,
+    chunk: int = 1 << 20,
 ) -> int:
     """Near-identical members that k-means put in different clusters (a boundary splits a pair as often as not
     when clusters are loose): each cluster's kept rows are compared with the kept rows of its `probe` nearest
     clusters, `group` clusters a task on `executor` (memory: a group's neighbourhood). Then, greedy in row
     order: a kept row drops the later rows it was paired with, so a dropped row always names a row that stays
     kept, and the rows earlier passes dropped for a row dropped here are handed on to its kept twin.
+    `clusters` is `cluster.members`' (rows by cluster, bounds), memory-mapped at scale: besides a group, the driver
+    holds the pairs found (16 B each) and a `chunk` of rows at a time.
     Updates `twin` (-1 = kept) and `similarity` in place; returns how many rows it dropped."""
-    kept = np.flatnonzero(twin < 0)
-    if len(kept) < 2:
-        return 0
+    order, bounds = clusters
     k = len(centroids)
     quantizer = faiss.IndexFlatIP(centroids.shape[1])
     quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
     _, probes = quantizer.search(np.ascontiguousarray(centroids, dtype=np.float32), min(probe, k))
-    by_cluster = kept[np.argsort(labels[kept], kind="stable")]
-    bounds = np.searchsorted(labels[by_cluster], np.arange(k + 1))
-    rows_of = [by_cluster[bounds[c] : bounds[c + 1]] for c in range(k)]
+
+    def kept_of(c: int) -> npt.NDArray[np.int64]:
+        rows = np.asarray(order[bounds[c] : bounds[c + 1]])
+        return rows[np.asarray(twin[rows]) < 0]
 
     def tasks() -> Iterator[BorderTask]:
         for start in range(0, k, group):
             clusters = []
             for c in range(start, min(start + group, k)):
-                if len(rows_of[c]):
-                    candidates = np.sort(np.concatenate([rows_of[p] for p in probes[c] if p >= 0]))
-                    clusters.append(
-                        (rows_of[c], np.asarray(vectors[rows_of[c]]), candidates, np.asarray(vectors[candidates]))
-                    )
+                rows = kept_of(c)
+                if len(rows):
+                    candidates = np.sort(np.concatenate([kept_of(p) for p in probes[c] if p >= 0]))
+                    clusters.append((rows, np.asarray(vectors[rows]), candidates, np.asarray(vectors[candidates])))
             yield clusters, eps
 
     found = [pairs for pairs in (executor or InProcess()).imap(border_pairs, tasks()) if len(pairs[0])]
     if not found:
         return 0
     pair = np.unique(np.stack([np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])]), axis=1)
+    del found
     dropped = 0
     for i, j in pair.T:  # sorted by i, then j: every drop by an earlier row happened before
         if twin[i] < 0 and twin[j] < 0:
@@ -161,12 +163,17 @@ def across_borders(
             dropped += 1
     # the similarity of each row dropped here, and of the rows a cluster's pass dropped for a row this pass has now
     # dropped (they name that row's kept twin instead: this pass only drops rows for rows it keeps), row by row
-    dropped_rows = np.flatnonzero(twin >= 0)
-    stale = dropped_rows[twin[twin[dropped_rows]] >= 0]
-    if len(stale):
-        twin[stale] = twin[twin[stale]]
-    fresh = np.unique(np.concatenate([pair[1][twin[pair[1]] == pair[0]], stale]))
-    if len(fresh):
-        pairs = (np.asarray(vectors[fresh], dtype=np.float32), np.asarray(vectors[twin[fresh]], dtype=np.float32))
-        similarity[fresh] = np.einsum("ij,ij->i", *pairs)
+    fresh = [pair[1][np.asarray(twin[pair[1]]) == pair[0]]]
+    for start in range(0, len(twin), chunk):
+        part = np.asarray(twin[start : start + chunk])
+        rows = start + np.flatnonzero(part >= 0)
+        stale = rows[np.asarray(twin[twin[rows]]) >= 0]
+        if len(stale):
+            twin[stale] = twin[twin[stale]]
+            fresh.append(stale)
+    changed = np.unique(np.concatenate(fresh))
+    for start in range(0, len(changed), chunk):
+        rows = changed[start : start + chunk]
+        pairs = (np.asarray(vectors[rows], dtype=np.float32), np.asarray(vectors[twin[rows]], dtype=np.float32))
+        similarity[rows] = np.einsum("ij,ij->i", *pairs)
     return dropped

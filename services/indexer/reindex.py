@@ -17,7 +17,9 @@ switching would make it unsearchable.
 
 Uploads keep arriving meanwhile and land in the old collections: passes repeat until one finds nothing, then
 the switch, `settle_s` for the embedder to notice it (from then on it embeds new uploads with the served
-model), and passes again, so no upload is left behind in the collections nothing serves.
+model), a wait until the fresh embedder and indexer have taken what was queued (the old model's last
+embeddings are in the old collections by then), and passes again, so no upload is left behind in the
+collections nothing serves.
 """
 
 from __future__ import annotations
@@ -29,18 +31,28 @@ import re
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import Consumer, TopicPartition
 
 from services.common.filters import Filters
 from services.common.kafka.config import consumer_config
-from services.common.kafka.publisher import Publisher
-from services.common.messages import BackfillTarget, DeadLetter, ModelRef, Topics, VideoBackfill, VideoInfo
+from services.common.kafka.lag import Backlog
+from services.common.kafka.publisher import Delivery, NotDelivered, Publisher
+from services.common.messages import (
+    BACKFILL_EVENT_PREFIX,
+    BackfillTarget,
+    DeadLetter,
+    ModelRef,
+    Topics,
+    VideoBackfill,
+    VideoInfo,
+    is_backfill,
+)
 from services.common.settings import CommonSettings
 from services.common.vectors import (
     TAG_FIELDS,
@@ -104,7 +116,12 @@ class Reindex:
         settle_s: float = 15.0,
         force: bool = False,
         poll_s: float = 0.5,
+        *,
+        drain: Sequence[tuple[str, str]],
     ) -> None:
+        """`drain`: (topic, consumer group) of the fresh stages that embed and index, in pipeline order
+        (`Topics.SEGMENTS` and the embedder's group, `Topics.EMBEDDINGS` and the indexer's): after the switch
+        the run waits until each has taken what its topic held (see `_drain`)."""
         self.store = store
         self.settings = settings
         self.target = BackfillTarget(model=target, spec=spec)
@@ -112,12 +129,16 @@ class Reindex:
         self.settle_s = settle_s
         self.force = force
         self.poll_s = poll_s
+        self.drain = tuple(drain)
         self.report = ReindexReport()
         self._state = "starting"
         self._paused = threading.Event()
         self._lock = threading.Lock()
         self._total = self._done = 0
-        self._in_flight: dict[str, int] = {}  # video id -> the upload time its event carries
+        self._in_flight: dict[str, Version] = {}  # video id -> the old collections' version its event carries
+        self._deliveries: dict[str, tuple[Delivery, dict[str, Any], int]] = {}  # video id -> (report, row, failures)
+        self._retry: list[tuple[float, dict[str, Any], int]] = []  # (not before, row, failures) whose publish failed
+        self._policy = settings.retry_policy()
         self._history: deque[tuple[float, int]] = deque()  # (monotonic time, done) over the last minute
         self._last_publish = float("-inf")
 
@@ -187,6 +208,7 @@ class Reindex:
                     self._state = "stopped"
                     return self.report
             self._switch(stop)  # again after a crash around the switch: switching is idempotent
+            self._drain(stop)
             self._state = "running"
             while self._pass(old, publisher, failures, stop):
                 pass
@@ -210,6 +232,25 @@ class Reindex:
         if stop.wait(self.settle_s):
             raise Interrupted("stopped after the switch")  # started again, it settles and catches up
 
+    def _drain(self, stop: threading.Event) -> None:
+        """Wait until the fresh embedder has taken every segment queued when it settled, then until the indexer
+        has taken every embedding queued after that: segments it took before it noticed the switch were embedded
+        with the old model and land in the old collections only; once they are indexed, the passes that follow
+        see them there and backfill them (without this wait the last pass could find nothing while they were
+        still queued, and they would never reach the new collections)."""
+        for topic, group in self.drain:
+            backlog = Backlog(self.settings, topic, group)
+            try:
+                since = time.monotonic()
+                while not backlog.drained():
+                    if stop.wait(self.poll_s):
+                        raise Interrupted("stopped while the stages drain after the switch")
+                    if time.monotonic() - since > STALL_S:
+                        log.warning(f"{group} has not taken what {topic} held at the switch for {STALL_S:.0f} s")
+                        since = time.monotonic()
+            finally:
+                backlog.close()
+
     def _pass(self, old: str, publisher: Publisher, failures: _Failures, stop: threading.Event) -> bool:
         """Publish what the new collection lacks (new or newer in the old one) and wait until it is indexed or
         failed; whether there was anything to do."""
@@ -219,8 +260,12 @@ class Reindex:
         pending = deque(todo)
         rows: deque[dict[str, Any]] = deque()
         moved = (time.monotonic(), self._done)
-        while (pending or rows or self._in_flight) and not stop.is_set():
+        while (pending or rows or self._in_flight or self._retry) and not stop.is_set():
             self._settle(failures, old)
+            now = time.monotonic()
+            while self._retry and self._retry[0][0] <= now and self._may_publish():
+                _, row, failed = self._retry.pop(0)
+                self._publish(publisher, row, failed)
             if self._done != moved[1]:
                 moved = (time.monotonic(), self._done)
             elif time.monotonic() - moved[0] > STALL_S and self._in_flight:
@@ -230,8 +275,11 @@ class Reindex:
             while (pending or rows) and self._may_publish():
                 if not rows:
                     batch = [pending.popleft() for _ in range(min(LOOKUP, len(pending)))]
-                    rows.extend(self.store.rows(Filters(video_ids=batch).compile(), VIDEO_FIELDS, collection=old))
-                    continue  # a video deleted since the catalogue was read has no row: nothing to publish
+                    versions = self._old_versions(old, batch)
+                    found = self.store.rows(Filters(video_ids=batch).compile(), VIDEO_FIELDS, collection=old)
+                    # a video deleted since the catalogue was read has no row (or no segment): nothing to publish
+                    rows.extend(r | {VERSION: versions[r["video_id"]]} for r in found if r["video_id"] in versions)
+                    continue
                 self._publish(publisher, rows.popleft())
             stop.wait(self.poll_s)
         if stop.is_set():
@@ -239,54 +287,83 @@ class Reindex:
         return True
 
     def _todo(self, old: str) -> list[str]:
-        """The old collection's videos the new one lacks whole at their upload time (and that have not failed)."""
+        """The old collection's videos the new one lacks whole at their version or a later one (and that have not
+        failed)."""
         model = self.target.model
-        indexed: dict[str, dict[str, int]] = {}
-        for batch in self.store.iter_rows(
-            videos_collection(model), ["video_id", "uploaded_at", "segment_count"], batch=1000
-        ):
-            indexed.update((r["video_id"], r) for r in batch)
-        segments: Counter[str] = Counter()
-        for batch in self.store.iter_rows(
-            segments_collection(model), ["video_id", "segment_index", "uploaded_at"], batch=1000
-        ):
-            segments.update(r["video_id"] for r in batch if _counts(r, indexed.get(r["video_id"])))
+        held = self._held(None)
+        old_versions = self._old_versions(old, None)
         todo, total = [], 0
         for batch in self.store.iter_rows(old, ["video_id", "uploaded_at"], batch=1000):
             for row in batch:
                 total += 1
-                have = indexed.get(row["video_id"])
-                whole = have is not None and segments[row["video_id"]] >= have["segment_count"]
-                done = whole and have is not None and have["uploaded_at"] >= row["uploaded_at"]
-                if not done and row["video_id"] not in self.report.failed:
-                    todo.append(row["video_id"])
+                video_id = row["video_id"]
+                stands = old_versions.get(video_id)
+                done = stands is None or current(held.get(video_id), stands, model, video_id)
+                if not done and video_id not in self.report.failed:
+                    todo.append(video_id)
         with self._lock:
             self._total, self._done = total, total - len(todo) - len(self.report.failed)
             self._history.append((time.monotonic(), self._done))
         self.report.videos = self._done
         return todo
 
-    def _whole(self, video_ids: list[str]) -> dict[str, int]:
-        """Of these videos, those whose every segment the new collections hold, with the upload time they hold it
-        at: a video's row is written with its first segment, so the row alone does not mean done."""
+    def _held(self, video_ids: list[str] | None) -> dict[str, Version]:
+        """Of these videos (None: all), those whose every segment the new collections hold, with the version they
+        hold: a video's row is written with its first segment, so the row alone does not mean done."""
+        fields = ["video_id", "uploaded_at", "segment_count"]
+        segment_fields = ["video_id", "segment_index", "uploaded_at", "event_id"]
+        found: dict[str, Version] = {}
+        for rows, segments in self._read_held(video_ids, fields, segment_fields):
+            count: Counter[str] = Counter()
+            first: dict[str, str] = {}
+            for seg in segments:
+                if _counts(seg, rows.get(seg["video_id"])):
+                    count[seg["video_id"]] += 1
+                    if seg["segment_index"] == 0:
+                        first[seg["video_id"]] = seg["event_id"]
+            found.update(
+                (v, Version(r["uploaded_at"], first[v]))
+                for v, r in rows.items()
+                if count[v] >= r["segment_count"] and v in first
+            )
+        return found
+
+    def _read_held(
+        self, video_ids: list[str] | None, fields: list[str], segment_fields: list[str]
+    ) -> Iterator[tuple[dict[str, dict[str, Any]], Iterable[dict[str, Any]]]]:
+        """(video rows by id, their segment rows) of the new collections: the whole of them in one go when
+        `video_ids` is None (a pass), else a few videos a read (a query returns at most 16,384 rows)."""
         model = self.target.model
-        found: dict[str, int] = {}
+        if video_ids is None:
+            rows = {
+                r["video_id"]: r for b in self.store.iter_rows(videos_collection(model), fields, batch=1000) for r in b
+            }
+            segments = (
+                r for b in self.store.iter_rows(segments_collection(model), segment_fields, batch=1000) for r in b
+            )
+            yield rows, segments  # streamed: the catalogue's segments are never in memory at once
+            return
         for start in range(0, len(video_ids), LOOKUP):
             expr = Filters(video_ids=video_ids[start : start + LOOKUP]).compile()
-            fields = ["video_id", "uploaded_at", "segment_count"]
             rows = {r["video_id"]: r for r in self.store.rows(expr, fields, collection=videos_collection(model))}
-            if not rows:
-                continue
-            segments: Counter[str] = Counter()
             ids = list(rows)
-            for at in range(0, len(ids), SEGMENT_LOOKUP):  # a query returns at most 16,384 rows
-                expr = Filters(video_ids=ids[at : at + SEGMENT_LOOKUP]).compile()
-                fields = ["video_id", "segment_index", "uploaded_at"]
-                for seg in self.store.rows(expr, fields, collection=segments_collection(model)):
-                    if _counts(seg, rows.get(seg["video_id"])):
-                        segments[seg["video_id"]] += 1
-            found.update((v, r["uploaded_at"]) for v, r in rows.items() if segments[v] >= r["segment_count"])
-        return found
+            for at in range(0, len(ids), SEGMENT_LOOKUP):
+                part = {v: rows[v] for v in ids[at : at + SEGMENT_LOOKUP]}
+                expr = Filters(video_ids=list(part)).compile()
+                yield part, self.store.rows(expr, segment_fields, collection=segments_collection(model))
+
+    def _old_versions(self, old: str, video_ids: list[str] | None) -> dict[str, Version]:
+        """The version the old collections hold of these videos (None: all): their first segment's upload time
+        and event id (the upload's, or the backfill's of an earlier reindex)."""
+        segments = segments_collection(self.store.model_of(old)[0])
+        fields = ["video_id", "uploaded_at", "event_id"]
+        found: Iterable[dict[str, Any]]
+        if video_ids is None:
+            found = (r for b in self.store.iter_rows(segments, fields, "segment_index == 0", 1000) for r in b)
+        else:
+            expr = f"{Filters(video_ids=video_ids).compile()} and segment_index == 0"
+            found = self.store.rows(expr, fields, collection=segments)
+        return {r["video_id"]: Version(r["uploaded_at"], r["event_id"]) for r in found}
 
     def _may_publish(self) -> bool:
         control = self.control
@@ -294,7 +371,7 @@ class Reindex:
             return False
         return control.rate <= 0 or time.monotonic() - self._last_publish >= 1.0 / control.rate
 
-    def _publish(self, publisher: Publisher, row: dict[str, Any]) -> None:
+    def _publish(self, publisher: Publisher, row: dict[str, Any], failures: int = 0) -> None:
         info = VideoInfo(
             uri=row["uri"],
             creator=row["creator"],
@@ -307,37 +384,43 @@ class Reindex:
             height=row.get("height") or 0,
             duration_s=row.get("duration_s") or 0.0,
         )
+        version: Version = row[VERSION]
         event = VideoBackfill(
-            event_id=backfill_event_id(self.target.model, row["video_id"], row["uploaded_at"]),
+            event_id=backfill_event_id(self.target.model, row["video_id"], version.event_id),
             video_id=row["video_id"],
             video=info,
             target=self.target,
         )
-        publisher.publish(Topics.BACKFILL, event)
-        self._in_flight[row["video_id"]] = row["uploaded_at"]
+        try:
+            delivery = publisher.publish(Topics.BACKFILL, event)
+        except NotDelivered as exc:  # not even queued (the local queue is full: Kafka has been away)
+            delivery = Delivery()
+            delivery.set_exception(exc)
+        self._deliveries[row["video_id"]] = (delivery, row, failures)
+        self._in_flight[row["video_id"]] = version
         self._last_publish = time.monotonic()
         self.report.published += 1
 
     def _settle(self, failures: _Failures, old: str) -> None:
         """Take in-flight videos that are now indexed whole (read from the new collections), dead-lettered, or no
         longer catalogued at that version (deleted or re-uploaded meanwhile: the next pass sees what stands)."""
+        self._redeliver()
         for video_id, event_id, reason in failures.poll():
-            uploaded_at = self._in_flight.get(video_id)
-            if uploaded_at is not None and event_id == backfill_event_id(self.target.model, video_id, uploaded_at):
+            version = self._in_flight.get(video_id)
+            if version is not None and event_id == backfill_event_id(self.target.model, video_id, version.event_id):
                 del self._in_flight[video_id]
                 self.report.failed[video_id] = reason
         newly = 0
-        for video_id, uploaded_at in self._whole(list(self._in_flight)).items():
-            if uploaded_at >= self._in_flight[video_id]:
+        for video_id, held in self._held(list(self._in_flight)).items():
+            if current(held, self._in_flight[video_id], self.target.model, video_id):
                 del self._in_flight[video_id]
                 newly += 1
         waiting = list(self._in_flight)
         for start in range(0, len(waiting), LOOKUP):
             batch = waiting[start : start + LOOKUP]
-            expr = Filters(video_ids=batch).compile()
-            current = {r["video_id"]: r["uploaded_at"] for r in self.store.rows(expr, ["video_id", "uploaded_at"], old)}
+            stands = self._old_versions(old, batch)
             for video_id in batch:
-                if current.get(video_id) != self._in_flight[video_id]:
+                if stands.get(video_id) != self._in_flight[video_id]:
                     del self._in_flight[video_id]
         now = time.monotonic()
         with self._lock:
@@ -346,6 +429,26 @@ class Reindex:
             self._history.append((now, self._done))
             while len(self._history) > 2 and now - self._history[0][0] > 60:
                 self._history.popleft()
+
+    def _redeliver(self) -> None:
+        """Events Kafka refused (or never took within the producer's message timeout) go out again after the
+        retry policy's backoff; after its last attempt the video is failed, with Kafka's reason. Delivered ones
+        are forgotten (the stages' dead letters and the collections say the rest)."""
+        for video_id, (delivery, row, failed) in list(self._deliveries.items()):
+            if not delivery.done():
+                continue
+            del self._deliveries[video_id]
+            error = delivery.exception()
+            if error is None or self._in_flight.get(video_id) != row[VERSION]:
+                continue
+            del self._in_flight[video_id]
+            failed += 1
+            if failed >= self._policy.max_attempts:
+                self.report.failed[video_id] = f"reindex: {str(error)[:300]}"  # its reason first: kafka_unavailable
+                continue
+            log.warning("backfill event not delivered: publishing it again", extra={"video_id": video_id})
+            self._retry.append((time.monotonic() + self._policy.backoff_s(failed), row, failed))
+            self._retry.sort(key=lambda entry: entry[0])
 
     # --- the run's record: what a restarted coordinator resumes -------------------------------------------
 
@@ -380,10 +483,33 @@ def _counts(segment: dict[str, Any], video: dict[str, Any] | None) -> bool:
     )
 
 
-def backfill_event_id(model: ModelRef, video_id: str, uploaded_at: int) -> str:
-    """The same for the same video version and target: a republished event rewrites the same rows."""
-    digest = hashlib.sha256(f"{model.version}\0{video_id}\0{uploaded_at}".encode()).hexdigest()
-    return f"backfill-{digest[:40]}"
+class Version(NamedTuple):
+    """A video's version as a collection holds it."""
+
+    uploaded_at: int  # s
+    event_id: str  # of its first segment's row: the upload's, or the backfill's that wrote it
+
+
+VERSION = "_version"  # the key under which a row to publish carries the old collections' version
+
+
+def current(held: Version | None, old: Version, model: ModelRef, video_id: str) -> bool:
+    """Whether the new collections' whole `held` version is the old collections' `old` or later: a later upload
+    time; or at the same second the backfill of that very version, or an upload written there directly (which
+    happens only after the switch, so it is the later one: Kafka orders a video's events). Upload times are
+    whole seconds, so a re-upload within the second of its predecessor differs by its event id alone."""
+    if held is None:
+        return False
+    if held.uploaded_at != old.uploaded_at:
+        return held.uploaded_at > old.uploaded_at
+    return held.event_id == backfill_event_id(model, video_id, old.event_id) or not is_backfill(held.event_id)
+
+
+def backfill_event_id(model: ModelRef, video_id: str, version_event_id: str) -> str:
+    """The same for the same video version (the event id of the rows the old collections hold) and target: a
+    republished event rewrites the same rows; a re-upload, even within the same second, is another event."""
+    digest = hashlib.sha256(f"{model.version}\0{video_id}\0{version_event_id}".encode()).hexdigest()
+    return f"{BACKFILL_EVENT_PREFIX}{digest[:40]}"
 
 
 _EVENT_ID = re.compile(rb'"event_id":"([^"]{1,64})"')

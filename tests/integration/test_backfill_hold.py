@@ -1,5 +1,6 @@
 """A held consumer (a backfill giving way to fresh uploads) takes nothing while held and loses nothing: on
-the real broker, messages published while it is held are all handled once it is released."""
+the real broker, messages published while it is held are all handled once it is released; held for ever, it
+still takes a batch every `max_hold_s` (a reindex is slowed by busy uploads, never stalled)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,14 @@ from services.common.settings import CommonSettings
 
 
 def test_a_held_consumer_takes_nothing_and_then_everything(common: CommonSettings) -> None:
+    _held_then_released(common, max_hold_s=300.0, release=True)
+
+
+def test_a_consumer_held_for_ever_still_takes_a_batch_every_max_hold_s(common: CommonSettings) -> None:
+    _held_then_released(common, max_hold_s=3.0, release=False)
+
+
+def _held_then_released(common: CommonSettings, max_hold_s: float, release: bool) -> None:
     topic = f"hold-test-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": common.kafka_bootstrap})
     for future in admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)]).values():
@@ -36,6 +45,7 @@ def test_a_held_consumer_takes_nothing_and_then_everything(common: CommonSetting
         input_topic=topic,
         max_batch=4,
         hold=held.is_set,
+        max_hold_s=max_hold_s,
         consumer_overrides={"auto.offset.reset": "earliest"},
     )
     processor: TransactionalProcessor[VideoIndexed] = TransactionalProcessor(common, config, VideoIndexed, handle)
@@ -49,9 +59,10 @@ def test_a_held_consumer_takes_nothing_and_then_everything(common: CommonSetting
             message = VideoIndexed(event_id=event_id, video_id="v1", segment_count=1, collection="c", model_version="1")
             producer.produce(topic, key=event_id.encode(), value=encode(message))
         assert producer.flush(30) == 0
-        time.sleep(8)  # the group formed and partitions assigned meanwhile; held: nothing fetched
-        assert processor.ready() and handled == []
-        held.clear()
+        if release:
+            time.sleep(8)  # the group formed and partitions assigned meanwhile; held: nothing fetched
+            assert processor.ready() and handled == []
+            held.clear()
         deadline = time.monotonic() + 60
         while len(handled) < len(sent) and time.monotonic() < deadline:
             time.sleep(0.2)

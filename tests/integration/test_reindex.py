@@ -29,6 +29,7 @@ from services.common.vectors import (
 )
 from services.indexer.reindex import Control, Interrupted, Reindex
 from services.indexer.reindex_api import ReindexServer
+from services.indexer.stage_groups import stage_groups
 from services.intake.registration import register
 from services.intake.watch import Outcomes, publish_and_wait
 from services.media.decode import DecodeOptions, decode_video
@@ -95,7 +96,9 @@ def test_reindex_switches_aliases_while_searches_answer(
             except Exception as exc:
                 errors.append(exc)
 
-    run = Reindex(store, common, new_model, str(new_spec), Control(in_flight=4), settle_s=SETTLE_S)
+    run = Reindex(
+        store, common, new_model, str(new_spec), Control(in_flight=4), settle_s=SETTLE_S, drain=stage_groups()
+    )
     server = ReindexServer(run).start()
     api = f"http://127.0.0.1:{server.port}/v1/reindex"
     late = register(write_clip(media_root / "reindex" / "late.mp4", seconds=4.0, seed=78), tenant="reindex")
@@ -134,7 +137,9 @@ def test_reindex_switches_aliases_while_searches_answer(
         coordinator.join(300)
         assert reports and isinstance(reports[0], Interrupted), reports
         assert httpx.get(api).json()["state"] == "stopped" and store.served() == segments_collection(new_model)
-        again = Reindex(store, common, new_model, str(new_spec), Control(in_flight=4), settle_s=SETTLE_S)
+        again = Reindex(
+            store, common, new_model, str(new_spec), Control(in_flight=4), settle_s=SETTLE_S, drain=stage_groups()
+        )
         report = again.run()  # resumes after the switch: settles, catches up, finishes
         assert report.resumed and report.switched and report.failed == {}
         done = again.progress()

@@ -111,6 +111,7 @@ class ProcessorConfig:
     # while this says True the group's partitions are paused (still a member, nothing fetched): a backfill
     # gives way to fresh uploads
     hold: Callable[[], bool] | None = None
+    max_hold_s: float = 30.0  # held this long, the consumer takes one batch anyway (`held`)
 
     def __post_init__(self) -> None:
         # a handler call may legitimately take up to handle_timeout_s without polling: keep group membership
@@ -133,7 +134,18 @@ def backfill_config(fresh: TransactionalProcessor[Any], input_topic: str, stage:
         on_committed=None,
         dead_letter_topic=Topics.BACKFILL_DEAD_LETTER,
         hold=lambda: fresh.active(quiet_s),
+        max_hold_s=stage.backfill_max_hold_s,
     )
+
+
+def held(busy: bool, held_since: float | None, now: float, max_hold_s: float) -> tuple[bool, float | None]:
+    """(hold now, since when): held while the fresh input is busy, but never longer than `max_hold_s` in a row:
+    then one round goes through, and the clock starts again when a batch was taken (`took_batch`). Fresh input
+    busy every few seconds would otherwise stall a reindex for ever."""
+    if not busy:
+        return False, None
+    since = now if held_since is None else held_since
+    return now - since < max_hold_s, since
 
 
 def _key(m: KafkaMessage) -> tuple[str, int, int]:
@@ -168,6 +180,7 @@ class TransactionalProcessor(Generic[M]):
         self._last_input = float("-inf")  # when a batch last arrived or finished
         self._in_batch = False
         self._holding = False
+        self._held_since: float | None = None  # when the current hold began (see `held`)
 
     @classmethod
     def for_topics(
@@ -288,6 +301,8 @@ class TransactionalProcessor(Generic[M]):
                         self._in_batch = True
                         try:
                             self._process(live, stop)
+                            if self._held_since is not None:  # a batch went through a hold: the clock restarts
+                                self._held_since = time.monotonic()
                         finally:
                             self._last_input = time.monotonic()  # before the flag: never quiet between
                             self._in_batch = False
@@ -304,7 +319,7 @@ class TransactionalProcessor(Generic[M]):
         if self.config.hold is None:
             return
         assert self._consumer is not None
-        holding = self.config.hold()
+        holding, self._held_since = held(self.config.hold(), self._held_since, time.monotonic(), self.config.max_hold_s)
         assignment = self._consumer.assignment()
         if assignment:
             (self._consumer.pause if holding else self._consumer.resume)(assignment)

@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence, Set
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from pymilvus import MilvusClient, MilvusException
@@ -16,7 +16,7 @@ from pymilvus import MilvusClient, MilvusException
 from services.common.errors import ClipstreamError
 from services.common.filters import string_literal
 from services.common.fingerprints import bits_apart
-from services.common.messages import ModelRef, SegmentEmbedding, SegmentText, VideoDuplicates
+from services.common.messages import ModelRef, SegmentEmbedding, SegmentText, VideoDuplicates, is_backfill
 from services.common.settings import CommonSettings
 from services.common.vectors.errors import COLLECTION_NOT_FOUND, classify, released_collection
 from services.common.vectors.layout import (
@@ -223,7 +223,15 @@ class SegmentStore:
         # read overrides before the write (to write patched rows) and again after it: a delete or patch that
         # landed in between saw none of this write's rows, so this write must apply it itself
         before = self._overrides({e.video_id for e in embeddings})
-        live = [apply_patch(e, before.get(e.video_id)) for e in embeddings if not _deleted(e, before)]
+        stored = self._stored_versions(model, embeddings)
+        live = [
+            apply_patch(e, before.get(e.video_id))
+            for e in embeddings
+            if not _deleted(e, before) and not superseded(e, stored.get(e.video_id))
+        ]
+        # a newer upload of the video is stored (a late backfill of an older version after a re-upload, a
+        # redriven dead letter): this write must not replace it
+        older = {e.video_id for e in embeddings if superseded(e, stored.get(e.video_id))} - {e.video_id for e in live}
         rows = {row["pk"]: row for row in (segment_row(e) for e in live)}  # last write of a key wins
         for row in rows.values():
             check_row(row)
@@ -232,12 +240,30 @@ class SegmentStore:
         late = {e.video_id for e in live if _deleted(e, after)}
         for video_id in late:  # deleted while this write ran: remove what it wrote
             self._delete_rows(video_id, after[video_id].tenant)
-        removed = late | {e.video_id for e in embeddings if _deleted(e, before)}
+        removed = late | older | {e.video_id for e in embeddings if _deleted(e, before)}
         repatch = [e for e in live if e.video_id not in removed and after.get(e.video_id) != before.get(e.video_id)]
         if repatch:
             patched = [apply_patch(e, after.get(e.video_id)) for e in repatch]
             self._write(model, patched, {r["pk"]: r for r in (segment_row(e) for e in patched)})
         return Written([e for e in completed if e.video_id not in removed], removed)
+
+    def _stored_versions(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding]) -> dict[str, StoredVersion]:
+        """The version of each of these videos that the model's collection holds in the write's tenant: its
+        first segment's upload time (s) and event id (Strong: a newer upload written a moment ago by another
+        replica counts)."""
+        tenants = {e.video_id: e.video.tenant for e in embeddings}
+        segments = self.ensure_collections(model)[0]
+        found = self.client.query(
+            segments,
+            filter=f"video_id in {json.dumps(sorted(tenants))} and segment_index == 0",
+            output_fields=["video_id", "tenant", "uploaded_at", "event_id"],
+            consistency_level="Strong",
+        )
+        return {
+            r["video_id"]: StoredVersion(int(r["uploaded_at"]), r["event_id"])
+            for r in found
+            if r["tenant"] == tenants[r["video_id"]]
+        }
 
     def _write(
         self, model: ModelRef, embeddings: Sequence[SegmentEmbedding], rows: dict[str, Any]
@@ -783,6 +809,24 @@ def _text_deleted(t: SegmentText, overrides: dict[str, Override]) -> bool:
     found = overrides.get(t.video_id)
     at = t.uploaded_at or datetime.fromtimestamp(0, UTC)
     return found is not None and found.tenant == t.tenant and found.deletes(at)
+
+
+class StoredVersion(NamedTuple):
+    uploaded_at: int  # s
+    event_id: str  # the upload's, or the backfill's that wrote it
+
+
+def superseded(e: SegmentEmbedding, stored: StoredVersion | None) -> bool:
+    """Whether the collection holds a newer upload of this embedding's video. Upload times are whole seconds:
+    within one, an upload's own write wins over a backfill's (after a reindex's switch, a fresh upload goes
+    straight to the new collection, and a backfill still in flight carries the version before it); two writes of
+    one kind at the same second are one version, or a re-upload within it that Kafka's order per video settles."""
+    if stored is None:
+        return False
+    at = int(e.video.uploaded_at.timestamp())
+    if stored.uploaded_at != at:
+        return stored.uploaded_at > at
+    return is_backfill(e.event_id) and not is_backfill(stored.event_id)
 
 
 def _deleted(e: SegmentEmbedding, overrides: dict[str, Override]) -> bool:

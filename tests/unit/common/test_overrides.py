@@ -7,6 +7,7 @@ import pytest
 from services.common.errors import PermanentError
 from services.common.messages import ModelRef, SegmentEmbedding, VideoInfo
 from services.common.vectors.overrides import Override, apply_patch, epoch_ms, patched_fields
+from services.common.vectors.store import StoredVersion, superseded
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -71,3 +72,21 @@ def test_an_override_whose_patch_outgrows_its_column_is_refused() -> None:
     big = Override("v1", "t").patched({"title": "x" * 9000}, 1)
     with pytest.raises(PermanentError):
         big.to_row()
+
+
+def test_a_write_is_superseded_by_a_later_second_or_at_its_second_by_an_upload_over_a_backfill() -> None:
+    """A late backfill of the version before a re-upload must not replace it; at the same second an upload's own
+    write beats a backfill's (after a reindex's switch uploads go straight to the new collection); the same
+    kind at the same second is the same version, and nothing stored is nothing."""
+    at = int(T0.timestamp())
+    upload, backfill = _embedding(T0), _embedding(T0).model_copy(update={"event_id": "backfill-abc"})
+    assert superseded(upload, StoredVersion(at + 1, "e0"))
+    assert superseded(backfill, StoredVersion(at + 1, "backfill-def"))
+    assert not superseded(upload, StoredVersion(at, "e0"))
+    assert not superseded(_embedding(T0 + timedelta(milliseconds=999)), StoredVersion(at, "e0"))
+    assert superseded(backfill, StoredVersion(at, "e0"))  # a fresh upload at that second stays
+    assert not superseded(backfill, StoredVersion(at, "backfill-abc"))  # a replay rewrites its own rows
+    assert not superseded(upload, StoredVersion(at, "backfill-abc"))  # an upload replaces a backfill's rows
+    assert not superseded(upload, StoredVersion(at - 1, "e0"))
+    assert not superseded(backfill, StoredVersion(at - 1, "e0"))
+    assert not superseded(upload, None)

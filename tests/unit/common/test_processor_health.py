@@ -70,7 +70,7 @@ def test_a_backfill_consumer_is_held_by_its_fresh_one_and_dead_letters_apart() -
     from services.common.messages import Topics
     from services.decoder.settings import DecoderSettings
 
-    stage = DecoderSettings(backfill_quiet_s=5)
+    stage = DecoderSettings(backfill_quiet_s=5, backfill_max_hold_s=12)
     config = ProcessorConfig(service="decoder", group_id=stage.group_id, input_topic="videos.uploaded")
     fresh: TransactionalProcessor[Nothing] = TransactionalProcessor(CommonSettings(), config, Nothing, lambda _b: [])
     backfill = backfill_config(fresh, Topics.BACKFILL, stage)
@@ -81,3 +81,15 @@ def test_a_backfill_consumer_is_held_by_its_fresh_one_and_dead_letters_apart() -
     assert backfill.hold is not None and not backfill.hold()
     fresh._in_batch = True  # the fresh consumer has work: the backfill gives way
     assert backfill.hold()
+    assert backfill.max_hold_s == 12
+
+
+def test_a_hold_lasts_at_most_max_hold_s_then_lets_a_batch_through() -> None:
+    from services.common.kafka.processor import held
+
+    assert held(False, None, 100.0, 30.0) == (False, None)  # fresh input quiet: no hold, no clock
+    assert held(False, 90.0, 100.0, 30.0) == (False, None)
+    assert held(True, None, 100.0, 30.0) == (True, 100.0)  # a hold begins
+    assert held(True, 100.0, 129.999, 30.0) == (True, 100.0)
+    assert held(True, 100.0, 130.0, 30.0) == (False, 100.0)  # starved: one round through, the clock kept
+    assert held(True, 100.0, 500.0, 30.0) == (False, 100.0)  # until a batch restarts it (the processor)

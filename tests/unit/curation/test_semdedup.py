@@ -59,6 +59,19 @@ def test_clusters_separate_well_separated_groups() -> None:
     assert default_clusters(1) == 1 and default_clusters(20_000) == 100
 
 
+def test_members_streamed_in_chunks_are_a_stable_argsort() -> None:
+    """The counting sort a chunk at a time (into a given array, as the job's memory-mapped file) gives what a
+    stable argsort of every label gives, empty clusters and a chunk that ends mid-cluster included."""
+    labels = np.random.default_rng(5).integers(0, 9, 1000).astype(np.int32)
+    labels[labels == 4] = 7  # cluster 4 empty
+    out = np.full(1000, -1, dtype=np.int64)
+    order, bounds = members(labels, 10, out=out, chunk=333)
+    assert order is out
+    np.testing.assert_array_equal(order, np.argsort(labels, kind="stable"))
+    np.testing.assert_array_equal(bounds, np.searchsorted(np.sort(labels), np.arange(11)))
+    assert bounds[4] == bounds[5] and bounds[10] == 1000
+
+
 def _labels(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     labels = np.zeros(len(vectors), dtype=np.int32)
     assign(vectors, centroids, labels, np.zeros(len(vectors), dtype=np.float32))
@@ -72,7 +85,10 @@ def test_pairs_split_between_clusters_are_caught_across_the_border() -> None:
     centroids = train(vectors, 6)
     twin = np.full(len(vectors), -1, dtype=np.int64)  # as if every cluster's pass had kept everything
     similarity = np.zeros(len(vectors), dtype=np.float32)
-    assert across_borders(vectors, twin, similarity, centroids, 0.05, _labels(vectors, centroids), probe=6) == 3
+    assert (
+        across_borders(vectors, twin, similarity, centroids, 0.05, members(_labels(vectors, centroids), 6), probe=6)
+        == 3
+    )
     assert twin[30:].tolist() == [0, 1, 2] and (twin[:30] == -1).all()  # the later row of each pair goes
     assert (similarity[30:] > 0.95).all()
 
@@ -89,7 +105,10 @@ def test_a_row_dropped_for_a_row_the_border_pass_drops_names_the_kept_one() -> N
     similarity = np.zeros(len(vectors), dtype=np.float32)
     twin[2], similarity[2] = 1, float(c @ b.T)  # the cluster pass kept B and dropped C
     centroids = train(vectors, 4)
-    assert across_borders(vectors, twin, similarity, centroids, 0.05, _labels(vectors, centroids), probe=4) == 1
+    assert (
+        across_borders(vectors, twin, similarity, centroids, 0.05, members(_labels(vectors, centroids), 4), probe=4)
+        == 1
+    )
     assert twin[:3].tolist() == [-1, 0, 0]
     assert similarity[2] == pytest.approx(float(c @ a.T), abs=1e-6)
 
@@ -116,7 +135,7 @@ def test_after_both_passes_every_dropped_row_names_a_kept_twin_by_brute_force() 
             dropped = np.flatnonzero(~result.kept)
             twin[rows[dropped]] = rows[result.twin[dropped]]
             similarity[rows[dropped]] = result.similarity[dropped]
-    across_borders(vectors, twin, similarity, centroids, eps, labels, probe=k)
+    across_borders(vectors, twin, similarity, centroids, eps, members(labels, k), probe=k, chunk=97)
     dropped = np.flatnonzero(twin >= 0)
     assert len(dropped) > 0
     assert (twin[twin[dropped]] == -1).all(), "a dropped row names a row that was dropped too"
