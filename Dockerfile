@@ -2,18 +2,25 @@
 # (`python -m services.cli triton serve`: the nvidia-pytriton wheel's tritonserver, unpacked at build
 # time, serving triton_models/ with torch on the GPU when the pod has one). The Helm chart sets the args.
 # PyAV's wheels bundle FFmpeg, so the image needs no system codecs.
-FROM python:3.11-slim AS build
+# BASE: a Debian bookworm image with Python 3.11 at /usr/local/bin/python; python:3.11-slim by default,
+# or the one scripts/build-image.sh makes with debootstrap where no registry is reachable.
+ARG BASE=python:3.11-slim
+
+FROM ${BASE} AS build
+# the wheels come from PyPI through uv; scripts/build-image.sh lends the host's uv cache at /root/.cache/uv
+ENV UV_CACHE_DIR=/root/.cache/uv UV_LINK_MODE=copy
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -q uv
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY services ./services
-RUN pip install --no-cache-dir --prefix=/install ".[batch]"
+RUN /opt/venv/bin/uv pip install --python /opt/venv/bin/python --no-progress ".[batch]"
 
-FROM python:3.11-slim
-COPY --from=build /install /usr/local
+FROM ${BASE}
+COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY schemas ./schemas
 COPY triton_models ./triton_models
-ENV PYTHONUNBUFFERED=1 HOME=/tmp CLIPSTREAM_HOME=/var/lib/clipstream \
+ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PYTHONUNBUFFERED=1 HOME=/tmp CLIPSTREAM_HOME=/var/lib/clipstream \
     CLIPSTREAM_STACK_CACHE_DIR=/opt/clipstream \
     CLIPSTREAM_OCR_ENCODER_DIR=/opt/clipstream/text-encoder CLIPSTREAM_SEARCH_TEXT_ENCODER_DIR=/opt/clipstream/text-encoder
 RUN apt-get update && apt-get install -y --no-install-recommends libstdc++6 zlib1g \

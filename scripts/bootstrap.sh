@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fresh-machine set-up, idempotent and quiet when everything is already there.
 #   scripts/bootstrap.sh         what the main job runs: Java 17 and Maven (the Kafka jars), the project into .venv
-#   scripts/bootstrap.sh tests   that, plus what only the tests use: Chromium (the page test), the dev extras,
-#                                and, built from the Go module proxy, helm, the Jaeger collector and promtool
+#   scripts/bootstrap.sh tests   that, plus what only the tests use: Chromium (the page test), podman, runc and
+#                                debootstrap (the image and its Kubernetes smoke test), the dev extras, and, built
+#                                from the Go module proxy, helm, the Jaeger collector and promtool
 # Wheels are installed by uv (from PyPI, parallel downloads, cached in ~/.cache/uv); the Go tools build in the
 # background meanwhile (cached by Go).
 set -euo pipefail
@@ -20,6 +21,9 @@ command -v mvn >/dev/null || need+=(maven)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
 if [ "$mode" = tests ] && [ ! -x /usr/bin/chromium ]; then need+=(chromium); fi
+if [ "$mode" = tests ]; then  # the image and the Kubernetes smoke test (tests/kube_smoke.py): Debian's podman
+  for tool in podman runc debootstrap; do command -v "$tool" >/dev/null || need+=("$tool"); done
+fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "bootstrap: installing ${need[*]}" >&2

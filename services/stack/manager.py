@@ -107,7 +107,8 @@ def up(settings: StackSettings, services: bool = True) -> dict[str, int]:
         procs.append(start_milvus_lite(settings))
     if settings.seaweedfs:
         procs.append(start_seaweedfs(settings))
-    procs.append(start_triton(settings, clip_model))
+    if settings.triton:
+        procs.append(start_triton(settings, clip_model))
     if services:
         env = _env(settings, clip_model)
         env.update(_text_encoder_env())

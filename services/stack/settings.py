@@ -25,6 +25,9 @@ class StackSettings(BaseSettings):
     seaweedfs: bool = Field(
         default=True, description="start SeaweedFS as the local S3 endpoint (the gateway's uploads land there)"
     )
+    triton: bool = Field(
+        default=True, description="start Triton (off where it runs elsewhere: the pods of the Kubernetes smoke test)"
+    )
     seaweedfs_base_port: int = 18330
     s3_port: int = 18333
     s3_access_key: SecretStr | None = Field(default=None, description="none: generated into the state folder")
