@@ -25,7 +25,6 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.status_view import StatusView
 from services.intake.idempotency import IdempotencyLedger
 from services.intake.registrar import Registrar
-from services.media.settings import MediaSettings
 
 
 def create_app(
@@ -50,7 +49,7 @@ def create_app(
         )
     install_error_handlers(app)
     parts = Parts(settings, publisher=publisher, view=view, store=store)
-    policy = MediaSettings().source_policy()
+    policy = settings.media.source_policy()
     parts.provide("publisher", lambda: Publisher(settings.common, "gateway"))
     parts.provide("view", lambda: StatusView(settings.common).start())
     parts.provide("ledger", lambda: IdempotencyLedger(settings.common, "gateway").start())

@@ -5,6 +5,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.settings import CommonSettings
 from services.common.webhooks import WebhookSettings
+from services.media.settings import MediaSettings
 
 
 class GatewaySettings(BaseSettings):
@@ -13,6 +14,8 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLIPSTREAM_GATEWAY_", extra="ignore")
 
     common: CommonSettings = Field(default_factory=CommonSettings)
+    # the decoder's source allowlist (CLIPSTREAM_DECODER_*): an upload the decoder would refuse is refused here
+    media: MediaSettings = Field(default_factory=MediaSettings)
     host: str = "127.0.0.1"
     port: int = 8090
     api_keys: dict[str, str] = Field(
