@@ -1,4 +1,5 @@
-"""The README's test command, timed, beside a measure of how fast this machine is at the time.
+"""The README's test command up to the suite (bootstrap and pytest; the Kubernetes smoke test after it is timed
+by itself, see the README), timed, beside a measure of how fast this machine is at the time.
 
 Run: `.venv/bin/python -m bench.suite [--runs N]`. The machines here are shared: the same suite took 9 min on one
 day and 12.7 min on another with the same code, because the host gave less CPU (the decode bench's plain PyAV

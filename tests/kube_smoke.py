@@ -200,7 +200,7 @@ def secret(name: str, data: dict[str, str]) -> None:
 def play(path: Path, conf: Path) -> None:
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}
     result = subprocess.run(
-        [*PODMAN, "kube", "play", "--network", "host", str(path)], env=env, text=True, capture_output=True
+        [*PODMAN, "kube", "play", "--replace", "--network", "host", str(path)], env=env, text=True, capture_output=True
     )
     if result.returncode:
         raise SystemExit(f"podman kube play {path.name} failed ({result.returncode}): {result.stderr[-2000:]}")

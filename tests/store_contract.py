@@ -120,11 +120,13 @@ def check(uri: str) -> None:
     # a re-upload with fewer segments leaves no stale rows; the video row follows
     store.write_segments(model, [_embedding(model, "dup", i, 2, -base, tenant="a") for i in range(2)])
     assert store.count(Filters(video_ids=["dup"]).compile(), collection=segments) == 2
-    # an older upload arriving late (a backfill of the version before a re-upload) never replaces the newer one
+    # a backfill of an older upload arriving late (the version before a re-upload) never replaces the newer one
     late = store.write_segments(
         model,
         [
-            _embedding(model, "dup", i, 3, base, tenant="a", uploaded_at=datetime(2025, 12, 31, tzinfo=UTC))
+            _embedding(model, "dup", i, 3, base, tenant="a", uploaded_at=datetime(2025, 12, 31, tzinfo=UTC)).model_copy(
+                update={"event_id": "backfill-old"}
+            )
             for i in range(3)
         ],
     )

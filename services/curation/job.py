@@ -245,7 +245,8 @@ class CurationJob:
             out.flush()
             del out
             os.replace(tmp, order_path)
-            np.save(bounds_path, bounds)
+            np.save(self.work / "bounds.tmp.npy", bounds)
+            os.replace(self.work / "bounds.tmp.npy", bounds_path)  # last: its presence says both are whole
         return np.load(order_path, mmap_mode="r"), np.load(bounds_path)
 
     def _dedup(self) -> None:
@@ -290,9 +291,9 @@ class CurationJob:
         similarity.flush()
         self.progress("borders", 1.0)
 
-    def _ids(self, source: pq.ParquetFile) -> pa.Table:
+    def _ids(self, source: pq.ParquetFile) -> RowIds:
         """Every row's video and segment id as an uncompressed Arrow file, written once batch by batch and read
-        memory-mapped: looking up a twin touches its pages, the driver's heap holds none of it."""
+        memory-mapped (`RowIds`): looking up a twin touches its pages, the driver's heap holds none of it."""
         path = self.work / "ids.arrow"
         if not path.exists():
             tmp = path.with_suffix(".tmp")
@@ -301,7 +302,7 @@ class CurationJob:
                 for batch in source.iter_batches(batch_size=self.config.batch, columns=schema.names):
                     writer.write_batch(batch)
             os.replace(tmp, path)
-        return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        return RowIds(path)
 
     def _write_manifest(self, manifest: Path, report: CurationReport) -> None:
         """Batch by batch (`config.batch` rows; the rows' ids memory-mapped, as a twin can be any row), into one
@@ -331,7 +332,7 @@ class CurationJob:
             for batch in source.iter_batches(batch_size=self.config.batch):
                 rows = slice(start, start + batch.num_rows)
                 kept = np.asarray(twin[rows]) < 0
-                twins = ids.take(pa.array(np.asarray(twin[rows]), pa.int64(), mask=kept))  # null where kept
+                twins = ids.take(np.asarray(twin[rows]), kept)  # null where kept
                 table = pa.table(
                     {
                         "video_id": batch.column("video_id"),
@@ -365,6 +366,32 @@ class CurationJob:
         report.rows, report.clusters = int(state["rows"]), int(state["clusters"])
         report.kept, report.dropped = kept_total, int(state["rows"]) - kept_total
         report.manifest = str(manifest)
+
+
+class RowIds:
+    """The rows' ids, memory-mapped from an Arrow file of record batches, taken batch by batch: a take on the
+    whole file as one table would first concatenate its batches (a copy of every id, on each call)."""
+
+    def __init__(self, path: Path) -> None:
+        self._reader = pa.ipc.open_file(pa.memory_map(str(path)))
+        sizes = [self._reader.get_batch(i).num_rows for i in range(self._reader.num_record_batches)]
+        self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def take(self, rows: npt.NDArray[np.int64], null: npt.NDArray[np.bool_]) -> pa.Table:
+        """The ids of `rows` in that order; null where `null` says (its row is ignored)."""
+        wanted = np.flatnonzero(~null)
+        targets = rows[wanted]
+        batch_of = np.searchsorted(self._starts, targets, side="right") - 1
+        order = np.argsort(batch_of, kind="stable")
+        parts = []
+        for b in np.unique(batch_of):
+            picked = order[batch_of[order] == b]
+            parts.append(self._reader.get_batch(int(b)).take(pa.array(targets[picked] - self._starts[b])))
+        schema = self._reader.schema
+        found = pa.Table.from_batches(parts, schema=schema).combine_chunks() if parts else schema.empty_table()
+        position = np.zeros(len(rows), dtype=np.int64)  # where each row's id sits in `found`
+        position[wanted[order]] = np.arange(len(wanted))
+        return found.take(pa.array(position, mask=null))
 
 
 def _remove(path: Path) -> None:

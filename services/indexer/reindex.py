@@ -246,7 +246,12 @@ class Reindex:
                     if stop.wait(self.poll_s):
                         raise Interrupted("stopped while the stages drain after the switch")
                     if time.monotonic() - since > STALL_S:
-                        log.warning(f"{group} has not taken what {topic} held at the switch for {STALL_S:.0f} s")
+                        hint = (
+                            ""
+                            if backlog.committed_any
+                            else " (it has committed nothing there: is it the stage's group?)"
+                        )
+                        log.warning(f"{group} has not taken what {topic} held at the switch for {STALL_S:.0f} s{hint}")
                         since = time.monotonic()
             finally:
                 backlog.close()
@@ -293,14 +298,10 @@ class Reindex:
         held = self._held(None)
         old_versions = self._old_versions(old, None)
         todo, total = [], 0
-        for batch in self.store.iter_rows(old, ["video_id", "uploaded_at"], batch=1000):
-            for row in batch:
-                total += 1
-                video_id = row["video_id"]
-                stands = old_versions.get(video_id)
-                done = stands is None or current(held.get(video_id), stands, model, video_id)
-                if not done and video_id not in self.report.failed:
-                    todo.append(video_id)
+        for video_id, stands in old_versions.items():
+            total += 1
+            if not current(held.get(video_id), stands, model, video_id) and video_id not in self.report.failed:
+                todo.append(video_id)
         with self._lock:
             self._total, self._done = total, total - len(todo) - len(self.report.failed)
             self._history.append((time.monotonic(), self._done))
@@ -308,23 +309,25 @@ class Reindex:
         return todo
 
     def _held(self, video_ids: list[str] | None) -> dict[str, Version]:
-        """Of these videos (None: all), those whose every segment the new collections hold, with the version they
-        hold: a video's row is written with its first segment, so the row alone does not mean done."""
+        """Of these videos (None: all), those whose every segment the new collections hold at one version, with
+        that version: a video's row is written with its first segment, so the row alone does not mean done, and
+        within one second two backfills differ by their event id alone, so only segments written under the first
+        segment's event count."""
         fields = ["video_id", "uploaded_at", "segment_count"]
         segment_fields = ["video_id", "segment_index", "uploaded_at", "event_id"]
         found: dict[str, Version] = {}
         for rows, segments in self._read_held(video_ids, fields, segment_fields):
-            count: Counter[str] = Counter()
+            events: dict[str, Counter[str]] = {}  # video -> event id -> segments of this version written under it
             first: dict[str, str] = {}
             for seg in segments:
                 if _counts(seg, rows.get(seg["video_id"])):
-                    count[seg["video_id"]] += 1
+                    events.setdefault(seg["video_id"], Counter())[seg["event_id"]] += 1
                     if seg["segment_index"] == 0:
                         first[seg["video_id"]] = seg["event_id"]
             found.update(
                 (v, Version(r["uploaded_at"], first[v]))
                 for v, r in rows.items()
-                if count[v] >= r["segment_count"] and v in first
+                if v in first and events[v][first[v]] >= r["segment_count"]
             )
         return found
 
@@ -353,17 +356,26 @@ class Reindex:
                 yield part, self.store.rows(expr, segment_fields, collection=segments_collection(model))
 
     def _old_versions(self, old: str, video_ids: list[str] | None) -> dict[str, Version]:
-        """The version the old collections hold of these videos (None: all): their first segment's upload time
-        and event id (the upload's, or the backfill's of an earlier reindex)."""
+        """The version the old collections hold of these videos (None: all): the video row's upload time and its
+        first segment's event id (the upload's, or the backfill's of an earlier reindex); "" when that segment
+        is missing or from another upload (dead-lettered there: the video is still catalogued, and backfilled)."""
         segments = segments_collection(self.store.model_of(old)[0])
+        video_rows: Iterable[dict[str, Any]]
+        first_rows: Iterable[dict[str, Any]]
         fields = ["video_id", "uploaded_at", "event_id"]
-        found: Iterable[dict[str, Any]]
         if video_ids is None:
-            found = (r for b in self.store.iter_rows(segments, fields, "segment_index == 0", 1000) for r in b)
+            video_rows = (r for b in self.store.iter_rows(old, ["video_id", "uploaded_at"], batch=1000) for r in b)
+            first_rows = (r for b in self.store.iter_rows(segments, fields, "segment_index == 0", 1000) for r in b)
         else:
-            expr = f"{Filters(video_ids=video_ids).compile()} and segment_index == 0"
-            found = self.store.rows(expr, fields, collection=segments)
-        return {r["video_id"]: Version(r["uploaded_at"], r["event_id"]) for r in found}
+            expr = Filters(video_ids=video_ids).compile()
+            video_rows = self.store.rows(expr, ["video_id", "uploaded_at"], collection=old)
+            first_rows = self.store.rows(f"{expr} and segment_index == 0", fields, collection=segments)
+        first = {r["video_id"]: (r["uploaded_at"], r["event_id"]) for r in first_rows}
+        found = {}
+        for row in video_rows:
+            at, event = first.get(row["video_id"], (None, ""))
+            found[row["video_id"]] = Version(row["uploaded_at"], event if at == row["uploaded_at"] else "")
+        return found
 
     def _may_publish(self) -> bool:
         control = self.control

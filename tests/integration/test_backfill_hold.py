@@ -4,6 +4,7 @@ still takes a batch every `max_hold_s` (a reindex is slowed by busy uploads, nev
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -32,11 +33,13 @@ def _held_then_released(common: CommonSettings, max_hold_s: float, release: bool
     for future in admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)]).values():
         future.result(30)
     handled: list[str] = []
+    batches: list[float] = []  # when each batch was handled
     held = threading.Event()
     held.set()
 
     def handle(batch: list[Received[VideoIndexed]]) -> list[Result]:
         handled.extend(r.value.event_id for r in batch)
+        batches.append(time.monotonic())
         return []
 
     config = ProcessorConfig(
@@ -67,6 +70,9 @@ def _held_then_released(common: CommonSettings, max_hold_s: float, release: bool
         while len(handled) < len(sent) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert sorted(handled) == sorted(sent)
+        if not release:  # held throughout: each batch after a hold of max_hold_s (the clock restarts after a batch)
+            gaps = [b - a for a, b in itertools.pairwise(batches)]
+            assert len(batches) >= 3 and all(gap >= 0.8 * max_hold_s for gap in gaps), gaps
         assert processor.active(quiet_s=30)
     finally:
         stop.set()

@@ -5,9 +5,17 @@ as of a moment, which the reindex waits on."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartitions, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from prometheus_client import Gauge
 
@@ -20,6 +28,8 @@ LAG = Gauge(
     ["service", "topic", "partition"],
 )
 LAG_EVERY_MS = 10_000
+
+log = logging.getLogger(__name__)
 
 
 class ConsumerLag:
@@ -58,14 +68,34 @@ class Backlog:
     def __init__(self, settings: CommonSettings, topic: str, group: str) -> None:
         self.topic, self.group = topic, group
         self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-        self._probe = Consumer(consumer_config(settings, f"{group}-backlog-probe", **{"enable.partition.eof": True}))
-        partitions = self._probe.list_topics(topic, timeout=30).topics[topic].partitions
-        self.marks = {p: self._probe.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions}
+        # reads only to decide whether a message lies before the mark: small fetches a partition (Kafka still
+        # returns one message larger than this)
+        probe = {"enable.partition.eof": True, "max.partition.fetch.bytes": 65536}
+        self._probe = Consumer(consumer_config(settings, f"{group}-backlog-probe", **probe))
+        self.committed_any = False  # whether the group has committed any offset on the topic (else: which group?)
+        try:
+            partitions = self._probe.list_topics(topic, timeout=30).topics[topic].partitions
+            self.marks = {
+                p: self._probe.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions
+            }
+        except BaseException:
+            self._probe.close()
+            raise
 
     def drained(self, timeout_s: float = 10.0) -> bool:
+        """Whether the group has taken every message before the marks; False too when Kafka did not answer (the
+        caller asks again)."""
+        try:
+            return self._drained(timeout_s)
+        except (KafkaException, TimeoutError) as exc:
+            log.warning("backlog unknown: Kafka did not answer", extra={"group": self.group, "error": str(exc)})
+            return False
+
+    def _drained(self, timeout_s: float) -> bool:
         request = ConsumerGroupTopicPartitions(self.group, [TopicPartition(self.topic, p) for p in self.marks])
         (future,) = self._admin.list_consumer_group_offsets([request], request_timeout=timeout_s).values()
         committed = {tp.partition: tp.offset for tp in future.result(timeout_s).topic_partitions}
+        self.committed_any = self.committed_any or any(offset >= 0 for offset in committed.values())
         behind = {p: committed.get(p, -1) for p, mark in self.marks.items() if committed.get(p, -1) < mark}
         if not behind:
             return True

@@ -229,8 +229,8 @@ class SegmentStore:
             for e in embeddings
             if not _deleted(e, before) and not superseded(e, stored.get(e.video_id))
         ]
-        # a newer upload of the video is stored (a late backfill of an older version after a re-upload, a
-        # redriven dead letter): this write must not replace it
+        # a newer upload of the video is stored (a late backfill of an older version after a re-upload): this
+        # write must not replace it
         older = {e.video_id for e in embeddings if superseded(e, stored.get(e.video_id))} - {e.video_id for e in live}
         rows = {row["pk"]: row for row in (segment_row(e) for e in live)}  # last write of a key wins
         for row in rows.values():
@@ -817,16 +817,17 @@ class StoredVersion(NamedTuple):
 
 
 def superseded(e: SegmentEmbedding, stored: StoredVersion | None) -> bool:
-    """Whether the collection holds a newer upload of this embedding's video. Upload times are whole seconds:
-    within one, an upload's own write wins over a backfill's (after a reindex's switch, a fresh upload goes
-    straight to the new collection, and a backfill still in flight carries the version before it); two writes of
-    one kind at the same second are one version, or a re-upload within it that Kafka's order per video settles."""
-    if stored is None:
+    """Whether this is a backfill's write (a reindex's) of a video the collection already holds at a newer
+    upload: a later second, or at its second an upload's own write (after a reindex's switch, a fresh upload goes
+    straight to the new collection, and a backfill still in flight carries the version before it). An upload's
+    own writes are never refused: Kafka's order per video settles them, and upload times from two gateways
+    need not agree (a re-upload stamped a second earlier must still replace what it re-uploads)."""
+    if stored is None or not is_backfill(e.event_id):
         return False
     at = int(e.video.uploaded_at.timestamp())
     if stored.uploaded_at != at:
         return stored.uploaded_at > at
-    return is_backfill(e.event_id) and not is_backfill(stored.event_id)
+    return not is_backfill(stored.event_id)
 
 
 def _deleted(e: SegmentEmbedding, overrides: dict[str, Override]) -> bool:

@@ -74,19 +74,21 @@ def test_an_override_whose_patch_outgrows_its_column_is_refused() -> None:
         big.to_row()
 
 
-def test_a_write_is_superseded_by_a_later_second_or_at_its_second_by_an_upload_over_a_backfill() -> None:
+def test_a_backfill_is_superseded_by_a_later_second_or_at_its_second_by_an_upload() -> None:
     """A late backfill of the version before a re-upload must not replace it; at the same second an upload's own
     write beats a backfill's (after a reindex's switch uploads go straight to the new collection); the same
-    kind at the same second is the same version, and nothing stored is nothing."""
+    backfill at the same second is a replay; an upload's own write is never refused (gateways' clocks differ)."""
     at = int(T0.timestamp())
     upload, backfill = _embedding(T0), _embedding(T0).model_copy(update={"event_id": "backfill-abc"})
-    assert superseded(upload, StoredVersion(at + 1, "e0"))
+    assert superseded(backfill, StoredVersion(at + 1, "e0"))
     assert superseded(backfill, StoredVersion(at + 1, "backfill-def"))
-    assert not superseded(upload, StoredVersion(at, "e0"))
-    assert not superseded(_embedding(T0 + timedelta(milliseconds=999)), StoredVersion(at, "e0"))
     assert superseded(backfill, StoredVersion(at, "e0"))  # a fresh upload at that second stays
     assert not superseded(backfill, StoredVersion(at, "backfill-abc"))  # a replay rewrites its own rows
-    assert not superseded(upload, StoredVersion(at, "backfill-abc"))  # an upload replaces a backfill's rows
-    assert not superseded(upload, StoredVersion(at - 1, "e0"))
     assert not superseded(backfill, StoredVersion(at - 1, "e0"))
-    assert not superseded(upload, None)
+    assert not superseded(backfill, None)
+    assert not superseded(
+        _embedding(T0 + timedelta(milliseconds=999)).model_copy(update={"event_id": "backfill-x"}),
+        StoredVersion(at, "backfill-y"),
+    )
+    for stored in (StoredVersion(at + 1, "e0"), StoredVersion(at, "backfill-abc"), StoredVersion(at - 1, "e0"), None):
+        assert not superseded(upload, stored)  # an upload's own write always lands

@@ -24,9 +24,9 @@ def _run(control: Control) -> Reindex:
 
 def test_in_flight_is_bounded_at_its_limit() -> None:
     run = _run(Control(in_flight=2))
-    run._in_flight = {"a": 1}
+    run._in_flight = {"a": Version(1, "u")}
     assert run._may_publish()
-    run._in_flight["b"] = 1
+    run._in_flight["b"] = Version(1, "u")
     assert not run._may_publish()  # 2 published and not indexed: at the limit
 
 
