@@ -223,7 +223,7 @@ class SegmentStore:
         # read overrides before the write (to write patched rows) and again after it: a delete or patch that
         # landed in between saw none of this write's rows, so this write must apply it itself
         before = self._overrides({e.video_id for e in embeddings})
-        stored = self._stored_versions(model, embeddings)
+        stored = self._stored_versions(model, [e for e in embeddings if is_backfill(e.event_id)])
         live = [
             apply_patch(e, before.get(e.video_id))
             for e in embeddings
@@ -250,8 +250,10 @@ class SegmentStore:
     def _stored_versions(self, model: ModelRef, embeddings: Sequence[SegmentEmbedding]) -> dict[str, StoredVersion]:
         """The version of each of these videos that the model's collection holds in the write's tenant: its
         first segment's upload time (s) and event id (Strong: a newer upload written a moment ago by another
-        replica counts)."""
+        replica counts). Only a backfill's write is checked (`superseded`): uploads cost no read."""
         tenants = {e.video_id: e.video.tenant for e in embeddings}
+        if not tenants:
+            return {}
         segments = self.ensure_collections(model)[0]
         found = self.client.query(
             segments,
