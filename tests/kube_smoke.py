@@ -37,6 +37,8 @@ from typing import Any
 import httpx
 import yaml
 
+from tests.clips import SHARED_VIDEOS
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "localhost/clipstream:dev"
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs"]
@@ -280,7 +282,7 @@ def smoke(plan: Plan, work: Path) -> int:
     print(f"kube smoke: every pod ready after {time.monotonic() - started:.0f} s")
     ports = {p.deployment: p.port for p in plan.probes}
     headers = {"Authorization": f"Bearer {API_KEY}"}
-    clip = ROOT.parent / "shared" / "videos" / CLIP
+    clip = SHARED_VIDEOS / CLIP
     uploaded = httpx.post(
         f"http://127.0.0.1:{ports['clipstream-gateway']}/v1/videos/upload",
         params={"filename": CLIP, "creator": "kube-smoke"},
