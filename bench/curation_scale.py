@@ -116,6 +116,22 @@ def measured(executor_name: str, work: Path, n: int) -> tuple[dict[str, object],
     return json.loads(out.strip().splitlines()[-1]), time.monotonic() - started, peak / 2**20, peak_anon / 2**20
 
 
+STEP_ARRAYS = ("centroids", "labels", "distance", "order", "twin", "similarity")  # in the order the steps make them
+
+
+def differing_steps(reference: Path, other: Path) -> str:
+    """Which of the job's per-step arrays differ between two runs, and in how many entries: the first one named is
+    the step where the runs diverged."""
+    found = []
+    for name in STEP_ARRAYS:
+        a, b = (np.load(next(w.glob(f"bench-*/{name}.npy")), mmap_mode="r") for w in (reference, other))
+        if a.shape != b.shape:
+            found.append(f"{name} (shape {a.shape} vs {b.shape})")
+        elif not np.array_equal(a, b):
+            found.append(f"{name} ({int(np.count_nonzero(np.asarray(a) != np.asarray(b))):,} entries)")
+    return ", ".join(found) or "no step array (the manifest writing itself)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
@@ -137,6 +153,7 @@ def main() -> None:
             prepare(base / "template", n)
             print(f"# {n:,} vectors written in {time.monotonic() - started:.0f} s")
             reference: pa.Table | None = None
+            reference_work: Path | None = None
             baseline = 0.0
             for name in args.executors:
                 work = base / name
@@ -156,6 +173,11 @@ def main() -> None:
                     f"{size_mib:>12,.0f}  "
                     f"{timings}  {same}; dropped {report['dropped']:,}"
                 )
+                if reference_work is None:
+                    reference_work = work  # kept until the size is done: the others' steps are compared with it
+                    continue
+                if same == "False":
+                    print(f"#   differs from the reference in: {differing_steps(reference_work, work)}")
                 subprocess.run(["rm", "-rf", str(work)], check=True)
 
 
