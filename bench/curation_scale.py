@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,14 +129,24 @@ def differing_steps(reference: Path, other: Path) -> str:
         if a.shape != b.shape:
             found.append(f"{name} (shape {a.shape} vs {b.shape})")
         elif not np.array_equal(a, b):
-            found.append(f"{name} ({int(np.count_nonzero(np.asarray(a) != np.asarray(b))):,} entries)")
-    return ", ".join(found) or "no step array (the manifest writing itself)"
+            differ = np.asarray(a) != np.asarray(b)
+            rows = np.flatnonzero(differ.reshape(len(differ), -1).any(axis=1))
+            first = ", ".join(f"{r}: {_short(a[r])} vs {_short(b[r])}" for r in rows[:3])
+            found.append(f"{name} ({int(np.count_nonzero(differ)):,} entries; first rows {first})")
+    return "; ".join(found) or "no step array (the manifest writing itself)"
+
+
+def _short(value: object) -> str:
+    """A row of a step array for the report: a scalar as is, a vector by its first values."""
+    array = np.asarray(value)
+    return str(array.item()) if array.ndim == 0 else f"[{', '.join(f'{v:.6g}' for v in array[:3])}, ...]"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--executors", nargs="+", default=["inprocess", "ray"], choices=["inprocess", "ray"])
+    parser.add_argument("--keep-differing", type=Path, help="where to copy both runs' step arrays if they differ")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -178,6 +189,12 @@ def main() -> None:
                     continue
                 if same == "False":
                     print(f"#   differs from the reference in: {differing_steps(reference_work, work)}")
+                    if args.keep_differing:
+                        for run in (reference_work, work):
+                            kept = args.keep_differing / f"{n}-{run.name}"
+                            kept.mkdir(parents=True, exist_ok=True)
+                            for array in next(run.glob("bench-*")).glob("*.npy"):
+                                shutil.copy(array, kept)
                 subprocess.run(["rm", "-rf", str(work)], check=True)
 
 

@@ -404,9 +404,8 @@ def reindex(
     from services.clip.loader import load_clip
     from services.common.settings import CommonSettings
     from services.common.vectors import SegmentStore
-    from services.indexer.reindex import Control, Interrupted, Reindex
+    from services.indexer.reindex import Control, Interrupted, Reindex, stage_groups
     from services.indexer.reindex_api import ReindexServer
-    from services.indexer.stage_groups import stage_groups
 
     settings = CommonSettings()
     target = load_clip(model, device="cpu").ref

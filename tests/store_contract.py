@@ -137,6 +137,24 @@ def check(uri: str) -> None:
     ]
     assert store.write_segments(model, backfill).removed == {"dup"}
     assert store.count(Filters(video_ids=["dup"]).compile(), collection=segments) == 2
+    # after a switch a backfill and a re-upload of one video meet in one indexer batch, in either order: the
+    # re-upload stands (its 2 segments, its vector), the backfill writes nothing (own collections: counts below)
+    meet = ModelRef(name="contract", version=f"{model.version}m", dim=DIM)
+    for name, upload_first in (("meet-a", True), ("meet-b", False)):
+        earlier = datetime(2025, 12, 31, tzinfo=UTC)
+        late_backfill = [
+            _embedding(meet, name, i, 3, base, tenant="a", uploaded_at=earlier).model_copy(
+                update={"event_id": "backfill-meet"}
+            )
+            for i in range(3)
+        ]
+        reupload = [_embedding(meet, name, i, 2, -base, tenant="a") for i in range(2)]
+        met = store.write_segments(meet, reupload + late_backfill if upload_first else late_backfill + reupload)
+        assert [e.event_id for e in met.completed] == ["e"] and not met.removed, name
+        fields = ["segment_index", "event_id", "vector"]
+        kept = store.rows(Filters(video_ids=[name]).compile(), fields, segments_collection(meet))
+        assert sorted(r["segment_index"] for r in kept) == [0, 1] and {r["event_id"] for r in kept} == {"e"}, name
+        assert all(np.dot(r["vector"], base) < 0 for r in kept), name
 
     store.switch_aliases(model)
     found = store.video("dup")

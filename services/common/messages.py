@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
@@ -269,6 +270,16 @@ BACKFILL_EVENT_PREFIX = "backfill-"  # a backfill's event id (`services.indexer.
 def is_backfill(event_id: str) -> bool:
     """Whether rows written under this event id came from a reindex's backfill, not from an upload."""
     return event_id.startswith(BACKFILL_EVENT_PREFIX)
+
+
+_EVENT_ID = re.compile(rb'"event_id":"([^"]{1,64})"')
+
+
+def event_id_of(payload: bytes | None) -> str | None:
+    """The event id a serialized message carries, read from its head without parsing it (a dead letter's payload
+    may be cut, or not valid at all): None when there is none."""
+    found = _EVENT_ID.search((payload or b"")[:512])
+    return found.group(1).decode(errors="replace") if found else None
 
 
 class VideoBackfill(Message):

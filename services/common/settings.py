@@ -111,6 +111,23 @@ class CommonSettings(BaseSettings):
         return {"retry": self.retry_policy(), "kafka_timeout_s": self.kafka_call_timeout_s}
 
 
+STAGE_GROUPS = {"decoder": "clipstream-decoder", "embedder": "clipstream-embedder", "indexer": "clipstream-indexer"}
+
+
+class _StageGroup(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    group_id: str = ""  # unset: the stage's default
+
+
+def stage_group_id(stage: str) -> str:
+    """A stage's consumer group as its own settings read it (`CLIPSTREAM_<STAGE>_GROUP_ID`, else its default), for
+    a process that waits on it without depending on the stage's package (the reindex drains the embedder's and the
+    indexer's)."""
+    prefix = f"CLIPSTREAM_{stage.upper()}_"
+    return _StageGroup(_env_prefix=prefix).group_id or STAGE_GROUPS[stage]  # type: ignore[call-arg]
+
+
 class StageSettings(BaseSettings):
     """What every consuming service shares; each sets its env prefix and the defaults of its group and port."""
 

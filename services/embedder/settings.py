@@ -5,13 +5,13 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import StageSettings
+from services.common.settings import STAGE_GROUPS, StageSettings
 
 
 class EmbedderSettings(StageSettings):
     model_config = SettingsConfigDict(env_prefix="CLIPSTREAM_EMBEDDER_", extra="ignore")
 
-    group_id: str = "clipstream-embedder"
+    group_id: str = STAGE_GROUPS["embedder"]
     health_port: int = 9102
     max_batch_messages: int = Field(default=32, ge=1, description="segments gathered into one Triton round")
     max_wait_s: float = Field(default=0.05, gt=0, description="how long to wait to fill a batch")

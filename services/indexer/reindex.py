@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import threading
 import time
 from collections import Counter, deque
@@ -51,9 +50,10 @@ from services.common.messages import (
     Topics,
     VideoBackfill,
     VideoInfo,
+    event_id_of,
     is_backfill,
 )
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, stage_group_id
 from services.common.vectors import (
     TAG_FIELDS,
     VIDEO_FIELDS,
@@ -482,6 +482,12 @@ class Reindex:
         tmp.replace(path)
 
 
+def stage_groups() -> tuple[tuple[str, str], ...]:
+    """What a reindex drains after its switch (`Reindex(drain=...)`): the fresh embedder's and indexer's input
+    topics and consumer groups, as their settings (and env) name them."""
+    return ((Topics.SEGMENTS, stage_group_id("embedder")), (Topics.EMBEDDINGS, stage_group_id("indexer")))
+
+
 class Interrupted(Exception):
     """The run was stopped before it finished; started again, it resumes."""
 
@@ -524,9 +530,6 @@ def backfill_event_id(model: ModelRef, video_id: str, version_event_id: str) -> 
     return f"{BACKFILL_EVENT_PREFIX}{digest[:40]}"
 
 
-_EVENT_ID = re.compile(rb'"event_id":"([^"]{1,64})"')
-
-
 class _Failures:
     """The backfill's dead letters since the run began (read from `started_ms` on, as a resumed run must see
     the failures of the events it published before it died): video id -> (event id, reason)."""
@@ -547,10 +550,10 @@ class _Failures:
         found: list[tuple[str, str, str]] = []
         for msg in self._messages():
             letter = DeadLetter.model_validate_json(msg.value() or b"")
-            event = _EVENT_ID.search(letter.payload[:512])  # a payload cut at 64 KiB keeps its head
-            if letter.key and event:
+            event_id = event_id_of(letter.payload)  # a payload cut at 64 KiB keeps its head
+            if letter.key and event_id:
                 reason = f"{letter.service}: {letter.reason}: {letter.detail[:300]}"
-                found.append((letter.key, event.group(1).decode(), reason))
+                found.append((letter.key, event_id, reason))
         return found
 
     def _messages(self) -> Iterator[Any]:

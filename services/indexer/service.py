@@ -22,7 +22,7 @@ from services.common.kafka.processor import (
     TransactionalProcessor,
     backfill_config,
 )
-from services.common.messages import SegmentEmbedding, SegmentIndexed, Topics, VideoIndexed, utcnow
+from services.common.messages import SegmentEmbedding, SegmentIndexed, Topics, VideoIndexed, is_backfill, utcnow
 from services.common.telemetry import FRESHNESS
 from services.common.vectors import SegmentStore, segments_collection
 from services.indexer.changes import build_changes
@@ -30,15 +30,12 @@ from services.indexer.settings import IndexerSettings
 
 
 class Indexer:
-    """`acks` None: no per-segment acks (a backfill's: the status of the upload stands); completions go to
-    `completions` (a backfill's to its own topic: nothing downstream of ingest sees a reindex)."""
+    """An upload's segments are acked on `videos.segments.indexed` and its completion goes to `videos.indexed`; a
+    backfill's (a reindex's: on its own topic, or after the switch among the uploads, see `services.embedder`) has
+    no acks and completes on `videos.backfill.indexed`: nothing downstream of ingest sees a reindex."""
 
-    def __init__(
-        self, store: SegmentStore, acks: str | None = Topics.SEGMENTS_INDEXED, completions: str = Topics.INDEXED
-    ) -> None:
+    def __init__(self, store: SegmentStore) -> None:
         self.store = store
-        self.acks = acks
-        self.completions = completions
 
     def handle(self, batch: list[Received[SegmentEmbedding]]) -> list[Result]:
         by_model: dict[Any, list[Received[SegmentEmbedding]]] = defaultdict(list)
@@ -51,7 +48,7 @@ class Indexer:
             collection = segments_collection(model)
             for r in group:
                 e = r.value
-                if self.acks is None or e.video_id in written.removed:
+                if is_backfill(e.event_id) or e.video_id in written.removed:
                     continue  # a backfill's; or deleted after this upload: no ack, no completion
                 ack = SegmentIndexed(
                     event_id=e.event_id,
@@ -62,7 +59,7 @@ class Indexer:
                     model_version=model.version,
                     **e.video.stamp(),
                 )
-                results.append(Outgoing(self.acks, ack, e.video_id, r))
+                results.append(Outgoing(Topics.SEGMENTS_INDEXED, ack, e.video_id, r))
             by_event = {(r.value.video_id, r.value.event_id): r for r in group}
             for e in written.completed:
                 done = VideoIndexed(
@@ -74,16 +71,18 @@ class Indexer:
                     **e.video.stamp(),
                 )
                 source = by_event[(e.video_id, e.event_id)]
-                results.append(Outgoing(self.completions, done, e.video_id, source, unique=e.event_id))
+                topic = Topics.BACKFILL_INDEXED if is_backfill(e.event_id) else Topics.INDEXED
+                results.append(Outgoing(topic, done, e.video_id, source, unique=e.event_id))
         return results
 
 
 def observe_freshness(committed: list[Outgoing]) -> None:
     """Registration to searchable, once per upload: observed after the transaction that made it so."""
     now = utcnow()
-    for out in committed:
-        if isinstance(out.message, VideoIndexed) and out.message.uploaded_at is not None:
-            FRESHNESS.observe(max(0.0, (now - out.message.uploaded_at).total_seconds()))
+    for out in committed:  # a backfill's completion (videos.backfill.indexed) is no upload's freshness
+        done = out.message
+        if out.topic == Topics.INDEXED and isinstance(done, VideoIndexed) and done.uploaded_at is not None:
+            FRESHNESS.observe(max(0.0, (now - done.uploaded_at).total_seconds()))
 
 
 def build(settings: IndexerSettings) -> list[TransactionalProcessor[Any]]:
@@ -104,7 +103,7 @@ def build(settings: IndexerSettings) -> list[TransactionalProcessor[Any]]:
     embeddings = TransactionalProcessor.for_topics(settings.common, config, indexer.handle, store.ready)
     backfill_store = SegmentStore(settings.common)
     backfill = backfill_config(embeddings, Topics.BACKFILL_EMBEDDINGS, settings)
-    backfilled = Indexer(backfill_store, acks=None, completions=Topics.BACKFILL_INDEXED)
+    backfilled = Indexer(backfill_store)
     return [
         embeddings,
         build_changes(settings, SegmentStore(settings.common)),

@@ -27,9 +27,8 @@ from services.common.vectors import (
     segments_collection,
     videos_collection,
 )
-from services.indexer.reindex import Control, Interrupted, Reindex
+from services.indexer.reindex import Control, Interrupted, Reindex, stage_groups
 from services.indexer.reindex_api import ReindexServer
-from services.indexer.stage_groups import stage_groups
 from services.intake.registration import register
 from services.intake.watch import Outcomes, publish_and_wait
 from services.media.decode import DecodeOptions, decode_video

@@ -20,5 +20,14 @@ def _run(folder: Path, twin_change: int | None = None) -> Path:
 
 def test_the_differing_step_arrays_are_named_with_their_counts(tmp_path: Path) -> None:
     reference, same, other = _run(tmp_path / "a"), _run(tmp_path / "b"), _run(tmp_path / "c", twin_change=3)
-    assert differing_steps(reference, other) == "twin (1 entries)"
+    assert differing_steps(reference, other) == "twin (1 entries; first rows 3: 3 vs -1)"
     assert differing_steps(reference, same) == "no step array (the manifest writing itself)"
+
+
+def test_a_differing_matrix_is_reported_by_row(tmp_path: Path) -> None:
+    reference, other = _run(tmp_path / "a"), _run(tmp_path / "b")
+    np.save(reference / "bench-x" / "centroids.npy", np.zeros((4, 5), dtype=np.float32))
+    changed = np.zeros((4, 5), dtype=np.float32)
+    changed[2, 4] = 0.5
+    np.save(other / "bench-x" / "centroids.npy", changed)
+    assert differing_steps(reference, other) == "centroids (1 entries; first rows 2: [0, 0, 0, ...] vs [0, 0, 0, ...])"

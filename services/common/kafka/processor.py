@@ -42,7 +42,7 @@ from services.common.errors import ClipstreamError, TransientError
 from services.common.kafka.codec import CONTENT_TYPE, decode, encode
 from services.common.kafka.config import consumer_config, producer_config
 from services.common.kafka.lag import LAG_EVERY_MS, ConsumerLag
-from services.common.messages import TOPIC_MODELS, DeadLetter, Topics
+from services.common.messages import TOPIC_MODELS, DeadLetter, Topics, event_id_of, is_backfill
 from services.common.retry import RetryPolicy
 from services.common.settings import CommonSettings, StageSettings
 from services.common.telemetry import (
@@ -136,6 +136,13 @@ def backfill_config(fresh: TransactionalProcessor[Any], input_topic: str, stage:
         hold=lambda: fresh.active(quiet_s),
         max_hold_s=stage.backfill_max_hold_s,
     )
+
+
+def dead_letter_topic(config: ProcessorConfig, payload: bytes | None) -> str:
+    """A backfill's event goes to the backfill's dead letters wherever it was consumed (after a reindex's switch the
+    indexer reads backfills among the uploads): the upload's status, projected from `videos.deadletter`, stands."""
+    event_id = event_id_of(payload)
+    return Topics.BACKFILL_DEAD_LETTER if event_id and is_backfill(event_id) else config.dead_letter_topic
 
 
 def held(busy: bool, held_since: float | None, now: float, max_hold_s: float) -> tuple[bool, float | None]:
@@ -539,7 +546,7 @@ class TransactionalProcessor(Generic[M]):
         letter = DeadLetter.of(
             self.config.service, rejected.reason, rejected.detail, _key(raw), raw.key(), raw.value(), rejected.attempts
         )
-        return Outgoing(self.config.dead_letter_topic, letter, key=letter.key or "")
+        return Outgoing(dead_letter_topic(self.config, raw.value()), letter, key=letter.key or "")
 
     # --- retries ----------------------------------------------------------------------------------------
 

@@ -224,14 +224,19 @@ class SegmentStore:
         # landed in between saw none of this write's rows, so this write must apply it itself
         before = self._overrides({e.video_id for e in embeddings})
         stored = self._stored_versions(model, [e for e in embeddings if is_backfill(e.event_id)])
+        # after a reindex's switch a backfill and a re-upload of one video can meet in one batch, in either order:
+        # the upload's rows count as stored for the backfill's
+        uploads = {(e.video_id, e.video.tenant): _version(e) for e in embeddings if not is_backfill(e.event_id)}
+
+        def outdated(e: SegmentEmbedding) -> bool:
+            return superseded(e, stored.get(e.video_id)) or superseded(e, uploads.get((e.video_id, e.video.tenant)))
+
         live = [
-            apply_patch(e, before.get(e.video_id))
-            for e in embeddings
-            if not _deleted(e, before) and not superseded(e, stored.get(e.video_id))
+            apply_patch(e, before.get(e.video_id)) for e in embeddings if not _deleted(e, before) and not outdated(e)
         ]
         # a newer upload of the video is stored (a late backfill of an older version after a re-upload): this
         # write must not replace it
-        older = {e.video_id for e in embeddings if superseded(e, stored.get(e.video_id))} - {e.video_id for e in live}
+        older = {e.video_id for e in embeddings if outdated(e)} - {e.video_id for e in live}
         rows = {row["pk"]: row for row in (segment_row(e) for e in live)}  # last write of a key wins
         for row in rows.values():
             check_row(row)
@@ -818,6 +823,11 @@ class StoredVersion(NamedTuple):
     event_id: str  # the upload's, or the backfill's that wrote it
 
 
+def _version(e: SegmentEmbedding) -> StoredVersion:
+    """The version this write stores."""
+    return StoredVersion(int(e.video.uploaded_at.timestamp()), e.event_id)
+
+
 def superseded(e: SegmentEmbedding, stored: StoredVersion | None) -> bool:
     """Whether this is a backfill's write (a reindex's) of a video the collection already holds at a newer
     upload: a later second, or at its second an upload's own write (after a reindex's switch, a fresh upload goes
@@ -826,7 +836,7 @@ def superseded(e: SegmentEmbedding, stored: StoredVersion | None) -> bool:
     need not agree (a re-upload stamped a second earlier must still replace what it re-uploads)."""
     if stored is None or not is_backfill(e.event_id):
         return False
-    at = int(e.video.uploaded_at.timestamp())
+    at = _version(e).uploaded_at
     if stored.uploaded_at != at:
         return stored.uploaded_at > at
     return not is_backfill(stored.event_id)

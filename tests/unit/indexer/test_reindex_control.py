@@ -10,10 +10,18 @@ import pytest
 from services.common.kafka.publisher import Delivery, NotDelivered
 from services.common.messages import ModelRef, Topics, is_backfill
 from services.common.retry import RetryPolicy
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, stage_group_id
 from services.common.vectors import SegmentStore
-from services.indexer.reindex import VERSION, Control, Reindex, Version, _counts, backfill_event_id, current
-from services.indexer.stage_groups import stage_groups
+from services.indexer.reindex import (
+    VERSION,
+    Control,
+    Reindex,
+    Version,
+    _counts,
+    backfill_event_id,
+    current,
+    stage_groups,
+)
 
 MODEL = ModelRef(name="clip-next", version="abc123", dim=8)
 
@@ -142,12 +150,18 @@ def test_backoff_doubles_from_its_first_wait_up_to_its_longest() -> None:
 
 
 def test_the_groups_a_reindex_drains_are_the_stages_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The embedder's group as the reindex reads it (without importing the embedder) is the embedder's, by
-    default and when set in env."""
+    """The embedder's and indexer's groups as the reindex reads them (without importing those stages) are theirs,
+    by default and when set in env."""
+    from services.decoder.settings import DecoderSettings
     from services.embedder.settings import EmbedderSettings
+    from services.indexer.settings import IndexerSettings
 
-    assert stage_groups() == ((Topics.SEGMENTS, EmbedderSettings().group_id), (Topics.EMBEDDINGS, "clipstream-indexer"))
+    assert stage_groups() == (
+        (Topics.SEGMENTS, EmbedderSettings().group_id),
+        (Topics.EMBEDDINGS, IndexerSettings().group_id),
+    )
+    assert stage_group_id("decoder") == DecoderSettings().group_id == "clipstream-decoder"
     monkeypatch.setenv("CLIPSTREAM_EMBEDDER_GROUP_ID", "team-embedder")
     monkeypatch.setenv("CLIPSTREAM_INDEXER_GROUP_ID", "team-indexer")
     assert stage_groups() == ((Topics.SEGMENTS, "team-embedder"), (Topics.EMBEDDINGS, "team-indexer"))
-    assert EmbedderSettings().group_id == "team-embedder"
+    assert (EmbedderSettings().group_id, IndexerSettings().group_id) == ("team-embedder", "team-indexer")
