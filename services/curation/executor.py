@@ -6,10 +6,10 @@ in one process and both give the same manifest. Every task runs its BLAS on one 
 a matrix product's last bits depend on how many threads share it, and a similarity at the threshold or two
 centroids nearly as close would otherwise decide differently on a 1-CPU Ray worker than in a 2-thread process.
 Parallelism comes from running tasks side by side instead: threads here (NumPy and faiss release the GIL in
-their kernels), Ray's workers there. Ray is local by default (a Ray started on loopback for this
-run, on this machine's cores) or a cluster's address (`ray://head:10001`, or `auto` inside a Ray job); the
-items travel through Ray's object store, at most `window` of them in flight, so the driver's memory is bounded
-by that window and not by the catalogue.
+their kernels; each thread limits its own OpenMP, `one_omp_thread`), Ray's workers there. Ray is local by
+default (a Ray started on loopback for this run, on this machine's cores) or a cluster's address
+(`ray://head:10001`, or `auto` inside a Ray job); the items travel through Ray's object store, at most `window`
+of them in flight, so the driver's memory is bounded by that window and not by the catalogue.
 """
 
 from __future__ import annotations
@@ -41,6 +41,16 @@ def one_blas_thread() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def one_omp_thread() -> None:
+    """This thread's OpenMP regions on one thread, for good. OpenMP's thread count is per thread, and faiss's BLAS
+    is OpenMP's (the wheel's OpenBLAS): a limit set in the driver's thread never reaches a pool's threads, whose
+    matrix products then split over two threads and round differently (a 10M run put 2 rows in other clusters
+    than Ray did, each within 1e-7 of two centroids). Each worker thread, and each Ray task, sets it itself."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
 class InProcess:
     """This process: `clipstream curate` without `--ray`. Up to `workers` tasks at once on threads (default: the
     cores), at most `window` in flight, results in order."""
@@ -52,7 +62,7 @@ class InProcess:
 
     def imap(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[R]:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="curation")
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="curation", initializer=one_omp_thread)
         pending: deque[Future[R]] = deque()
         with one_blas_thread():  # process-wide: set once around all the threads' tasks, not per task
             for item in items:
@@ -110,6 +120,7 @@ def _on_one_blas_thread(fn: Callable[[A], R]) -> Callable[[A], R]:
 
     @functools.wraps(fn)
     def task(item: A) -> R:
+        one_omp_thread()  # Ray sets OMP_NUM_THREADS=1 in its workers; a cluster's may differ
         with one_blas_thread():
             return fn(item)
 
