@@ -18,7 +18,8 @@ import httpx
 from services.clip.loader import load_clip
 from services.clip.random_model import write_random_clip
 from services.common.filters import Filters
-from services.common.messages import ModelRef, VideoUploaded
+from services.common.kafka.publisher import Publisher
+from services.common.messages import ModelRef, SegmentEmbedding, Topics, VideoUploaded, is_backfill
 from services.common.settings import CommonSettings
 from services.common.vectors import (
     SEGMENTS_ALIAS,
@@ -37,6 +38,7 @@ from services.search.engine import SearchEngine
 from services.search.settings import SearchSettings
 from services.stack.process import Proc, http_ok
 from tests.integration.conftest import port
+from tests.ledger import TopicTap
 
 SETTLE_S = 6.0  # the embedder caches the served model for 5 s
 DECODER_PORT_VAR = "CLIPSTREAM_DECODER_HEALTH_PORT"
@@ -231,5 +233,76 @@ def test_a_reindex_killed_midway_with_a_backfill_replica_still_switches_with_eve
         if first.poll() is None:
             first.kill()
         replica.stop()
+        store.switch_aliases(old_model)
+        time.sleep(SETTLE_S)
+
+
+def test_an_upload_embedded_by_the_old_model_and_indexed_after_the_switch_reaches_the_new_collections(
+    common: CommonSettings, stack: object, media_root: Path, tmp_path: Path
+) -> None:
+    """The wait after the switch (`Reindex._drain`), proven by holding the indexer: stopped (SIGSTOP) once the passes
+    before the switch are done, with an upload's old-model embeddings queued on `videos.embeddings`, and let go
+    only after the settle. The coordinator waits for it, so its last passes carry that upload from the old
+    collections into the new ones; without the wait they would find nothing and finish without it."""
+    from services.stack import manager
+
+    _catalogue(common, media_root, "reindex-drain", 1, seed=400)
+    store = SegmentStore(common)
+    old_model, _ = store.model_of(store.served() or "")
+    new_spec = write_random_clip(tmp_path / "drain", seed=3, name="clip-tiny-drain")
+    new_model = load_clip(str(new_spec)).ref
+    clip = write_clip(media_root / "reindex-drain" / "queued.mp4", seconds=4.0, seed=401)
+    queued = register(clip, tenant="reindex-drain")
+    indexer = manager.service_pid(stack, "indexer")  # type: ignore[arg-type]
+    assert indexer is not None
+    run = Reindex(
+        store, common, new_model, str(new_spec), Control(in_flight=4), settle_s=SETTLE_S, drain=stage_groups()
+    )
+    switch = run._switch
+    released: list[float] = []
+
+    def release() -> None:
+        os.kill(indexer, signal.SIGCONT)
+        released.append(time.monotonic())
+
+    def switch_with_the_indexer_held(stop: threading.Event) -> None:
+        tap = TopicTap(common, (Topics.EMBEDDINGS,))
+        os.kill(indexer, signal.SIGSTOP)
+        try:
+            publisher = Publisher(common, "test")
+            publisher.publish(Topics.UPLOADED, queued)
+            publisher.flush()
+            deadline = time.monotonic() + 60
+            while True:
+                embedded = [SegmentEmbedding.model_validate_json(v) for v in tap.values(Topics.EMBEDDINGS, settle_s=0)]
+                mine = [e for e in embedded if e.event_id == queued.event_id]
+                if mine and len(mine) == mine[0].segment_count:
+                    break
+                assert time.monotonic() < deadline, "the upload was not embedded"
+                time.sleep(0.2)
+            assert {e.model.version for e in mine} == {old_model.version}
+        except BaseException:
+            release()
+            raise
+        finally:
+            tap.close()
+        threading.Timer(SETTLE_S + 4, release).start()  # 4 s after the settle: the passes would run by then
+        switch(stop)
+
+    run._switch = switch_with_the_indexer_held  # type: ignore[method-assign]
+    try:
+        report = run.run()
+        assert report.switched and report.failed == {}
+        assert released and time.monotonic() > released[0], "the run finished before the indexer was let go"
+        ours, fields = Filters(video_ids=[queued.video_id]).compile(), ["segment_index", "event_id"]
+        before = store.rows(ours, fields, collection=segments_collection(old_model))
+        after = store.rows(ours, fields, collection=segments_collection(new_model))
+        assert {r["event_id"] for r in before} == {queued.event_id}, "indexed with the old model, after the switch"
+        assert after, "the upload queued at the switch never reached the new collections"
+        assert sorted(r["segment_index"] for r in after) == sorted(r["segment_index"] for r in before)
+        assert all(is_backfill(r["event_id"]) for r in after)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(indexer, signal.SIGCONT)
         store.switch_aliases(old_model)
         time.sleep(SETTLE_S)
