@@ -23,8 +23,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -129,17 +131,18 @@ def differing_steps(reference: Path, other: Path) -> str:
         if a.shape != b.shape:
             found.append(f"{name} (shape {a.shape} vs {b.shape})")
         elif not np.array_equal(a, b):
-            differ = np.asarray(a) != np.asarray(b)
-            rows = np.flatnonzero(differ.reshape(len(differ), -1).any(axis=1))
-            first = ", ".join(f"{r}: {_short(a[r])} vs {_short(b[r])}" for r in rows[:3])
+            differ = (np.asarray(a) != np.asarray(b)).reshape(len(a), -1)
+            rows = np.flatnonzero(differ.any(axis=1))
+            first = ", ".join(_entry(a, b, r, int(np.argmax(differ[r]))) for r in rows[:3])
             found.append(f"{name} ({int(np.count_nonzero(differ)):,} entries; first rows {first})")
     return "; ".join(found) or "no step array (the manifest writing itself)"
 
 
-def _short(value: object) -> str:
-    """A row of a step array for the report: a scalar as is, a vector by its first values."""
-    array = np.asarray(value)
-    return str(array.item()) if array.ndim == 0 else f"[{', '.join(f'{v:.6g}' for v in array[:3])}, ...]"
+def _entry(a: npt.NDArray[Any], b: npt.NDArray[Any], row: int, column: int) -> str:
+    """A differing entry for the report: `row: a vs b`, with the column for a matrix (centroids)."""
+    if a.ndim == 1:
+        return f"{row}: {a[row].item()} vs {b[row].item()}"
+    return f"{row}[{column}]: {a[row].reshape(-1)[column].item()} vs {b[row].reshape(-1)[column].item()}"
 
 
 def main() -> None:

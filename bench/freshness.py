@@ -31,16 +31,16 @@ from bench.common import clips, recorded
 from services.common.filters import Filters
 from services.common.kafka.publisher import Publisher
 from services.common.messages import Topics, VideoUploaded
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, stage_group_id
 from services.common.vectors import SegmentStore
 from services.intake.registration import register
 from services.intake.watch import UploadWatch
 
 HEALTH_PORTS = {"decoder": 9101, "embedder": 9102, "indexer": 9103}  # the stack's defaults (CLIPSTREAM_*_HEALTH_PORT)
 GROUPS = {
-    "decoder": ("clipstream-decoder", Topics.UPLOADED),
-    "embedder": ("clipstream-embedder", Topics.SEGMENTS),
-    "indexer": ("clipstream-indexer", Topics.EMBEDDINGS),
+    "decoder": (stage_group_id("decoder"), Topics.UPLOADED),
+    "embedder": (stage_group_id("embedder"), Topics.SEGMENTS),
+    "indexer": (stage_group_id("indexer"), Topics.EMBEDDINGS),
 }
 
 

@@ -140,10 +140,14 @@ def check(uri: str) -> None:
     # after a switch a backfill and a re-upload of one video meet in one indexer batch, in either order: the
     # re-upload stands (its 2 segments, its vector), the backfill writes nothing (own collections: counts below)
     meet = ModelRef(name="contract", version=f"{model.version}m", dim=DIM)
-    for name, upload_first in (("meet-a", True), ("meet-b", False)):
-        earlier = datetime(2025, 12, 31, tzinfo=UTC)
+    same_second = datetime(2026, 1, 1, tzinfo=UTC)  # the upload's own: at one second an upload's write wins
+    for name, upload_first, at in (
+        ("meet-a", True, datetime(2025, 12, 31, tzinfo=UTC)),
+        ("meet-b", False, datetime(2025, 12, 31, tzinfo=UTC)),
+        ("meet-c", False, same_second),
+    ):
         late_backfill = [
-            _embedding(meet, name, i, 3, base, tenant="a", uploaded_at=earlier).model_copy(
+            _embedding(meet, name, i, 3, base, tenant="a", uploaded_at=at).model_copy(
                 update={"event_id": "backfill-meet"}
             )
             for i in range(3)

@@ -7,8 +7,9 @@ Secrets (Milvus token, API keys) come only from here, never from code or CLI arg
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -111,10 +112,16 @@ class CommonSettings(BaseSettings):
         return {"retry": self.retry_policy(), "kafka_timeout_s": self.kafka_call_timeout_s}
 
 
-STAGE_GROUPS = {"decoder": "clipstream-decoder", "embedder": "clipstream-embedder", "indexer": "clipstream-indexer"}
+STAGE_GROUPS: Final[Mapping[str, str]] = {
+    "decoder": "clipstream-decoder",
+    "embedder": "clipstream-embedder",
+    "indexer": "clipstream-indexer",
+}  # the stages' default consumer groups; each stage's settings default to its own
 
 
 class _StageGroup(BaseSettings):
+    """Only a stage's `group_id`, under the prefix `stage_group_id` gives it."""
+
     model_config = SettingsConfigDict(extra="ignore")
 
     group_id: str = ""  # unset: the stage's default

@@ -84,13 +84,8 @@ class Embedder:
                     seen, faces = embeddings[: len(images)], embeddings[len(images) :]
                 else:
                     seen, faces = self._embed_with(target, images), self.faces.embed(crops)
-                topic = backfill_topic(target.model, self._served_model())
-                results += _embedded(owners, seen, faces, target.model, self._face_ref(), topic)
+                results += _embedded(owners, seen, faces, target.model, self._face_ref(), Topics.BACKFILL_EMBEDDINGS)
         return results
-
-    def _served_model(self) -> ModelRef | None:
-        served = self.router.target() if self.router is not None else None
-        return served.model if served is not None else None
 
     def _embed_with(self, target: BackfillTarget, images: list[np.ndarray]) -> np.ndarray:
         """Triton while it serves the target (asked again every `TRITON_RECHECK_S`), else in-process."""
@@ -122,15 +117,6 @@ class Embedder:
             lambda clip: np.concatenate([clip.embed_pixels(image[None]) for image in images]),
         )
         return vectors, model
-
-
-def backfill_topic(target: ModelRef, served: ModelRef | None) -> str:
-    """Where a backfill's embeddings go. Before the switch, to the backfill's own topic (the indexer's backfill
-    consumer, held while uploads have work). Once the target is served, fresh uploads are indexed into the same
-    collections, so a backfill (of an upload the old model embedded around the switch) joins them on
-    `videos.embeddings`, keyed by video: one consumer then orders it against a re-upload of that video, and the
-    indexer's version check (`superseded`) cannot race another replica's write of the newer upload."""
-    return Topics.EMBEDDINGS if served is not None and served.version == target.version else Topics.BACKFILL_EMBEDDINGS
 
 
 S = TypeVar("S", bound=VideoSegment)

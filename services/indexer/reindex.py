@@ -19,8 +19,9 @@ Uploads keep arriving meanwhile and land in the old collections: passes repeat u
 the switch, `settle_s` for the embedder to notice it (from then on it embeds new uploads with the served
 model), a wait until the fresh embedder and indexer have taken what was queued (the old model's last
 embeddings are in the old collections by then), and passes again, so no upload is left behind in the
-collections nothing serves. The backfills of those passes reach the indexer among the uploads (the embedder sends
-a served target's backfill to `videos.embeddings`), so a re-upload of the same video is ordered against them.
+collections nothing serves. The backfills of those passes reach the indexer among the uploads (its backfill
+consumer hands a served model's embeddings to `videos.embeddings`), so a re-upload of the same video is ordered
+against them.
 """
 
 from __future__ import annotations

@@ -22,7 +22,15 @@ from services.common.kafka.processor import (
     TransactionalProcessor,
     backfill_config,
 )
-from services.common.messages import SegmentEmbedding, SegmentIndexed, Topics, VideoIndexed, is_backfill, utcnow
+from services.common.messages import (
+    ModelRef,
+    SegmentEmbedding,
+    SegmentIndexed,
+    Topics,
+    VideoIndexed,
+    is_backfill,
+    utcnow,
+)
 from services.common.telemetry import FRESHNESS
 from services.common.vectors import SegmentStore, segments_collection
 from services.indexer.changes import build_changes
@@ -31,11 +39,23 @@ from services.indexer.settings import IndexerSettings
 
 class Indexer:
     """An upload's segments are acked on `videos.segments.indexed` and its completion goes to `videos.indexed`; a
-    backfill's (a reindex's: on its own topic, or after the switch among the uploads, see `services.embedder`) has
-    no acks and completes on `videos.backfill.indexed`: nothing downstream of ingest sees a reindex."""
+    backfill's (a reindex's: on its own topic, or after the switch among the uploads, see `backfill`) has no acks
+    and completes on `videos.backfill.indexed`: nothing downstream of ingest sees a reindex."""
 
     def __init__(self, store: SegmentStore) -> None:
         self.store = store
+
+    def backfill(self, batch: list[Received[SegmentEmbedding]]) -> list[Result]:
+        """The backfill consumer's: written here while its model's collections are not served; once they are (the
+        reindex switched), handed to `videos.embeddings` (keyed by video, in this transaction) instead, where the
+        uploads' consumer writes them: a video's partition has one consumer, which orders a late backfill against
+        a re-upload of that video (its version check, `superseded`, is a read before a write: Milvus has no
+        conditional write, so two consumers writing one video could each pass it)."""
+        served = self.store.served()  # asked per batch: the switch may have happened a moment ago
+        among_uploads = [r for r in batch if forwarded(r.value.model, served)]
+        results: list[Result] = [Outgoing(Topics.EMBEDDINGS, r.value, r.value.video_id, r) for r in among_uploads]
+        rest = [r for r in batch if not forwarded(r.value.model, served)]
+        return results + (self.handle(rest) if rest else [])
 
     def handle(self, batch: list[Received[SegmentEmbedding]]) -> list[Result]:
         by_model: dict[Any, list[Received[SegmentEmbedding]]] = defaultdict(list)
@@ -76,6 +96,11 @@ class Indexer:
         return results
 
 
+def forwarded(model: ModelRef, served: str | None) -> bool:
+    """Whether a backfill's embedding for `model` goes to the uploads' topic: its collections are the served ones."""
+    return served is not None and segments_collection(model) == served
+
+
 def observe_freshness(committed: list[Outgoing]) -> None:
     """Registration to searchable, once per upload: observed after the transaction that made it so."""
     now = utcnow()
@@ -107,5 +132,5 @@ def build(settings: IndexerSettings) -> list[TransactionalProcessor[Any]]:
     return [
         embeddings,
         build_changes(settings, SegmentStore(settings.common)),
-        TransactionalProcessor.for_topics(settings.common, backfill, backfilled.handle, backfill_store.ready),
+        TransactionalProcessor.for_topics(settings.common, backfill, backfilled.backfill, backfill_store.ready),
     ]

@@ -254,24 +254,31 @@ def test_an_upload_embedded_by_the_old_model_and_indexed_after_the_switch_reache
     clip = write_clip(media_root / "reindex-drain" / "queued.mp4", seconds=4.0, seed=401)
     queued = register(clip, tenant="reindex-drain")
     indexer = manager.service_pid(stack, "indexer")  # type: ignore[arg-type]
-    assert indexer is not None
+    supervisor = Proc("indexer", stack.run_dir).pid()  # type: ignore[attr-defined]
+    assert indexer is not None and supervisor is not None
+    held = (supervisor, indexer)  # its supervisor too: a held child fails liveness probes and would be killed
     run = Reindex(
         store, common, new_model, str(new_spec), Control(in_flight=4), settle_s=SETTLE_S, drain=stage_groups()
     )
-    switch = run._switch
+    switch, drain = run._switch, run._drain
     released: list[float] = []
+    drained: list[float] = []
 
     def release() -> None:
-        os.kill(indexer, signal.SIGCONT)
+        for pid in reversed(held):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
         released.append(time.monotonic())
 
     def switch_with_the_indexer_held(stop: threading.Event) -> None:
         tap = TopicTap(common, (Topics.EMBEDDINGS,))
-        os.kill(indexer, signal.SIGSTOP)
+        for pid in held:
+            os.kill(pid, signal.SIGSTOP)
         try:
             publisher = Publisher(common, "test")
             publisher.publish(Topics.UPLOADED, queued)
             publisher.flush()
+            publisher.close()
             deadline = time.monotonic() + 60
             while True:
                 embedded = [SegmentEmbedding.model_validate_json(v) for v in tap.values(Topics.EMBEDDINGS, settle_s=0)]
@@ -289,11 +296,16 @@ def test_an_upload_embedded_by_the_old_model_and_indexed_after_the_switch_reache
         threading.Timer(SETTLE_S + 4, release).start()  # 4 s after the settle: the passes would run by then
         switch(stop)
 
+    def timed_drain(stop: threading.Event) -> None:
+        drain(stop)
+        drained.append(time.monotonic())
+
     run._switch = switch_with_the_indexer_held  # type: ignore[method-assign]
+    run._drain = timed_drain  # type: ignore[method-assign]
     try:
         report = run.run()
         assert report.switched and report.failed == {}
-        assert released and time.monotonic() > released[0], "the run finished before the indexer was let go"
+        assert released and drained and drained[0] > released[0], "the run did not wait for the indexer"
         ours, fields = Filters(video_ids=[queued.video_id]).compile(), ["segment_index", "event_id"]
         before = store.rows(ours, fields, collection=segments_collection(old_model))
         after = store.rows(ours, fields, collection=segments_collection(new_model))
@@ -302,7 +314,6 @@ def test_an_upload_embedded_by_the_old_model_and_indexed_after_the_switch_reache
         assert sorted(r["segment_index"] for r in after) == sorted(r["segment_index"] for r in before)
         assert all(is_backfill(r["event_id"]) for r in after)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(indexer, signal.SIGCONT)
+        release()
         store.switch_aliases(old_model)
         time.sleep(SETTLE_S)

@@ -30,4 +30,4 @@ def test_a_differing_matrix_is_reported_by_row(tmp_path: Path) -> None:
     changed = np.zeros((4, 5), dtype=np.float32)
     changed[2, 4] = 0.5
     np.save(other / "bench-x" / "centroids.npy", changed)
-    assert differing_steps(reference, other) == "centroids (1 entries; first rows 2: [0, 0, 0, ...] vs [0, 0, 0, ...])"
+    assert differing_steps(reference, other) == "centroids (1 entries; first rows 2[4]: 0.0 vs 0.5)"
