@@ -45,7 +45,7 @@ def one_omp_thread() -> None:
     """This thread's OpenMP regions on one thread, for good. OpenMP's thread count is per thread, and faiss's BLAS
     is OpenMP's (the wheel's OpenBLAS): a limit set in the driver's thread never reaches a pool's threads, whose
     matrix products then split over two threads and round differently (a 10M run put 2 rows in other clusters
-    than Ray did, each within 1e-7 of two centroids). Each worker thread, and each Ray task, sets it itself."""
+    than Ray did, each nearly as close to two centroids). Each worker thread, and each Ray task, sets it itself."""
     import faiss
 
     faiss.omp_set_num_threads(1)

@@ -52,9 +52,13 @@ class Indexer:
         a re-upload of that video (its version check, `superseded`, is a read before a write: Milvus has no
         conditional write, so two consumers writing one video could each pass it)."""
         served = self.store.served()  # asked per batch: the switch may have happened a moment ago
-        among_uploads = [r for r in batch if forwarded(r.value.model, served)]
-        results: list[Result] = [Outgoing(Topics.EMBEDDINGS, r.value, r.value.video_id, r) for r in among_uploads]
-        rest = [r for r in batch if not forwarded(r.value.model, served)]
+        results: list[Result] = []
+        rest: list[Received[SegmentEmbedding]] = []
+        for r in batch:
+            if forwarded(r.value.model, served):
+                results.append(Outgoing(Topics.EMBEDDINGS, r.value, r.value.video_id, r))
+            else:
+                rest.append(r)
         return results + (self.handle(rest) if rest else [])
 
     def handle(self, batch: list[Received[SegmentEmbedding]]) -> list[Result]:
